@@ -1,0 +1,108 @@
+//! The Environment kind: Kargo's `.env` as a typed object.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{CommonStatus, Resource};
+
+/// A typed Environment object.
+pub type Environment = Resource<EnvironmentSpec, EnvironmentStatus>;
+
+/// Desired state of an Environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    /// Variables for `${VAR}` interpolation; values may reference each other.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Stack names to deploy, in order (Kargo's `STACKS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<String>,
+    /// `ordered` (default): each Stack starts once the previous one is Ready; `parallel`: all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Per-service settings layered over the Services (Kargo's `<S>_IMAGE`, `_TAG`, `_REPLICAS`...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceSettings>,
+    /// Labels kept on Swarm nodes, by hostname (Kargo's `<HOST>_LABELS`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, NodeSettings>,
+    /// Real names of the logical networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<NetworkNames>,
+    /// Take over same-named Swarm services left by a Kargo install.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+}
+
+/// How Stacks roll out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Rollout {
+    /// One after the other, each gated on the previous one's Ready.
+    Ordered,
+    /// All at once.
+    Parallel,
+}
+
+/// Settings of one service, layered last.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Image name without tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image tag; a string, so quote `"4.2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Number of tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u64>,
+    /// Placement constraints, replacing the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Vec<String>>,
+    /// Environment variables merged over the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Service labels merged over the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// Labels of one Swarm node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Exactly the labels the node carries (extra ones are removed).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Real names of the logical networks `front` and `back`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkNames {
+    /// The network behind `front` (default `kargo-front`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub front: Option<String>,
+    /// The network behind `back` (default `kargo-back`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back: Option<String>,
+}
+
+/// Observed state of an Environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// observedGeneration and conditions.
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Number of variables that resolved.
+    #[serde(default)]
+    pub variables_resolved: u64,
+    /// References that did not resolve, as `VAR` or `VAR (in OTHER)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<String>,
+}

@@ -1,0 +1,61 @@
+//! The Stack kind: an ordered group of Services deployed together.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{CommonStatus, Resource};
+
+/// A typed Stack object.
+pub type Stack = Resource<StackSpec, StackStatus>;
+
+/// Desired state of a Stack.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackSpec {
+    /// Service names, in the order they start (user Services or default catalog entries).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Stacks that must be Ready before this one is deployed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// True removes the Stack's Swarm objects and keeps the kargo objects (`kargo remove`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// `manual` (default): a failed update waits for `kargo rollout undo`; `auto`: go back to the last Ready set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackMode>,
+    /// Seconds an update may take to become Ready before it counts as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<u64>,
+}
+
+/// Who rolls a failed Stack back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackMode {
+    /// A person, with `kargo rollout undo stack NAME`.
+    Manual,
+    /// The controller, at once.
+    Auto,
+}
+
+/// Observed state of a Stack.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackStatus {
+    /// observedGeneration and conditions.
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// The Swarm stack name (`kargo-<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm_stack: Option<String>,
+    /// Services Ready.
+    #[serde(default)]
+    pub services_ready: u64,
+    /// Services in the Stack.
+    #[serde(default)]
+    pub services_total: u64,
+    /// The history revision of the last set of specs that was Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ready_revision: Option<i64>,
+}

@@ -1,0 +1,1 @@
+//! Reading manifests: YAML with positions, validation, interpolation and the merge.

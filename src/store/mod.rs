@@ -1,0 +1,508 @@
+//! Keeping kargo objects in etcd (DESIGN.md §4).
+//!
+//! [`Store`] holds the object semantics — uid, generation bumped only by spec changes,
+//! compare-and-swap on the resourceVersion, finalizers, status writes apart — over a
+//! [`Kv`] backend: [`EtcdKv`] in production, [`MemoryKv`] for unit tests of logic.
+//! Every write is one transaction with a compare, and may carry a leadership [`Fence`].
+
+mod etcd;
+mod kv;
+mod memory;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::Value;
+
+use crate::api::{DynamicObject, Kind};
+
+pub use etcd::{EtcdConfig, EtcdKv};
+pub use kv::{Fence, Kv, KvEntry, KvError, KvEvent, KvWatch, Precondition, TxnResult};
+pub use memory::MemoryKv;
+
+/// The default key prefix of an installation.
+pub const DEFAULT_PREFIX: &str = "/kargo";
+
+/// How many times a read-modify-write is retried on a concurrent change before giving up.
+const MODIFY_ATTEMPTS: usize = 8;
+
+/// Failures of object storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (retryable when unavailable).
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    /// A create found the name taken.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+    },
+    /// No object of that kind and name.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+    },
+    /// The object changed since the caller read it; nothing was written.
+    #[error(
+        "{kind} {name:?} was changed by someone else since it was read (resourceVersion {expected} is stale); re-read it and try again"
+    )]
+    Conflict {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+        /// The resourceVersion the caller had.
+        expected: String,
+    },
+    /// The writer's leadership fence did not hold; nothing was written.
+    #[error("write refused: this controller is no longer the leader")]
+    Fenced,
+    /// An update without the resourceVersion it must compare against.
+    #[error("{kind} {name:?} has no resourceVersion: read the object before updating it")]
+    MissingResourceVersion {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+    },
+    /// A key under the registry holds something that is not a kargo object.
+    #[error("the value at {key} is not a kargo object: {message}")]
+    Corrupt {
+        /// The etcd key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// True when trying again later may succeed (etcd unreachable, or a race).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Kv(KvError::Unavailable { .. }) | StoreError::Conflict { .. }
+        )
+    }
+}
+
+/// The outcome of a write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// The object as stored now (with its new resourceVersion), or as it was if unchanged.
+    pub object: DynamicObject,
+    /// False when the bytes equalled what was stored, so nothing was written.
+    pub changed: bool,
+}
+
+/// The outcome of a delete.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Deleted {
+    /// The object is gone.
+    Gone,
+    /// The object has finalizers: it is marked with a deletionTimestamp and stays until they are removed.
+    Finalizing(DynamicObject),
+}
+
+/// A change to an object, as the watch reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WatchEvent {
+    /// Created or updated.
+    Applied(DynamicObject),
+    /// Removed from the store.
+    Deleted {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+        /// The revision of the deletion.
+        revision: i64,
+    },
+    /// The watch fell behind compaction: drop caches, list and watch again.
+    Compacted(i64),
+}
+
+/// Objects of one or all kinds, as of one store revision.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectList {
+    /// The objects, sorted by kind then name.
+    pub items: Vec<DynamicObject>,
+    /// The store revision of the read; watch from `revision + 1` to miss nothing.
+    pub revision: i64,
+}
+
+/// Kargo objects in a key-value backend, under one installation prefix.
+#[derive(Clone)]
+pub struct Store {
+    kv: Arc<dyn Kv>,
+    prefix: String,
+}
+
+impl Store {
+    /// A store over any backend.
+    pub fn new(kv: Arc<dyn Kv>, prefix: &str) -> Self {
+        Store {
+            kv,
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Connects to etcd (failing fast when it is unreachable).
+    pub async fn connect(config: &EtcdConfig, prefix: &str) -> Result<Self, StoreError> {
+        let kv = EtcdKv::connect(config).await?;
+        Ok(Store::new(Arc::new(kv), prefix))
+    }
+
+    /// A store in memory, for unit tests of logic.
+    pub fn in_memory() -> Self {
+        Store::new(Arc::new(MemoryKv::new()), DEFAULT_PREFIX)
+    }
+
+    /// The backend, for keys outside the registry (events, history, election).
+    pub fn kv(&self) -> &Arc<dyn Kv> {
+        &self.kv
+    }
+
+    /// The installation prefix, e.g. `/kargo`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Where all objects live: `<prefix>/registry/kargo.dev/`.
+    pub fn registry_prefix(&self) -> String {
+        format!("{}/registry/kargo.dev/", self.prefix)
+    }
+
+    /// The key of one object.
+    pub fn key(&self, kind: Kind, name: &str) -> String {
+        format!("{}{}/{}", self.registry_prefix(), kind.plural(), name)
+    }
+
+    fn parse_key(&self, key: &str) -> Option<(Kind, String)> {
+        let rest = key.strip_prefix(&self.registry_prefix())?;
+        let (plural, name) = rest.split_once('/')?;
+        let kind = Kind::ALL.into_iter().find(|k| k.plural() == plural)?;
+        Some((kind, name.to_string()))
+    }
+
+    /// Turns a stored entry into an object, with its resourceVersion.
+    fn decode(&self, entry: &KvEntry) -> Result<DynamicObject, StoreError> {
+        let mut obj: DynamicObject =
+            serde_json::from_slice(&entry.value).map_err(|e| StoreError::Corrupt {
+                key: entry.key.clone(),
+                message: e.to_string(),
+            })?;
+        obj.metadata.resource_version = Some(entry.mod_revision.to_string());
+        Ok(obj)
+    }
+
+    /// Canonical JSON: sorted keys, no resourceVersion (that is the etcd revision).
+    fn encode(obj: &DynamicObject) -> Vec<u8> {
+        let mut obj = obj.clone();
+        obj.metadata.resource_version = None;
+        // Serialising plain data (strings, maps, JSON values) cannot fail.
+        serde_json::to_vec(&obj).unwrap_or_default()
+    }
+
+    async fn get_entry(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<(KvEntry, DynamicObject)>, StoreError> {
+        match self.kv.get(&self.key(kind, name)).await? {
+            Some(entry) => {
+                let obj = self.decode(&entry)?;
+                Ok(Some((entry, obj)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reads one object; `None` when it does not exist.
+    pub async fn get(&self, kind: Kind, name: &str) -> Result<Option<DynamicObject>, StoreError> {
+        Ok(self.get_entry(kind, name).await?.map(|(_, o)| o))
+    }
+
+    /// Lists the objects of one kind, sorted by name.
+    pub async fn list(&self, kind: Kind) -> Result<ObjectList, StoreError> {
+        let prefix = format!("{}{}/", self.registry_prefix(), kind.plural());
+        self.list_prefix(&prefix).await
+    }
+
+    /// Lists the objects of every kind in one consistent read.
+    pub async fn list_all(&self) -> Result<ObjectList, StoreError> {
+        self.list_prefix(&self.registry_prefix()).await
+    }
+
+    async fn list_prefix(&self, prefix: &str) -> Result<ObjectList, StoreError> {
+        let (entries, revision) = self.kv.range(prefix).await?;
+        let mut items = entries
+            .iter()
+            .map(|e| self.decode(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        items.sort_by(|a, b| (a.kind, &a.metadata.name).cmp(&(b.kind, &b.metadata.name)));
+        Ok(ObjectList { items, revision })
+    }
+
+    /// Creates an object; the store sets uid, generation 1 and creationTimestamp.
+    ///
+    /// Errors: [`StoreError::AlreadyExists`] when the name is taken; nothing is written then.
+    pub async fn create(
+        &self,
+        object: &DynamicObject,
+        fence: Option<&Fence>,
+    ) -> Result<DynamicObject, StoreError> {
+        let mut obj = object.clone();
+        let meta = &mut obj.metadata;
+        meta.uid = Some(uuid::Uuid::new_v4().to_string());
+        meta.generation = Some(1);
+        meta.creation_timestamp = Some(Utc::now());
+        meta.deletion_timestamp = None;
+        meta.resource_version = None;
+        let key = self.key(obj.kind, &obj.metadata.name);
+        match self
+            .kv
+            .put(&key, Self::encode(&obj), Precondition::Absent, fence)
+            .await?
+        {
+            TxnResult::Written(rev) => {
+                obj.metadata.resource_version = Some(rev.to_string());
+                Ok(obj)
+            }
+            TxnResult::PreconditionFailed => Err(StoreError::AlreadyExists {
+                kind: obj.kind,
+                name: obj.metadata.name.clone(),
+            }),
+            TxnResult::Fenced => Err(StoreError::Fenced),
+        }
+    }
+
+    /// Updates spec, labels, annotations and finalizers if the object still has the
+    /// caller's resourceVersion. Status and store-owned metadata are kept as stored;
+    /// generation is bumped only when the spec changes; identical bytes write nothing.
+    /// Removing the last finalizer of an object being deleted deletes it.
+    ///
+    /// Errors: [`StoreError::Conflict`] when the object changed since it was read.
+    pub async fn update(
+        &self,
+        object: &DynamicObject,
+        fence: Option<&Fence>,
+    ) -> Result<Written, StoreError> {
+        let (kind, name) = (object.kind, object.metadata.name.clone());
+        let expected = object.metadata.resource_version.clone().ok_or_else(|| {
+            StoreError::MissingResourceVersion {
+                kind,
+                name: name.clone(),
+            }
+        })?;
+        let conflict = || StoreError::Conflict {
+            kind,
+            name: name.clone(),
+            expected: expected.clone(),
+        };
+        let Some((entry, stored)) = self.get_entry(kind, &name).await? else {
+            return Err(StoreError::NotFound {
+                kind,
+                name: name.clone(),
+            });
+        };
+        if entry.mod_revision.to_string() != expected {
+            return Err(conflict());
+        }
+        let mut next = stored.clone();
+        next.metadata.labels = object.metadata.labels.clone();
+        next.metadata.annotations = object.metadata.annotations.clone();
+        next.metadata.finalizers = object.metadata.finalizers.clone();
+        if next.spec != object.spec {
+            next.spec = object.spec.clone();
+            next.metadata.generation = Some(stored.metadata.generation.unwrap_or(0) + 1);
+        }
+        self.write_next(&entry, stored, next, fence)
+            .await?
+            .ok_or_else(conflict)
+    }
+
+    /// Writes `next` over `entry` with compare-and-swap; `None` on a lost race.
+    async fn write_next(
+        &self,
+        entry: &KvEntry,
+        stored: DynamicObject,
+        mut next: DynamicObject,
+        fence: Option<&Fence>,
+    ) -> Result<Option<Written>, StoreError> {
+        let pre = Precondition::ModRevision(entry.mod_revision);
+        if next.metadata.deletion_timestamp.is_some() && next.metadata.finalizers.is_empty() {
+            return match self.kv.delete(&entry.key, pre, fence).await? {
+                TxnResult::Written(_) => Ok(Some(Written {
+                    object: next,
+                    changed: true,
+                })),
+                TxnResult::PreconditionFailed => Ok(None),
+                TxnResult::Fenced => Err(StoreError::Fenced),
+            };
+        }
+        let bytes = Self::encode(&next);
+        if bytes == entry.value {
+            return Ok(Some(Written {
+                object: stored,
+                changed: false,
+            }));
+        }
+        match self.kv.put(&entry.key, bytes, pre, fence).await? {
+            TxnResult::Written(rev) => {
+                next.metadata.resource_version = Some(rev.to_string());
+                Ok(Some(Written {
+                    object: next,
+                    changed: true,
+                }))
+            }
+            TxnResult::PreconditionFailed => Ok(None),
+            TxnResult::Fenced => Err(StoreError::Fenced),
+        }
+    }
+
+    /// Reads, changes and writes back an object, retrying when someone else wrote in
+    /// between. `change` may touch status and finalizers; a spec change bumps generation.
+    pub async fn modify(
+        &self,
+        kind: Kind,
+        name: &str,
+        fence: Option<&Fence>,
+        mut change: impl FnMut(&mut DynamicObject) + Send,
+    ) -> Result<Written, StoreError> {
+        for _ in 0..MODIFY_ATTEMPTS {
+            let Some((entry, stored)) = self.get_entry(kind, name).await? else {
+                return Err(StoreError::NotFound {
+                    kind,
+                    name: name.to_string(),
+                });
+            };
+            let mut next = stored.clone();
+            change(&mut next);
+            next.metadata.name = stored.metadata.name.clone();
+            next.metadata.uid = stored.metadata.uid.clone();
+            next.metadata.creation_timestamp = stored.metadata.creation_timestamp;
+            next.metadata.deletion_timestamp = stored.metadata.deletion_timestamp;
+            next.metadata.generation = if next.spec != stored.spec {
+                Some(stored.metadata.generation.unwrap_or(0) + 1)
+            } else {
+                stored.metadata.generation
+            };
+            if let Some(written) = self.write_next(&entry, stored, next, fence).await? {
+                return Ok(written);
+            }
+        }
+        Err(StoreError::Conflict {
+            kind,
+            name: name.to_string(),
+            expected: "latest".to_string(),
+        })
+    }
+
+    /// Replaces the status and nothing else; never bumps generation; no write when equal.
+    pub async fn update_status(
+        &self,
+        kind: Kind,
+        name: &str,
+        status: &Value,
+        fence: Option<&Fence>,
+    ) -> Result<Written, StoreError> {
+        self.modify(kind, name, fence, |obj| obj.status = Some(status.clone()))
+            .await
+    }
+
+    /// Deletes an object, or marks it with a deletionTimestamp when it has finalizers.
+    /// With a resourceVersion, only if the object still has it.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        resource_version: Option<&str>,
+        fence: Option<&Fence>,
+    ) -> Result<Deleted, StoreError> {
+        let Some((entry, stored)) = self.get_entry(kind, name).await? else {
+            return Err(StoreError::NotFound {
+                kind,
+                name: name.to_string(),
+            });
+        };
+        if let Some(rv) = resource_version {
+            if entry.mod_revision.to_string() != rv {
+                return Err(StoreError::Conflict {
+                    kind,
+                    name: name.to_string(),
+                    expected: rv.to_string(),
+                });
+            }
+        }
+        let pre = Precondition::ModRevision(entry.mod_revision);
+        let result = if stored.metadata.finalizers.is_empty() {
+            self.kv.delete(&entry.key, pre, fence).await?
+        } else if stored.metadata.deletion_timestamp.is_some() {
+            return Ok(Deleted::Finalizing(stored));
+        } else {
+            let mut next = stored.clone();
+            next.metadata.deletion_timestamp = Some(Utc::now());
+            let r = self
+                .kv
+                .put(&entry.key, Self::encode(&next), pre, fence)
+                .await?;
+            if let TxnResult::Written(rev) = r {
+                next.metadata.resource_version = Some(rev.to_string());
+                return Ok(Deleted::Finalizing(next));
+            }
+            r
+        };
+        match result {
+            TxnResult::Written(_) => Ok(Deleted::Gone),
+            TxnResult::PreconditionFailed => Err(StoreError::Conflict {
+                kind,
+                name: name.to_string(),
+                expected: resource_version.unwrap_or("latest").to_string(),
+            }),
+            TxnResult::Fenced => Err(StoreError::Fenced),
+        }
+    }
+
+    /// Watches every object from a revision (inclusive: pass a list's revision + 1).
+    /// The stream ends when the connection is lost; the caller lists and watches again.
+    pub async fn watch(
+        &self,
+        start_revision: i64,
+    ) -> Result<BoxStream<'static, Result<WatchEvent, StoreError>>, StoreError> {
+        let raw = self
+            .kv
+            .watch(&self.registry_prefix(), start_revision)
+            .await?;
+        let this = self.clone();
+        Ok(raw
+            .filter_map(move |ev| {
+                let out = match ev {
+                    Err(e) => Some(Err(StoreError::Kv(e))),
+                    Ok(KvEvent::Compacted(r)) => Some(Ok(WatchEvent::Compacted(r))),
+                    Ok(KvEvent::Put(entry)) => Some(this.decode(&entry).map(WatchEvent::Applied)),
+                    Ok(KvEvent::Delete { key, mod_revision }) => {
+                        this.parse_key(&key).map(|(kind, name)| {
+                            Ok(WatchEvent::Deleted {
+                                kind,
+                                name,
+                                revision: mod_revision,
+                            })
+                        })
+                    }
+                };
+                futures::future::ready(out)
+            })
+            .boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests;
