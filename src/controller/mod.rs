@@ -1,1 +1,26 @@
-//! placeholder
+//! The controller: watches etcd, reconciles Stacks onto Swarm, writes status back.
+
+pub mod plan;
+mod reconcile;
+mod run;
+
+pub use plan::{Plan, PlannedService, PlannedStack, Snapshot, plan};
+pub use reconcile::{HasCommon, PassReport, Reconciler};
+pub use run::{Controller, ControllerOptions};
+
+use crate::store::StoreError;
+use crate::swarm::SwarmError;
+
+/// Why a reconcile pass failed; every variant is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// etcd failed or refused a write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Docker failed or refused a request.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    /// A kargo bug (e.g. a status that does not serialise).
+    #[error("internal error: {0}")]
+    Internal(String),
+}

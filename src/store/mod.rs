@@ -108,14 +108,14 @@ pub enum Deleted {
     /// The object is gone.
     Gone,
     /// The object has finalizers: it is marked with a deletionTimestamp and stays until they are removed.
-    Finalizing(DynamicObject),
+    Finalizing(Box<DynamicObject>),
 }
 
 /// A change to an object, as the watch reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WatchEvent {
     /// Created or updated.
-    Applied(DynamicObject),
+    Applied(Box<DynamicObject>),
     /// Removed from the store.
     Deleted {
         /// The kind.
@@ -433,20 +433,20 @@ impl Store {
                 name: name.to_string(),
             });
         };
-        if let Some(rv) = resource_version {
-            if entry.mod_revision.to_string() != rv {
-                return Err(StoreError::Conflict {
-                    kind,
-                    name: name.to_string(),
-                    expected: rv.to_string(),
-                });
-            }
+        if let Some(rv) = resource_version
+            && entry.mod_revision.to_string() != rv
+        {
+            return Err(StoreError::Conflict {
+                kind,
+                name: name.to_string(),
+                expected: rv.to_string(),
+            });
         }
         let pre = Precondition::ModRevision(entry.mod_revision);
         let result = if stored.metadata.finalizers.is_empty() {
             self.kv.delete(&entry.key, pre, fence).await?
         } else if stored.metadata.deletion_timestamp.is_some() {
-            return Ok(Deleted::Finalizing(stored));
+            return Ok(Deleted::Finalizing(Box::new(stored)));
         } else {
             let mut next = stored.clone();
             next.metadata.deletion_timestamp = Some(Utc::now());
@@ -456,7 +456,7 @@ impl Store {
                 .await?;
             if let TxnResult::Written(rev) = r {
                 next.metadata.resource_version = Some(rev.to_string());
-                return Ok(Deleted::Finalizing(next));
+                return Ok(Deleted::Finalizing(Box::new(next)));
             }
             r
         };
@@ -487,7 +487,10 @@ impl Store {
                 let out = match ev {
                     Err(e) => Some(Err(StoreError::Kv(e))),
                     Ok(KvEvent::Compacted(r)) => Some(Ok(WatchEvent::Compacted(r))),
-                    Ok(KvEvent::Put(entry)) => Some(this.decode(&entry).map(WatchEvent::Applied)),
+                    Ok(KvEvent::Put(entry)) => Some(
+                        this.decode(&entry)
+                            .map(|o| WatchEvent::Applied(Box::new(o))),
+                    ),
                     Ok(KvEvent::Delete { key, mod_revision }) => {
                         this.parse_key(&key).map(|(kind, name)| {
                             Ok(WatchEvent::Deleted {

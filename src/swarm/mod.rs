@@ -1,1 +1,17 @@
-//! placeholder
+//! Swarm: rendering ServiceSpecs, the Docker client wrapper, and convergence.
+//!
+//! Only this module touches bollard; its types are turned into kargo's here.
+
+mod compare;
+mod convergence;
+mod docker;
+pub mod names;
+mod render;
+
+pub use compare::{comparable, covers, first_difference};
+pub use convergence::{Convergence, assess};
+pub use docker::{LiveService, SwarmClient, SwarmError, TaskInfo, WriteKind};
+pub use render::{
+    DEFAULT_BACK_NETWORK, DEFAULT_FRONT_NETWORK, DesiredService, RenderContext, RenderError,
+    hash_json, render_service,
+};

@@ -1,0 +1,83 @@
+//! Global options, resolved once: flag, then environment variable, then default.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::store::{DEFAULT_PREFIX, EtcdConfig, Store};
+use crate::swarm::SwarmClient;
+
+use super::CliError;
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// etcd endpoints, comma-separated (host:port or URLs).
+    #[arg(
+        long,
+        global = true,
+        env = "KARGO_ETCD_ENDPOINTS",
+        default_value = "127.0.0.1:2379",
+        value_delimiter = ','
+    )]
+    pub etcd_endpoints: Vec<String>,
+    /// etcd user, when etcd has auth enabled.
+    #[arg(long, global = true, env = "KARGO_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    /// etcd password.
+    #[arg(
+        long,
+        global = true,
+        env = "KARGO_ETCD_PASSWORD",
+        hide_env_values = true
+    )]
+    pub etcd_password: Option<String>,
+    /// Key prefix of this installation in etcd; also labels its Swarm objects.
+    #[arg(long, global = true, env = "KARGO_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Docker daemon to talk to (default: DOCKER_HOST, else the local socket).
+    #[arg(long, global = true, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// More logs on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// Connects to etcd, failing within a few seconds with the endpoint named.
+    pub async fn store(&self) -> Result<Store, CliError> {
+        let mut config = EtcdConfig::new(self.etcd_endpoints.clone());
+        config.request_timeout = Some(Duration::from_secs(5));
+        if let Some(user) = &self.etcd_user {
+            config.credentials =
+                Some((user.clone(), self.etcd_password.clone().unwrap_or_default()));
+        }
+        Ok(Store::connect(&config, &self.prefix).await?)
+    }
+
+    /// Connects to Docker.
+    pub async fn swarm(&self) -> Result<SwarmClient, CliError> {
+        Ok(SwarmClient::connect(self.docker_host.as_deref()).await?)
+    }
+}
+
+/// Logs go to stderr through tracing; data goes to stdout.
+pub fn init_logging(g: &GlobalArgs) {
+    let default = match g.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parses a duration flag such as `30s` or `5m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let nanos = crate::api::quantity::parse_duration_nanos(s).map_err(|e| e.to_string())?;
+    Ok(Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)))
+}

@@ -1,0 +1,263 @@
+//! What is deployed (DESIGN.md §2): the Configuration in force, its Environment's
+//! stacks, each Stack's services merged and rendered. Pure: the CLI's `render` and the
+//! controller call this same function, so they cannot disagree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::api::{
+    Configuration, DefaultsMode, DynamicObject, Environment, Kind, Rollout, Service, ServiceSpec,
+    Stack,
+};
+use crate::manifest::load::strip_nulls;
+use crate::manifest::merge::{merge_layers, settings_patch};
+use crate::swarm::{DesiredService, RenderContext, render_service};
+
+/// The objects of one installation as read at one revision, typed.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Configurations by name.
+    pub configurations: BTreeMap<String, Configuration>,
+    /// Environments by name.
+    pub environments: BTreeMap<String, Environment>,
+    /// Stacks by name.
+    pub stacks: BTreeMap<String, Stack>,
+    /// Services by name (explicit nulls of overlays dropped).
+    pub services: BTreeMap<String, Service>,
+    /// Services' specs exactly as stored (with the nulls that delete default fields).
+    pub service_specs: BTreeMap<String, Value>,
+    /// Objects whose stored spec does not fit their kind, with why.
+    pub invalid: Vec<(Kind, String, String)>,
+}
+
+impl Snapshot {
+    /// Types a list of stored objects; one that does not fit its kind is set aside in `invalid`.
+    pub fn from_objects(objects: &[DynamicObject]) -> Self {
+        let mut s = Snapshot::default();
+        for o in objects {
+            let name = o.metadata.name.clone();
+            let bad = |e: serde_json::Error| (o.kind, name.clone(), e.to_string());
+            let r = match o.kind {
+                Kind::Configuration => o.typed().map(|t| {
+                    s.configurations.insert(name.clone(), t);
+                }),
+                Kind::Environment => o.typed().map(|t| {
+                    s.environments.insert(name.clone(), t);
+                }),
+                Kind::Stack => o.typed().map(|t| {
+                    s.stacks.insert(name.clone(), t);
+                }),
+                Kind::Service => {
+                    // Overlays may hold nulls, which the typed spec cannot: keep the raw spec.
+                    s.service_specs.insert(name.clone(), o.spec.clone());
+                    let mut stripped = o.clone();
+                    stripped.spec = strip_nulls(&o.spec);
+                    stripped.typed().map(|t| {
+                        s.services.insert(name.clone(), t);
+                    })
+                }
+            };
+            if let Err(e) = r {
+                s.invalid.push(bad(e));
+            }
+        }
+        s
+    }
+}
+
+/// Everything the controller deploys, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// The Configuration in force, if it exists.
+    pub configuration: Option<String>,
+    /// Its Environment, if any.
+    pub environment: Option<String>,
+    /// How stacks roll out.
+    pub rollout: Option<Rollout>,
+    /// Shared networks to create first (real names).
+    pub networks: Vec<String>,
+    /// Deployed stacks, in rollout order.
+    pub stacks: Vec<PlannedStack>,
+    /// Problems of the Configuration or Environment themselves.
+    pub errors: Vec<String>,
+}
+
+/// One deployed stack.
+#[derive(Clone, Debug)]
+pub struct PlannedStack {
+    /// Stack name.
+    pub name: String,
+    /// Stacks that must be Ready first (its dependsOn, plus the previous one when ordered).
+    pub waits_for: Vec<String>,
+    /// Its services, in order.
+    pub services: Vec<PlannedService>,
+    /// Problems that make the stack not Ready.
+    pub errors: Vec<String>,
+}
+
+/// One service of a deployed stack.
+#[derive(Clone, Debug)]
+pub struct PlannedService {
+    /// Service name.
+    pub name: String,
+    /// The merged spec and what it renders to, or why it cannot be deployed.
+    pub desired: Result<DesiredService, String>,
+    /// Services of the stack that must be Ready first.
+    pub depends_on: Vec<String>,
+}
+
+impl Plan {
+    /// The stack that deploys a service, if any.
+    pub fn stack_of(&self, service: &str) -> Option<&PlannedStack> {
+        self.stacks
+            .iter()
+            .find(|s| s.services.iter().any(|p| p.name == service))
+    }
+}
+
+/// Computes the plan for the Configuration named `configuration`.
+///
+/// `catalog` gives a default service's spec by name (the built-in catalog); it is used
+/// only when the Configuration asks for `defaults: builtin`.
+pub fn plan(
+    snapshot: &Snapshot,
+    configuration: &str,
+    installation: &str,
+    catalog: &dyn Fn(&str) -> Option<Value>,
+) -> Plan {
+    let mut out = Plan::default();
+    let cfg = snapshot.configurations.get(configuration);
+    let mut use_defaults = false;
+    let mut env: Option<&Environment> = None;
+    if let Some(cfg) = cfg {
+        out.configuration = Some(cfg.name().to_string());
+        use_defaults = cfg.spec.defaults.unwrap_or(DefaultsMode::Builtin) == DefaultsMode::Builtin;
+        if let Some(env_name) = &cfg.spec.environment {
+            out.environment = Some(env_name.clone());
+            env = snapshot.environments.get(env_name);
+            if env.is_none() {
+                out.errors
+                    .push(format!("Environment {env_name:?} not found"));
+            }
+        }
+    }
+
+    let mut ctx = RenderContext::new(installation);
+    if let Some(nets) = env.and_then(|e| e.spec.networks.as_ref()) {
+        if let Some(f) = &nets.front {
+            ctx.front_network = f.clone();
+        }
+        if let Some(b) = &nets.back {
+            ctx.back_network = b.clone();
+        }
+    }
+    let stack_names: Vec<String> = match env {
+        Some(e) => e.spec.stacks.clone(),
+        None if cfg.is_some() && out.environment.is_some() => Vec::new(),
+        None => snapshot.stacks.keys().cloned().collect(),
+    };
+    out.rollout = env.and_then(|e| e.spec.rollout);
+    let ordered = env.is_some() && out.rollout.unwrap_or(Rollout::Ordered) == Rollout::Ordered;
+
+    let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut networks: BTreeSet<String> =
+        [ctx.front_network.clone(), ctx.back_network.clone()].into();
+    let mut previous: Option<String> = None;
+    for stack_name in &stack_names {
+        let Some(stack) = snapshot.stacks.get(stack_name) else {
+            out.errors
+                .push(format!("Stack {stack_name:?} is listed but not found"));
+            continue;
+        };
+        if stack.spec.suspend || stack.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let mut planned = PlannedStack {
+            name: stack_name.clone(),
+            waits_for: stack.spec.depends_on.clone(),
+            services: Vec::new(),
+            errors: Vec::new(),
+        };
+        if ordered
+            && let Some(p) = &previous
+            && !planned.waits_for.contains(p)
+        {
+            planned.waits_for.insert(0, p.clone());
+        }
+        for svc_name in &stack.spec.services {
+            let claimants = claims.entry(svc_name.clone()).or_default();
+            claimants.push(stack_name.clone());
+            if claimants.len() > 1 {
+                // The first stack in rollout order deploys it; the error is in both.
+                continue;
+            }
+            let user = snapshot
+                .services
+                .get(svc_name)
+                .filter(|s| s.metadata.deletion_timestamp.is_none());
+            let default = if use_defaults {
+                catalog(svc_name)
+            } else {
+                None
+            };
+            let raw = user.and(snapshot.service_specs.get(svc_name));
+            let desired = merged_spec(raw, default.as_ref(), env, svc_name).and_then(|spec| {
+                render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())
+            });
+            if let Ok(d) = &desired {
+                networks.extend(d.networks.iter().cloned());
+            }
+            planned.services.push(PlannedService {
+                name: svc_name.clone(),
+                depends_on: user
+                    .and_then(|u| u.spec.depends_on.clone())
+                    .unwrap_or_default(),
+                desired,
+            });
+        }
+        previous = Some(stack_name.clone());
+        out.stacks.push(planned);
+    }
+    // A second claim is an error in every claiming stack's status (DESIGN.md §2).
+    for (service, stacks) in claims.iter().filter(|(_, s)| s.len() > 1) {
+        for s in out.stacks.iter_mut().filter(|s| stacks.contains(&s.name)) {
+            let others: Vec<&str> = stacks
+                .iter()
+                .filter(|o| **o != s.name)
+                .map(String::as_str)
+                .collect();
+            s.errors.push(format!(
+                "service {service:?} is also claimed by stack {}",
+                others.join(", ")
+            ));
+        }
+    }
+    out.networks = networks.into_iter().collect();
+    out
+}
+
+/// default ⊕ user ⊕ settings → typed spec; `Err` says why the service cannot be deployed.
+fn merged_spec(
+    user: Option<&Value>,
+    default: Option<&Value>,
+    env: Option<&Environment>,
+    name: &str,
+) -> Result<ServiceSpec, String> {
+    if user.is_none() && default.is_none() {
+        return Err(format!(
+            "service {name:?} not found (no Service object and no default)"
+        ));
+    }
+    let layers = default.into_iter().chain(user);
+    let below = merge_layers(layers);
+    let merged = match env.and_then(|e| e.spec.services.get(name)) {
+        Some(settings) => {
+            let patch = settings_patch(settings, below.get("image").and_then(Value::as_str));
+            merge_layers([&below, &patch])
+        }
+        None => below,
+    };
+    serde_json::from_value(merged)
+        .map_err(|e| format!("service {name:?}: merged spec is invalid: {e}"))
+}

@@ -1,0 +1,106 @@
+//! The merge of the three configurations for one service (DESIGN.md §3):
+//! `default ⊕ user ⊕ settings(Environment.services.<name>)`, with JSON Merge Patch.
+
+use serde_json::{Map, Value, json};
+
+use crate::api::ServiceSettings;
+
+/// The patch that an Environment's per-service settings make.
+///
+/// `image` and `tag` become `image: "<image>:<tag>"`; either may be given alone (a tag
+/// alone replaces the tag of the image below it, which is why `base_image` is needed).
+pub fn settings_patch(settings: &ServiceSettings, base_image: Option<&str>) -> Value {
+    let mut patch = Map::new();
+    let image = match (&settings.image, &settings.tag) {
+        (Some(i), Some(t)) => Some(format!("{i}:{t}")),
+        (Some(i), None) => Some(i.clone()),
+        (None, Some(t)) => Some(match base_image {
+            Some(b) => format!("{}:{t}", image_without_tag(b)),
+            None => format!(":{t}"),
+        }),
+        (None, None) => None,
+    };
+    if let Some(i) = image {
+        patch.insert("image".into(), json!(i));
+    }
+    let mut deploy = Map::new();
+    if let Some(r) = settings.replicas {
+        deploy.insert("replicas".into(), json!(r));
+    }
+    if let Some(c) = &settings.constraints {
+        deploy.insert("placement".into(), json!({"constraints": c}));
+    }
+    if !deploy.is_empty() {
+        patch.insert("deploy".into(), Value::Object(deploy));
+    }
+    if let Some(env) = &settings.env {
+        patch.insert("env".into(), json!(env));
+    }
+    if let Some(labels) = &settings.labels {
+        patch.insert("labels".into(), json!(labels));
+    }
+    Value::Object(patch)
+}
+
+/// `registry:5000/app:1.2` → `registry:5000/app` (a digest is dropped too).
+fn image_without_tag(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(i) if !image[i..].contains('/') => &image[..i],
+        _ => image,
+    }
+}
+
+/// Merges the layers of one service spec, lowest first; `null` in a layer deletes.
+pub fn merge_layers<'a>(layers: impl IntoIterator<Item = &'a Value>) -> Value {
+    let mut out = Value::Object(Map::new());
+    for layer in layers {
+        json_patch::merge(&mut out, layer);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_layer_overrides_and_null_deletes() {
+        let default =
+            json!({"image": "redis:5", "env": {"A": "1", "B": "2"}, "ports": [{"target": 1}]});
+        let user = json!({"env": {"B": null, "C": "3"}, "ports": [{"target": 2}]});
+        let merged = merge_layers([&default, &user]);
+        assert_eq!(
+            merged,
+            json!({"image": "redis:5", "env": {"A": "1", "C": "3"}, "ports": [{"target": 2}]})
+        );
+    }
+
+    #[test]
+    fn a_tag_alone_replaces_the_tag_below() {
+        let s = ServiceSettings {
+            tag: Some("6".into()),
+            replicas: Some(3),
+            ..ServiceSettings::default()
+        };
+        let patch = settings_patch(&s, Some("registry:5000/redis:5"));
+        assert_eq!(
+            patch,
+            json!({"image": "registry:5000/redis:6", "deploy": {"replicas": 3}})
+        );
+    }
+
+    #[test]
+    fn settings_constraints_replace_the_list() {
+        let user = json!({"image": "a", "deploy": {"placement": {"constraints": ["x==1"]}, "replicas": 1}});
+        let s = ServiceSettings {
+            constraints: Some(vec!["node.role==worker".into()]),
+            ..ServiceSettings::default()
+        };
+        let merged = merge_layers([&user, &settings_patch(&s, Some("a"))]);
+        assert_eq!(
+            merged["deploy"],
+            json!({"placement": {"constraints": ["node.role==worker"]}, "replicas": 1})
+        );
+    }
+}
