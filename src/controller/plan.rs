@@ -201,6 +201,16 @@ pub fn plan(
             } else {
                 None
             };
+            if user.is_none() && default.is_none() {
+                // Nothing to deploy, and nothing of it to keep running in Swarm.
+                let why = if snapshot.services.contains_key(svc_name) {
+                    "is being deleted"
+                } else {
+                    "not found"
+                };
+                planned.errors.push(format!("service {svc_name:?} {why}"));
+                continue;
+            }
             let raw = user.and(snapshot.service_specs.get(svc_name));
             let desired = merged_spec(raw, default.as_ref(), env, svc_name).and_then(|spec| {
                 render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())

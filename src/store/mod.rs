@@ -5,6 +5,7 @@
 //! [`Kv`] backend: [`EtcdKv`] in production, [`MemoryKv`] for unit tests of logic.
 //! Every write is one transaction with a compare, and may carry a leadership [`Fence`].
 
+mod apply;
 mod etcd;
 mod kv;
 mod memory;
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::api::{DynamicObject, Kind};
 
+pub use apply::Applied;
 pub use etcd::{EtcdConfig, EtcdKv};
 pub use kv::{Fence, Kv, KvEntry, KvError, KvEvent, KvWatch, Precondition, TxnResult};
 pub use memory::MemoryKv;

@@ -1,0 +1,106 @@
+//! Shared set-up for integration tests: the real etcd and the real Swarm.
+//!
+//! A missing etcd or Docker fails the test loudly (never a skip): the README's test
+//! command starts both, so their absence is a broken set-up that CI must see.
+#![allow(dead_code)]
+
+pub mod store_conformance;
+
+use std::time::{Duration, Instant};
+
+use kargo::api::DynamicObject;
+use kargo::controller::{Controller, ControllerOptions, PassReport};
+use kargo::store::{EtcdConfig, Store};
+use kargo::swarm::SwarmClient;
+
+/// The etcd endpoints tests use (`KARGO_ETCD_ENDPOINTS`, default 127.0.0.1:2379).
+pub fn etcd_endpoints() -> Vec<String> {
+    std::env::var("KARGO_ETCD_ENDPOINTS")
+        .unwrap_or_else(|_| "127.0.0.1:2379".into())
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+/// A store under a prefix of the test's own, emptied first.
+pub async fn etcd_store(prefix: &str) -> Store {
+    let config = EtcdConfig::new(etcd_endpoints());
+    let store = match Store::connect(&config, prefix).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "this test needs a real etcd ({e}); run it through scripts/test.sh, which starts one"
+        ),
+    };
+    wipe_prefix(&store).await;
+    store
+}
+
+/// Deletes every key under the store's prefix.
+pub async fn wipe_prefix(store: &Store) {
+    let prefix = format!("{}/", store.prefix());
+    let (entries, _) = store.kv().range(&prefix).await.expect("range");
+    for e in entries {
+        store
+            .kv()
+            .delete(&e.key, kargo::store::Precondition::Any, None)
+            .await
+            .expect("delete");
+    }
+}
+
+/// A Docker client for the local Swarm.
+pub async fn swarm() -> SwarmClient {
+    match SwarmClient::connect(None).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "this test needs a real Docker Swarm ({e}); run it through scripts/test.sh, which starts one"
+        ),
+    }
+}
+
+/// Removes every Swarm service of an installation (the test's prefix).
+pub async fn remove_installation(swarm: &SwarmClient, installation: &str) {
+    for s in swarm
+        .list_services(installation)
+        .await
+        .expect("list services")
+    {
+        swarm.remove_service(&s.id).await.expect("remove service");
+    }
+}
+
+/// The local test image with a tag (scripts/setup.sh builds 1.0 and 1.1).
+pub fn image(tag: &str) -> String {
+    let name = std::env::var("KARGO_TEST_IMAGE").unwrap_or_else(|_| "kargo-busybox".into());
+    format!("{name}:{tag}")
+}
+
+/// Parses YAML documents into objects, as `kargo apply` does.
+pub fn objects(yaml: &str) -> Vec<DynamicObject> {
+    let source = kargo::manifest::load::Source {
+        name: "test.yaml".into(),
+        bytes: yaml.as_bytes().to_vec(),
+    };
+    kargo::manifest::load::parse_objects(&source).expect("valid test manifests")
+}
+
+/// A controller for the test's installation, using the Configuration `main`.
+pub fn controller(store: &Store, swarm: SwarmClient) -> Controller {
+    Controller::new(store.clone(), swarm, ControllerOptions::default())
+}
+
+/// Runs passes until everything deployed is Ready; panics with the last report on timeout.
+pub async fn converge(controller: &Controller, timeout: Duration) -> PassReport {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let report = controller.pass().await.expect("reconcile pass");
+        if report.all_ready {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not Ready within {timeout:?}: last pass {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

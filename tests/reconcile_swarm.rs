@@ -1,0 +1,264 @@
+//! The whole path against a real etcd and a real one-node Swarm: apply → Ready, updates
+//! in place, deletion by finalizer, and a converged restart that writes nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use kargo::api::{Kind, ServiceStatus};
+
+use kargo::store::{Store, StoreError};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn apply_all(store: &Store, yaml: &str) {
+    for o in common::objects(yaml) {
+        store.apply(&o).await.expect("apply");
+    }
+}
+
+fn workspace(stack: &str, tag: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: kargo.dev/v1alpha1
+kind: Stack
+metadata: {{name: {stack}}}
+spec:
+  services: [loop]
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata: {{name: loop}}
+spec:
+  image: "{image}"
+  command: ["sh", "-c", "while true; do sleep 1; done"]
+  networks: [back]
+  endpointMode: dnsrr
+  deploy:
+    replicas: {replicas}
+    updateConfig: {{parallelism: 0, order: stop-first}}
+"#,
+        image = common::image(tag)
+    )
+}
+
+async fn service_status(store: &Store, name: &str) -> ServiceStatus {
+    let obj = store
+        .get(Kind::Service, name)
+        .await
+        .expect("get")
+        .expect("service exists");
+    serde_json::from_value(obj.status.expect("status written")).expect("status shape")
+}
+
+#[tokio::test]
+async fn apply_update_restart_and_delete_against_swarm() {
+    let prefix = "/kargo-test-reconcile";
+    let store = common::etcd_store(prefix).await;
+    let swarm = common::swarm().await;
+    common::remove_installation(&swarm, prefix).await;
+
+    // apply → Ready, status written back.
+    apply_all(&store, &workspace("rt1", "1.0", 1)).await;
+    let controller = common::controller(&store, swarm.clone());
+    common::converge(&controller, TIMEOUT).await;
+    let st = service_status(&store, "loop").await;
+    assert_eq!((st.running_tasks, st.desired_tasks), (1, 1));
+    assert_eq!(st.swarm_name.as_deref(), Some("kargo-rt1_loop"));
+    let first_id = st.service_id.clone().expect("service id");
+    let first_version = st.version.expect("version");
+    let live = swarm
+        .inspect_service("kargo-rt1_loop")
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(
+        live.labels
+            .get("com.docker.stack.namespace")
+            .map(String::as_str),
+        Some("kargo-rt1")
+    );
+    assert_eq!(
+        live.labels.get("dev.kargo.owner").map(String::as_str),
+        Some("rt1/loop")
+    );
+    let stack = store
+        .get(Kind::Stack, "rt1")
+        .await
+        .expect("get")
+        .expect("stack");
+    assert!(
+        stack
+            .metadata
+            .finalizers
+            .iter()
+            .any(|f| f == "kargo.dev/swarm")
+    );
+
+    // change replicas → the same Swarm service, a higher version.
+    apply_all(&store, &workspace("rt1", "1.0", 2)).await;
+    common::converge(&controller, TIMEOUT).await;
+    let st = service_status(&store, "loop").await;
+    assert_eq!(
+        st.service_id.as_deref(),
+        Some(first_id.as_str()),
+        "updated in place"
+    );
+    assert!(st.version.expect("version") > first_version);
+    assert_eq!((st.running_tasks, st.desired_tasks), (2, 2));
+
+    // change the image tag → updated, tasks of the new spec running.
+    apply_all(&store, &workspace("rt1", "1.1", 2)).await;
+    common::converge(&controller, TIMEOUT).await;
+    let st = service_status(&store, "loop").await;
+    assert_eq!(st.service_id.as_deref(), Some(first_id.as_str()));
+    assert_eq!(st.image.as_deref(), Some(common::image("1.1").as_str()));
+    let live = swarm
+        .inspect_service(&first_id)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(
+        live.spec
+            .pointer("/TaskTemplate/ContainerSpec/Image")
+            .and_then(|v| v.as_str()),
+        Some(common::image("1.1").as_str())
+    );
+
+    // restart on a converged workspace → no Docker write, no etcd write, no duplicate.
+    let (_, revision_before) = store
+        .kv()
+        .range(&format!("{prefix}/"))
+        .await
+        .expect("range");
+    let restarted = common::controller(&store, common::swarm().await);
+    let report = restarted.pass().await.expect("pass");
+    assert!(report.all_ready, "{report:?}");
+    assert_eq!(
+        restarted.swarm().total_writes(),
+        0,
+        "writes: {:?}",
+        restarted.swarm().writes()
+    );
+    assert_eq!(report.etcd_writes, 0);
+    let (_, revision_after) = store
+        .kv()
+        .range(&format!("{prefix}/"))
+        .await
+        .expect("range");
+    assert_eq!(
+        revision_before, revision_after,
+        "a converged resync must not write to etcd"
+    );
+    let named: Vec<_> = swarm
+        .list_services(prefix)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|s| s.name == "kargo-rt1_loop")
+        .collect();
+    assert_eq!(named.len(), 1, "no duplicate service");
+
+    // a hand `docker service scale` is seen and undone.
+    let live = swarm
+        .inspect_service(&first_id)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    let mut scaled = live.spec.clone();
+    scaled["Mode"]["Replicated"]["Replicas"] = serde_json::json!(3);
+    swarm
+        .update_service(&first_id, "kargo-rt1_loop", live.version, &scaled)
+        .await
+        .expect("hand scale");
+    common::converge(&restarted, TIMEOUT).await;
+    let live = swarm
+        .inspect_service(&first_id)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(
+        live.spec
+            .pointer("/Mode/Replicated/Replicas")
+            .and_then(|v| v.as_u64()),
+        Some(2)
+    );
+
+    // delete the Service object → its Swarm service goes, then the object (finalizer).
+    store
+        .delete(Kind::Service, "loop", None, None)
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .get(Kind::Service, "loop")
+            .await
+            .expect("get")
+            .is_some(),
+        "held by the finalizer"
+    );
+    restarted
+        .pass()
+        .await
+        .expect("pass removes the Swarm service");
+    restarted.pass().await.expect("pass releases the finalizer");
+    assert!(
+        swarm
+            .inspect_service(&first_id)
+            .await
+            .expect("inspect")
+            .is_none()
+    );
+    assert!(
+        store
+            .get(Kind::Service, "loop")
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // delete the Stack → its finalizer is released too.
+    store
+        .delete(Kind::Stack, "rt1", None, None)
+        .await
+        .expect("delete stack");
+    restarted.pass().await.expect("pass");
+    assert!(store.get(Kind::Stack, "rt1").await.expect("get").is_none());
+    common::wipe_prefix(&store).await;
+}
+
+#[tokio::test]
+async fn stale_resource_version_is_a_conflict_and_writes_nothing() {
+    let store = common::etcd_store("/kargo-test-conflict").await;
+    apply_all(&store, &workspace("cf1", "1.0", 1)).await;
+    let read = store
+        .get(Kind::Service, "loop")
+        .await
+        .expect("get")
+        .expect("exists");
+    let mut first = read.clone();
+    first.spec["deploy"]["replicas"] = serde_json::json!(3);
+    store.update(&first, None).await.expect("first writer wins");
+    let (_, revision) = store
+        .kv()
+        .range("/kargo-test-conflict/")
+        .await
+        .expect("range");
+    let mut stale = read.clone();
+    stale.spec["deploy"]["replicas"] = serde_json::json!(5);
+    let err = store.update(&stale, None).await;
+    assert!(matches!(err, Err(StoreError::Conflict { .. })), "{err:?}");
+    let (_, after) = store
+        .kv()
+        .range("/kargo-test-conflict/")
+        .await
+        .expect("range");
+    assert_eq!(revision, after, "nothing written");
+    let now = store
+        .get(Kind::Service, "loop")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(now.spec["deploy"]["replicas"], serde_json::json!(3));
+    common::wipe_prefix(&store).await;
+}
