@@ -241,4 +241,23 @@ out="$(docker run --rm "$IMAGE:${IMAGE_TAGS[0]}" echo ok 2>&1 || true)"
 [[ "$out" == ok ]] || die "'docker run --rm $IMAGE:${IMAGE_TAGS[0]} echo ok' printed: $out"
 log "image: 'docker run --rm $IMAGE:${IMAGE_TAGS[0]} echo ok' works"
 
+# --- 6. node tools for the tests ------------------------------------------------------
+# yaml-language-server (tests/lsp.rs drives it over LSP) and ajv-cli (scripts/bench-validate.sh),
+# pinned by tests/lsp/package-lock.json. Reinstalled only when the lock file is newer than
+# what npm last installed.
+NODE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/lsp"
+if [[ -f "$NODE_DIR/node_modules/.package-lock.json" &&
+  ! "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" &&
+  -f "$NODE_DIR/node_modules/yaml-language-server/bin/yaml-language-server" ]]; then
+  log "node tools: already installed in $NODE_DIR/node_modules"
+else
+  command -v npm >/dev/null || die "npm is not on PATH (Node.js 20 is needed for the editor tests)"
+  log "node tools: npm ci in $NODE_DIR"
+  if ! npm ci --prefix "$NODE_DIR" --no-audit --no-fund >"$RUN_DIR/npm.log" 2>&1 9>&-; then
+    show_log_tail "$RUN_DIR/npm.log"
+    die "npm ci --prefix $NODE_DIR failed (log: $RUN_DIR/npm.log)"
+  fi
+  log "node tools: installed ($(node --version), yaml-language-server, ajv-cli)"
+fi
+
 log "ready: etcd $ETCD_ENDPOINT, docker $(docker version --format '{{.Server.Version}}' 2>/dev/null) (swarm active), image $IMAGE:${IMAGE_TAGS[*]}, logs in $RUN_DIR"

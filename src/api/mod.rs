@@ -8,6 +8,7 @@ mod environment;
 mod meta;
 mod object;
 pub mod quantity;
+pub mod schema;
 mod service;
 mod stack;
 

@@ -407,4 +407,11 @@ pub struct ServiceStatus {
     /// Hash of the desired Swarm spec last pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_hash: Option<String>,
+    /// Hash of a spec that failed (rolled back by Swarm, or past the progress deadline):
+    /// it is not pushed again until the spec changes or a rollout restart asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_spec_hash: Option<String>,
+    /// When kargo last created or updated the Swarm service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_push_time: Option<chrono::DateTime<chrono::Utc>>,
 }

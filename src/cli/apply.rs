@@ -1,17 +1,37 @@
-//! `kargo apply`: create or update objects from manifests.
+//! `kargo apply`: create objects or bring the manifests' changes to them (three-way
+//! merge through the last-applied annotation), optionally pruning an apply set and
+//! waiting for Ready.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::manifest::load::{parse_objects, read_sources};
+use crate::api::DynamicObject;
+use crate::store::{ApplySet, ObjectRef, Store, StoreError};
 
-use super::{CliError, ExitStatus, GlobalArgs};
+use super::context::parse_duration;
+use super::output::{self, OutputFormat};
+use super::wait::{Targets, WaitOptions, Want, wait_for};
+use super::{CliError, ExitStatus, GlobalArgs, manifests, planning};
 
-/// Create or update objects from manifest files.
+const EXAMPLES: &str = "Examples:
+  kargo apply -f manifests/ -R
+  cat web.yaml | kargo apply -f -
+  kargo apply -f manifests/ --dry-run=server
+  kargo apply -f manifests/ --prune --applyset production
+  kargo apply -f stacks.yaml --wait --timeout 5m";
+
+/// Create or update objects from manifest files: created, configured or unchanged.
 ///
-/// Every document is checked first; when any is invalid nothing is written.
-///
-/// Example: kargo apply -f manifests/ -R
+/// Every document is checked first; when any is invalid nothing is written. Only what
+/// changed in the file since the last apply is written (kargo.dev/last-applied-configuration
+/// remembers it), so a `kargo scale` or a field nobody's file names survives a re-apply,
+/// and a field removed from the file is removed from the object. A concurrent change to
+/// another field is kept; to the same field, it is reported as a conflict (exit 1).
+/// Exit codes: 0 applied, 1 an object failed (the others were applied) or a wait failed,
+/// 2 usage, unreadable input or unreachable etcd.
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Files, folders or `-` for stdin.
     #[arg(short = 'f', long = "filename", required = true)]
@@ -19,37 +39,239 @@ pub struct Args {
     /// Recurse into sub-folders.
     #[arg(short = 'R', long)]
     recursive: bool,
+    /// Write nothing: `client` computes the result against what is stored; `server` also
+    /// checks the merged configuration (merge, interpolation, rendering) as the controller would.
+    #[arg(long, value_name = "client|server", num_args = 0..=1, default_missing_value = "client",
+          value_parser = ["none", "client", "server"], default_value = "none")]
+    dry_run: String,
+    /// Delete the objects an earlier apply of the same --applyset made that the files no longer hold.
+    #[arg(long, requires = "applyset")]
+    prune: bool,
+    /// The apply set: a name whose membership kargo records in etcd.
+    #[arg(long, value_name = "NAME")]
+    applyset: Option<String>,
+    /// Let --prune delete the Configuration in force or its Environment.
+    #[arg(long)]
+    force: bool,
+    /// The Configuration in force (for --dry-run=server and the --prune guard).
+    #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
+    configuration: String,
+    /// Wait until every applied object is Ready (or not deployed) at its new generation.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Print the resulting objects instead of a line each: yaml, json, name or jsonpath=...
+    #[arg(short, long, value_parser = OutputFormat::parse)]
+    output: Option<OutputFormat>,
+}
+
+fn refs_of(objects: &[DynamicObject]) -> BTreeSet<ObjectRef> {
+    objects
+        .iter()
+        .map(|o| ObjectRef {
+            kind: o.kind,
+            name: o.metadata.name.clone(),
+        })
+        .collect()
+}
+
+fn valid_set_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Records `add` in the set before anything is applied, so an interrupted apply still
+/// knows what to prune next time. Returns the set's members before and its revision.
+async fn record_members(
+    store: &Store,
+    name: &str,
+    add: &BTreeSet<ObjectRef>,
+) -> Result<(BTreeSet<ObjectRef>, i64), CliError> {
+    let (old, rev) = match store.applyset(name).await? {
+        Some((set, rev)) => (set.members, Some(rev)),
+        None => (BTreeSet::new(), None),
+    };
+    let set = ApplySet {
+        name: name.to_string(),
+        members: old.union(add).cloned().collect(),
+        updated: String::new(),
+    };
+    let rev = store.put_applyset(&set, rev).await?;
+    Ok((old, rev))
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let sources =
-        read_sources(&args.files, args.recursive).map_err(|e| CliError::usage(e.to_string()))?;
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    for s in &sources {
-        match parse_objects(s) {
-            Ok(o) => objects.extend(o),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        return Err(CliError::failure(format!(
-            "{} invalid document(s); nothing was applied",
-            errors.len()
+    let objects = manifests::load(&args.files, args.recursive)?;
+    if let Some(name) = &args.applyset
+        && !valid_set_name(name)
+    {
+        return Err(CliError::usage(format!(
+            "--applyset {name:?}: use lowercase letters, digits and '-' (at most 63)"
         )));
     }
-    if objects.is_empty() {
-        return Err(CliError::usage("no objects found in the given files"));
-    }
-    // Referenced kinds first, so a controller watching sees complete pictures sooner.
-    objects.sort_by_key(|o| o.kind);
+    let dry_run = args.dry_run != "none";
+    let suffix = match args.dry_run.as_str() {
+        "client" => " (dry run)",
+        "server" => " (server dry run)",
+        _ => "",
+    };
     let store = g.store().await?;
+    let wanted = refs_of(&objects);
+    let previous_members = match (&args.applyset, args.prune, dry_run) {
+        (Some(set), _, false) => Some(record_members(&store, set, &wanted).await?),
+        (Some(set), true, true) => store
+            .applyset(set)
+            .await?
+            .map(|(s, rev)| (s.members, rev))
+            .or(Some((BTreeSet::new(), 0))),
+        _ => None,
+    };
+
+    let mut status = ExitStatus::Success;
+    let mut results = Vec::new();
     for obj in &objects {
-        let outcome = store.apply(obj).await?;
-        println!("{} {}", obj.reference(), outcome.word());
+        let outcome = async {
+            let prepared = store.prepare_apply(obj).await?;
+            if dry_run {
+                prepared.preview()
+            } else {
+                store.commit_apply(&prepared).await
+            }
+        }
+        .await;
+        match outcome {
+            Ok(r) => {
+                if args.output.is_none() {
+                    output::out(format_args!(
+                        "{} {}{suffix}",
+                        obj.reference(),
+                        r.outcome.word()
+                    ))?;
+                }
+                results.push(r.object);
+            }
+            Err(e @ StoreError::Kv(_)) => return Err(e.into()),
+            Err(e) => {
+                output::note(format_args!("error: {}: {e}", obj.reference()));
+                status = ExitStatus::Failure;
+            }
+        }
     }
-    Ok(ExitStatus::Success)
+
+    if args.dry_run == "server" {
+        let stored = store.list_all().await?;
+        let all = planning::overlay(&stored.items, &results);
+        let (snapshot, plan) = planning::plan_of(&all, &args.configuration, store.prefix());
+        for p in planning::problems(&snapshot, &plan, &results) {
+            output::note(format_args!("error: {p}"));
+            status = ExitStatus::Failure;
+        }
+    }
+
+    if let Some(format) = &args.output {
+        output::print_objects(&results, format, false, Default::default())?;
+    }
+
+    if let (Some(set), true, Some((old, rev))) = (&args.applyset, args.prune, previous_members) {
+        if status != ExitStatus::Success {
+            output::note("not pruning: some objects failed to apply");
+        } else if !prune(&store, &args, set, &old, rev, &wanted, suffix).await? {
+            status = ExitStatus::Failure;
+        }
+    }
+
+    if args.wait && !dry_run && status == ExitStatus::Success {
+        let refs: Vec<ObjectRef> = wanted.into_iter().collect();
+        wait_for(
+            &store,
+            &Targets::Refs(refs),
+            &Want::Settled,
+            args.timeout,
+            WaitOptions {
+                fail_fast: true,
+                print: false,
+            },
+        )
+        .await?;
+        output::note("all applied objects are Ready");
+    }
+    Ok(status)
+}
+
+/// Deletes the set's old members the files no longer hold, then records the new
+/// membership. Returns false when something could not be pruned (it stays recorded).
+async fn prune(
+    store: &Store,
+    args: &Args,
+    set: &str,
+    old: &BTreeSet<ObjectRef>,
+    rev: i64,
+    wanted: &BTreeSet<ObjectRef>,
+    suffix: &str,
+) -> Result<bool, CliError> {
+    let dry_run = args.dry_run != "none";
+    let protected = manifests::in_force(store, &args.configuration).await?;
+    let mut kept = BTreeSet::new();
+    let mut ok = true;
+    // Referencing kinds go first (services before stacks before environments).
+    let mut dropped: Vec<&ObjectRef> = old.difference(wanted).collect();
+    dropped.sort_by_key(|r| std::cmp::Reverse(r.kind));
+    for r in dropped {
+        if protected.contains(r) && !args.force {
+            output::note(format_args!(
+                "error: {}",
+                manifests::refuse_in_force(r, &args.configuration).message
+            ));
+            kept.insert(r.clone());
+            ok = false;
+            continue;
+        }
+        if dry_run {
+            if store.get(r.kind, &r.name).await?.is_some() {
+                output::out(format_args!("{r} pruned{suffix}"))?;
+            }
+            continue;
+        }
+        match store.delete(r.kind, &r.name, None, None).await {
+            Ok(_) => output::out(format_args!("{r} pruned"))?,
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e @ StoreError::Kv(_)) => return Err(e.into()),
+            Err(e) => {
+                output::note(format_args!("error: pruning {r}: {e}"));
+                kept.insert(r.clone());
+                ok = false;
+            }
+        }
+    }
+    if !dry_run {
+        let members: BTreeSet<ObjectRef> = wanted.union(&kept).cloned().collect();
+        let record = ApplySet {
+            name: set.to_string(),
+            members,
+            updated: String::new(),
+        };
+        store.put_applyset(&record, Some(rev)).await?;
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applyset_names_are_dns_labels() {
+        assert!(valid_set_name("prod-1"));
+        assert!(!valid_set_name("Prod"));
+        assert!(!valid_set_name("-a"));
+        assert!(!valid_set_name(""));
+        assert!(!valid_set_name("a/b"));
+    }
 }

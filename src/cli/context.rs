@@ -1,16 +1,18 @@
 //! Global options, resolved once: flag, then environment variable, then default.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::store::{DEFAULT_PREFIX, EtcdConfig, Store};
+use crate::store::{DEFAULT_PREFIX, EtcdConfig, EtcdTls, Store};
 use crate::swarm::SwarmClient;
 
 use super::CliError;
 
 /// Options every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// etcd endpoints, comma-separated (host:port or URLs).
     #[arg(
@@ -32,6 +34,27 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub etcd_password: Option<String>,
+    /// CA certificate (PEM) that signed etcd's server certificate; turns on TLS.
+    #[arg(long, global = true, env = "KARGO_ETCD_CACERT", value_name = "FILE")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's client-certificate authentication.
+    #[arg(
+        long,
+        global = true,
+        env = "KARGO_ETCD_CERT",
+        value_name = "FILE",
+        requires = "etcd_key"
+    )]
+    pub etcd_cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(
+        long,
+        global = true,
+        env = "KARGO_ETCD_KEY",
+        value_name = "FILE",
+        requires = "etcd_cert"
+    )]
+    pub etcd_key: Option<PathBuf>,
     /// Key prefix of this installation in etcd; also labels its Swarm objects.
     #[arg(long, global = true, env = "KARGO_PREFIX", default_value = DEFAULT_PREFIX)]
     pub prefix: String,
@@ -44,15 +67,35 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// Connects to etcd, failing within a few seconds with the endpoint named.
-    pub async fn store(&self) -> Result<Store, CliError> {
+    /// How to reach etcd, from the flags (reads the TLS files named there).
+    pub fn etcd_config(&self) -> Result<EtcdConfig, CliError> {
         let mut config = EtcdConfig::new(self.etcd_endpoints.clone());
         config.request_timeout = Some(Duration::from_secs(5));
         if let Some(user) = &self.etcd_user {
             config.credentials =
                 Some((user.clone(), self.etcd_password.clone().unwrap_or_default()));
         }
-        Ok(Store::connect(&config, &self.prefix).await?)
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| CliError::io(&format!("--{flag} {}", path.display()), e))
+        };
+        if self.etcd_cacert.is_some() || self.etcd_cert.is_some() {
+            let ca_pem = match &self.etcd_cacert {
+                Some(p) => Some(read("etcd-cacert", p)?),
+                None => None,
+            };
+            let identity = match (&self.etcd_cert, &self.etcd_key) {
+                (Some(c), Some(k)) => Some((read("etcd-cert", c)?, read("etcd-key", k)?)),
+                _ => None,
+            };
+            config.tls = Some(EtcdTls { ca_pem, identity });
+        }
+        Ok(config)
+    }
+
+    /// Connects to etcd, failing within a few seconds with the endpoint named.
+    pub async fn store(&self) -> Result<Store, CliError> {
+        Ok(Store::connect(&self.etcd_config()?, &self.prefix).await?)
     }
 
     /// Connects to Docker.

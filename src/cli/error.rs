@@ -94,6 +94,9 @@ impl From<ControllerError> for CliError {
 
 /// Prints the error on stderr and returns its exit code.
 pub fn report(e: &CliError) -> ExitCode {
-    eprintln!("error: {}", e.message);
+    // An empty message is a quiet end (stdout closed by the reader, e.g. `| head`).
+    if !e.message.is_empty() {
+        eprintln!("error: {}", e.message);
+    }
     e.status.into()
 }

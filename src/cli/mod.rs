@@ -2,12 +2,33 @@
 //! library. Errors become messages and exit codes in one place ([`error`]).
 
 mod apply;
+mod completion;
 mod context;
 mod controller;
+mod defaults;
 mod delete;
+mod deploy;
+mod describe;
+mod diff;
 mod error;
+mod explain;
 mod get;
+mod import;
+mod jsonpath;
+mod logs;
+mod manifests;
 mod output;
+mod planning;
+mod ps;
+mod records;
+mod render;
+mod rollout;
+mod scale;
+mod schema;
+mod selector;
+mod swarmref;
+mod target;
+mod validate;
 mod wait;
 
 use std::process::ExitCode;
@@ -41,7 +62,23 @@ enum Command {
     Get(get::Args),
     Delete(delete::Args),
     Wait(wait::Args),
+    Describe(describe::Args),
+    Diff(diff::Args),
+    Scale(scale::Args),
+    Rollout(rollout::Args),
+    Ps(ps::Args),
+    Logs(logs::Args),
+    Completion(completion::Args),
     Controller(controller::Args),
+    Validate(validate::Args),
+    Explain(explain::Args),
+    Schema(schema::Args),
+    Render(render::Args),
+    Deploy(deploy::DeployArgs),
+    Remove(deploy::RemoveArgs),
+    Defaults(defaults::Args),
+    Env(import::EnvArgs),
+    Import(import::ImportArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -66,6 +103,22 @@ async fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Get(a) => get::run(g, a).await,
         Command::Delete(a) => delete::run(g, a).await,
         Command::Wait(a) => wait::run(g, a).await,
+        Command::Describe(a) => describe::run(g, a).await,
+        Command::Diff(a) => diff::run(g, a).await,
+        Command::Scale(a) => scale::run(g, a).await,
+        Command::Rollout(a) => rollout::run(g, a).await,
+        Command::Ps(a) => ps::run(g, a).await,
+        Command::Logs(a) => logs::run(g, a).await,
+        Command::Completion(a) => completion::run(a),
         Command::Controller(a) => controller::run(g, a).await,
+        Command::Validate(a) => validate::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Schema(a) => schema::run(a),
+        Command::Render(a) => render::run(g, a).await,
+        Command::Deploy(a) => deploy::run_deploy(g, a).await,
+        Command::Remove(a) => deploy::run_remove(g, a).await,
+        Command::Defaults(a) => defaults::run(a),
+        Command::Env(a) => import::run_env(a),
+        Command::Import(a) => import::run_import(a),
     }
 }

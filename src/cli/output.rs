@@ -1,14 +1,17 @@
-//! All command output: tables, YAML and JSON, on stdout. Sensitive file contents are redacted here.
+//! All command output: tables, YAML, JSON, names, JSONPath, diffs and progress lines.
+//! Data goes to stdout, notes and progress to stderr. Sensitive file contents are
+//! redacted here. A closed stdout (`kargo get ... | head`) ends the command quietly.
 
-use std::io::Write;
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{API_VERSION, DynamicObject, Kind};
 
-/// Printed in place of a sensitive file's content.
-pub const REDACTED: &str = "<redacted>";
+use super::jsonpath::Template;
+use super::{CliError, ExitStatus};
 
 /// Output formats of `get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -25,61 +28,230 @@ pub enum Format {
     Name,
 }
 
+/// What `-o` asks for: a plain format or a JSONPath template.
+#[derive(Clone, Debug)]
+pub enum OutputFormat {
+    /// Table, wide, YAML, JSON or name.
+    Plain(Format),
+    /// `jsonpath=TEMPLATE`.
+    JsonPath(Template),
+}
+
+impl OutputFormat {
+    /// Parses `-o`: `table`, `wide`, `yaml`, `json`, `name` or `jsonpath=TEMPLATE`.
+    pub fn parse(s: &str) -> Result<OutputFormat, String> {
+        if let Some(t) = s.strip_prefix("jsonpath=") {
+            let t = t.trim_matches('\'');
+            return Template::parse(t)
+                .map(OutputFormat::JsonPath)
+                .map_err(|e| e.to_string());
+        }
+        let f = match s {
+            "table" | "" => Format::Table,
+            "wide" => Format::Wide,
+            "yaml" => Format::Yaml,
+            "json" => Format::Json,
+            "name" => Format::Name,
+            other => {
+                return Err(format!(
+                    "unknown output format {other:?}: expected table, wide, yaml, json, name or jsonpath=TEMPLATE"
+                ));
+            }
+        };
+        Ok(OutputFormat::Plain(f))
+    }
+
+    /// True for the table formats.
+    pub fn is_table(&self) -> bool {
+        matches!(self, OutputFormat::Plain(Format::Table | Format::Wide))
+    }
+}
+
+/// Options of the table printer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableOptions {
+    /// Add a LABELS column.
+    pub show_labels: bool,
+    /// Leave the header out (rows after the first during `get -w`).
+    pub no_header: bool,
+}
+
+fn closed_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// Writes to stdout; a closed pipe becomes a quiet success, other failures exit 2.
+fn emit(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match f(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if closed_pipe(&e) => Err(CliError {
+            message: String::new(),
+            status: ExitStatus::Success,
+        }),
+        Err(e) => Err(CliError::io("writing output", e)),
+    }
+}
+
+/// Prints one line of data on stdout.
+pub fn out(line: impl Display) -> Result<(), CliError> {
+    emit(|w| writeln!(w, "{line}"))
+}
+
+/// Prints text on stdout as it is (no newline added).
+pub fn out_text(text: &str) -> Result<(), CliError> {
+    emit(|w| w.write_all(text.as_bytes()))
+}
+
+/// Prints bytes on stdout as they are (log lines).
+pub fn out_bytes(bytes: &[u8]) -> Result<(), CliError> {
+    emit(|w| w.write_all(bytes))
+}
+
+/// Prints bytes on stderr as they are (a container's stderr, in `logs`).
+pub fn err_bytes(bytes: &[u8]) {
+    let mut e = std::io::stderr().lock();
+    // stderr gone: nothing sensible is left to report it on.
+    let _ = e.write_all(bytes).and_then(|()| e.flush());
+}
+
+/// Prints a note for a person on stderr (not data: scripts read stdout).
+pub fn note(line: impl Display) {
+    let mut e = std::io::stderr().lock();
+    // stderr gone: nothing sensible is left to report it on.
+    let _ = writeln!(e, "{line}");
+}
+
+/// Lets a command write a generated text (e.g. shell completions) to stdout.
+pub fn out_with(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), CliError> {
+    emit(f)
+}
+
+/// A one-line progress display on stderr, redrawn in place; silent when stderr is not a terminal.
+#[derive(Debug)]
+pub struct Progress {
+    tty: bool,
+    shown: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// A progress line for this terminal (or none).
+    pub fn new() -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    /// Replaces the progress line.
+    pub fn show(&mut self, line: &str) {
+        if self.tty {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[K{line}").and_then(|()| e.flush());
+            self.shown = true;
+        }
+    }
+
+    /// Removes the progress line.
+    pub fn clear(&mut self) {
+        if self.tty && self.shown {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[K").and_then(|()| e.flush());
+            self.shown = false;
+        }
+    }
+}
+
 /// The object as shown to users: sensitive contents replaced.
 pub fn redacted(obj: &DynamicObject) -> DynamicObject {
     let mut o = obj.clone();
-    if o.kind == Kind::Configuration
-        && let Some(files) = o.spec.get_mut("files").and_then(Value::as_object_mut)
-    {
-        for file in files.values_mut() {
-            if file.get("sensitive").and_then(Value::as_bool) == Some(true)
-                && let Some(c) = file.get_mut("content")
-            {
-                *c = json!(REDACTED);
-            }
-        }
-    }
+    o.spec = crate::store::redact_spec(o.kind, &o.spec);
     o
+}
+
+/// A value as YAML text.
+pub fn to_yaml(value: &Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot show as YAML: {e}\n"))
+}
+
+/// The JSON of objects as `get` shows them: one bare object, or a List.
+pub fn objects_json(objects: &[DynamicObject], single: bool) -> Value {
+    let shown: Vec<Value> = objects
+        .iter()
+        .map(|o| serde_json::to_value(redacted(o)).unwrap_or(Value::Null))
+        .collect();
+    match (single, shown.as_slice()) {
+        (true, [one]) => one.clone(),
+        _ => json!({"apiVersion": API_VERSION, "kind": "List", "items": shown}),
+    }
 }
 
 /// Prints objects in a format; a single named object prints bare, else as a List.
 pub fn print_objects(
     objects: &[DynamicObject],
-    format: Format,
+    format: &OutputFormat,
     single: bool,
-) -> std::io::Result<()> {
-    let shown: Vec<DynamicObject> = objects.iter().map(redacted).collect();
-    let mut out = std::io::stdout().lock();
+    table: TableOptions,
+) -> Result<(), CliError> {
     match format {
-        Format::Json | Format::Yaml => {
-            let value = if single && shown.len() == 1 {
-                serde_json::to_value(&shown[0])?
-            } else {
-                json!({"apiVersion": API_VERSION, "kind": "List", "items": shown})
-            };
-            if format == Format::Json {
-                serde_json::to_writer_pretty(&mut out, &value)?;
-                writeln!(out)?;
-            } else {
-                let text = serde_yaml::to_string(&value).map_err(std::io::Error::other)?;
-                write!(out, "{text}")?;
-            }
+        OutputFormat::Plain(Format::Json) => {
+            let value = objects_json(objects, single);
+            let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            out(text)
         }
-        Format::Name => {
-            for o in &shown {
-                writeln!(out, "{}", o.reference())?;
+        OutputFormat::Plain(Format::Yaml) => out_text(&to_yaml(&objects_json(objects, single))),
+        OutputFormat::Plain(Format::Name) => {
+            let names: Vec<String> = objects.iter().map(DynamicObject::reference).collect();
+            if names.is_empty() {
+                return Ok(());
             }
+            out(names.join("\n"))
         }
-        Format::Table | Format::Wide => {
-            let wide = format == Format::Wide;
-            let rows: Vec<Vec<String>> = shown.iter().map(|o| row(o, wide)).collect();
-            let Some(first) = shown.first() else {
+        OutputFormat::JsonPath(t) => {
+            let root = objects_json(objects, single);
+            out_text(&t.render(&root))
+        }
+        OutputFormat::Plain(f @ (Format::Table | Format::Wide)) => {
+            let Some(first) = objects.first() else {
                 return Ok(());
             };
-            print_table(&mut out, &header(first.kind, wide), &rows)?;
+            let wide = *f == Format::Wide;
+            let mut header = header(first.kind, wide);
+            if table.show_labels {
+                header.push("LABELS");
+            }
+            let rows: Vec<Vec<String>> = objects
+                .iter()
+                .map(|o| {
+                    let mut r = row(&redacted(o), wide);
+                    if table.show_labels {
+                        r.push(labels_text(o));
+                    }
+                    r
+                })
+                .collect();
+            let text = render_table(&header, &rows, !table.no_header);
+            out_text(&text)
         }
     }
-    Ok(())
+}
+
+fn labels_text(o: &DynamicObject) -> String {
+    if o.metadata.labels.is_empty() {
+        return "<none>".into();
+    }
+    o.metadata
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
@@ -90,6 +262,11 @@ fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::Configuration => vec!["NAME", "ENVIRONMENT", "STACKS", "READY", "AGE"],
     };
     if wide {
+        match kind {
+            Kind::Service => h.extend(["SWARM NAME", "UPDATE"]),
+            Kind::Stack => h.extend(["SWARM STACK", "DEPENDS ON"]),
+            Kind::Environment | Kind::Configuration => {}
+        }
         h.extend(["REASON", "MESSAGE"]);
     }
     h
@@ -103,13 +280,30 @@ fn s(v: Option<&Value>) -> String {
     }
 }
 
-fn ready_condition(o: &DynamicObject) -> Option<&Value> {
+/// The object's Ready condition, if the controller wrote one.
+pub fn ready_condition(o: &DynamicObject) -> Option<&Value> {
     o.status
         .as_ref()?
         .get("conditions")?
         .as_array()?
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+}
+
+fn count(v: Option<&Value>) -> u64 {
+    v.and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn joined(v: Option<&Value>) -> String {
+    let items: Vec<&str> = v
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if items.is_empty() {
+        "<none>".into()
+    } else {
+        items.join(",")
+    }
 }
 
 fn row(o: &DynamicObject, wide: bool) -> Vec<String> {
@@ -120,53 +314,29 @@ fn row(o: &DynamicObject, wide: bool) -> Vec<String> {
         .and_then(Value::as_str)
         .unwrap_or("Unknown")
         .to_string();
-    let age = age(o);
     let mut r = vec![o.metadata.name.clone()];
     match o.kind {
         Kind::Service => {
             let image = status.get("image").or_else(|| o.spec.get("image")).cloned();
             r.push(s(status.get("stack")));
             r.push(s(image.as_ref()));
-            let running = status
-                .get("runningTasks")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            let desired = status
-                .get("desiredTasks")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            r.push(format!("{running}/{desired}"));
+            r.push(format!(
+                "{}/{}",
+                count(status.get("runningTasks")),
+                count(status.get("desiredTasks"))
+            ));
         }
         Kind::Stack => {
-            let ready_n = status
-                .get("servicesReady")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
             let total = o
                 .spec
                 .get("services")
                 .and_then(Value::as_array)
                 .map(|a| a.len() as u64)
                 .unwrap_or(0);
-            r.push(format!("{ready_n}/{total}"));
+            r.push(format!("{}/{total}", count(status.get("servicesReady"))));
         }
         Kind::Environment => {
-            let stacks = o
-                .spec
-                .get("stacks")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            r.push(if stacks.is_empty() {
-                "<none>".into()
-            } else {
-                stacks
-            });
+            r.push(joined(o.spec.get("stacks")));
             let n = o
                 .spec
                 .get("variables")
@@ -186,32 +356,40 @@ fn row(o: &DynamicObject, wide: bool) -> Vec<String> {
         }
     }
     r.push(ready_word);
-    r.push(age);
+    r.push(
+        o.metadata
+            .creation_timestamp
+            .map(age)
+            .unwrap_or_else(|| "<unknown>".into()),
+    );
     if wide {
-        r.push(
+        match o.kind {
+            Kind::Service => {
+                r.push(s(status.get("swarmName")));
+                r.push(s(status.get("updateState")));
+            }
+            Kind::Stack => {
+                r.push(s(status.get("swarmStack")));
+                r.push(joined(o.spec.get("dependsOn")));
+            }
+            Kind::Environment | Kind::Configuration => {}
+        }
+        let field = |f: &str| {
             ready
-                .and_then(|c| c.get("reason"))
+                .and_then(|c| c.get(f))
                 .and_then(Value::as_str)
                 .unwrap_or("")
-                .to_string(),
-        );
-        r.push(
-            ready
-                .and_then(|c| c.get("message"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        );
+                .to_string()
+        };
+        r.push(field("reason"));
+        r.push(field("message"));
     }
     r
 }
 
 /// Age like kubectl: `45s`, `12m`, `3h`, `5d`.
-fn age(o: &DynamicObject) -> String {
-    let Some(created) = o.metadata.creation_timestamp else {
-        return "<unknown>".into();
-    };
-    let secs = (Utc::now() - created).num_seconds().max(0);
+pub fn age(since: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - since).num_seconds().max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -220,8 +398,16 @@ fn age(o: &DynamicObject) -> String {
     }
 }
 
-fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+/// Age of an RFC 3339 time; `<unknown>` when it does not parse.
+pub fn age_of(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| age(t.with_timezone(&Utc)))
+        .unwrap_or_else(|_| "<unknown>".into())
+}
+
+/// Lays out a table: columns padded to their widest cell, three spaces apart.
+pub fn render_table(header: &[&str], rows: &[Vec<String>], with_header: bool) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, cell) in r.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
@@ -229,20 +415,92 @@ fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> s
             }
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: &[&str]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{:<w$}   ", c, w = widths[i]));
+                let w = widths.get(i).copied().unwrap_or(0);
+                s.push_str(&format!("{c:<w$}   "));
             }
         }
         s.trim_end().to_string()
     };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    let mut text = String::new();
+    if with_header {
+        text.push_str(&line(header));
+        text.push('\n');
     }
-    Ok(())
+    for r in rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        text.push_str(&line(&cells));
+        text.push('\n');
+    }
+    text
+}
+
+/// A unified diff (`diff -u` style) of two texts; `None` when they are equal.
+pub fn unified_diff(old: &str, new: &str, old_label: &str, new_label: &str) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(old_label, new_label)
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::REDACTED;
+
+    #[test]
+    fn output_formats_parse() {
+        assert!(matches!(
+            OutputFormat::parse("wide"),
+            Ok(OutputFormat::Plain(Format::Wide))
+        ));
+        assert!(matches!(
+            OutputFormat::parse("jsonpath={.metadata.name}"),
+            Ok(OutputFormat::JsonPath(_))
+        ));
+        assert!(OutputFormat::parse("xml").is_err());
+        assert!(OutputFormat::parse("jsonpath={.a").is_err());
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = render_table(
+            &["NAME", "READY"],
+            &[vec!["a-long-name".into(), "True".into()]],
+            true,
+        );
+        assert_eq!(t, "NAME          READY\na-long-name   True\n");
+    }
+
+    #[test]
+    fn sensitive_content_is_redacted() {
+        let o = DynamicObject::new(
+            Kind::Configuration,
+            "main",
+            json!({"files": {"pw": {"content": "s3cret", "sensitive": true}, "c": {"content": "plain"}}}),
+        );
+        let shown = serde_json::to_string(&objects_json(&[o], true)).unwrap_or_default();
+        assert!(!shown.contains("s3cret") && shown.contains(REDACTED) && shown.contains("plain"));
+    }
+
+    #[test]
+    fn diffs_are_unified() {
+        let d = unified_diff("a\nb\n", "a\nc\n", "old", "new").unwrap_or_default();
+        assert!(
+            d.contains("--- old") && d.contains("-b") && d.contains("+c"),
+            "{d}"
+        );
+        assert_eq!(unified_diff("x\n", "x\n", "old", "new"), None);
+    }
 }

@@ -1,12 +1,18 @@
 //! The controller: watches etcd, reconciles Stacks onto Swarm, writes status back.
 
+pub mod events;
+pub mod history;
+mod metrics;
 pub mod plan;
+mod queue;
 mod reconcile;
 mod run;
 
+pub use metrics::Metrics;
 pub use plan::{Plan, PlannedService, PlannedStack, Snapshot, plan};
-pub use reconcile::{HasCommon, PassReport, Reconciler};
-pub use run::{Controller, ControllerOptions};
+pub use queue::WorkQueue;
+pub use reconcile::{Action, HasCommon, INSTALLATION_KEY, PassReport, Reconciler, StackOutcome};
+pub use run::{Catalog, Controller, ControllerOptions, ElectionOptions};
 
 use crate::store::StoreError;
 use crate::swarm::SwarmError;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::api::{
     Configuration, DefaultsMode, DynamicObject, Environment, Kind, Rollout, Service, ServiceSpec,
@@ -12,7 +13,12 @@ use crate::api::{
 };
 use crate::manifest::load::strip_nulls;
 use crate::manifest::merge::{merge_layers, settings_patch};
-use crate::swarm::{DesiredService, RenderContext, render_service};
+use crate::swarm::{DesiredService, RenderContext, render_service, with_force_update};
+
+/// Annotation `kargo rollout restart` sets; a new value forces a redeploy.
+pub const RESTARTED_AT_ANNOTATION: &str = "kargo.dev/restartedAt";
+/// Annotation `kargo delete --cascade=orphan` sets: the Swarm objects stay, unlabelled.
+pub const CASCADE_ANNOTATION: &str = "kargo.dev/cascade";
 
 /// The objects of one installation as read at one revision, typed.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +87,36 @@ pub struct Plan {
     pub stacks: Vec<PlannedStack>,
     /// Problems of the Configuration or Environment themselves.
     pub errors: Vec<String>,
+    /// The Configuration's files as Swarm configs/secrets, by file name.
+    pub files: BTreeMap<String, PlannedFile>,
+    /// Take over same-named Swarm services a Kargo install left (the Environment's `adopt`).
+    pub adopt: bool,
+}
+
+/// A Configuration file as the Swarm config or secret it becomes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// Swarm name: `<file>-<first 10 hex of sha256(content)>`, so a change makes a new object.
+    pub swarm_name: String,
+    /// The content after interpolation (for `template: true`).
+    pub content: String,
+    /// A Swarm secret instead of a config; the content is never printed.
+    pub sensitive: bool,
+}
+
+impl std::fmt::Debug for PlannedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let content: &str = if self.sensitive {
+            "<redacted>"
+        } else {
+            &self.content
+        };
+        f.debug_struct("PlannedFile")
+            .field("swarm_name", &self.swarm_name)
+            .field("content", &content)
+            .field("sensitive", &self.sensitive)
+            .finish()
+    }
 }
 
 /// One deployed stack.
@@ -101,7 +137,9 @@ pub struct PlannedStack {
 pub struct PlannedService {
     /// Service name.
     pub name: String,
-    /// The merged spec and what it renders to, or why it cannot be deployed.
+    /// The merged configuration of the service (default ⊕ user ⊕ settings, interpolated).
+    pub merged: Option<Value>,
+    /// What the merged spec renders to, or why it cannot be deployed.
     pub desired: Result<DesiredService, String>,
     /// Services of the stack that must be Ready first.
     pub depends_on: Vec<String>,
@@ -152,12 +190,52 @@ pub fn plan(
             ctx.back_network = b.clone();
         }
     }
+    if let Some(cfg) = cfg {
+        let variables = env
+            .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables).0)
+            .unwrap_or_default();
+        for (file, spec) in &cfg.spec.files {
+            let content = if spec.template {
+                let path = format!("/spec/files/{file}/content");
+                match crate::manifest::interpolate::interpolate_str(
+                    &spec.content,
+                    &variables,
+                    &path,
+                ) {
+                    Ok(c) => c,
+                    Err(errors) => {
+                        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                        out.errors.push(format!(
+                            "Configuration {:?}: {}",
+                            cfg.name(),
+                            list.join("; ")
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                spec.content.clone()
+            };
+            let digest = sha2::Sha256::digest(content.as_bytes());
+            let swarm_name = format!("{file}-{}", &hex::encode(digest)[..10]);
+            ctx.files.insert(file.clone(), swarm_name.clone());
+            out.files.insert(
+                file.clone(),
+                PlannedFile {
+                    swarm_name,
+                    content,
+                    sensitive: spec.sensitive,
+                },
+            );
+        }
+    }
     let stack_names: Vec<String> = match env {
         Some(e) => e.spec.stacks.clone(),
         None if cfg.is_some() && out.environment.is_some() => Vec::new(),
         None => snapshot.stacks.keys().cloned().collect(),
     };
     out.rollout = env.and_then(|e| e.spec.rollout);
+    out.adopt = env.is_some_and(|e| e.spec.adopt);
     let ordered = env.is_some() && out.rollout.unwrap_or(Rollout::Ordered) == Rollout::Ordered;
 
     let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -212,8 +290,18 @@ pub fn plan(
                 continue;
             }
             let raw = user.and(snapshot.service_specs.get(svc_name));
-            let desired = merged_spec(raw, default.as_ref(), env, svc_name).and_then(|spec| {
-                render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())
+            let restarted = user.and_then(|u| u.metadata.annotations.get(RESTARTED_AT_ANNOTATION));
+            let merged = merged_spec(raw, default.as_ref(), env, svc_name);
+            let merged_json = merged.as_ref().ok().map(|(v, _)| v.clone());
+            let desired = merged.and_then(|(_, spec)| {
+                let d =
+                    render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())?;
+                Ok(
+                    match restarted.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+                        Some(t) => with_force_update(d, u64::try_from(t.timestamp()).unwrap_or(0)),
+                        None => d,
+                    },
+                )
             });
             if let Ok(d) = &desired {
                 networks.extend(d.networks.iter().cloned());
@@ -223,6 +311,7 @@ pub fn plan(
                 depends_on: user
                     .and_then(|u| u.spec.depends_on.clone())
                     .unwrap_or_default(),
+                merged: merged_json,
                 desired,
             });
         }
@@ -253,7 +342,7 @@ fn merged_spec(
     default: Option<&Value>,
     env: Option<&Environment>,
     name: &str,
-) -> Result<ServiceSpec, String> {
+) -> Result<(Value, ServiceSpec), String> {
     if user.is_none() && default.is_none() {
         return Err(format!(
             "service {name:?} not found (no Service object and no default)"
@@ -268,6 +357,24 @@ fn merged_spec(
         }
         None => below,
     };
-    serde_json::from_value(merged)
-        .map_err(|e| format!("service {name:?}: merged spec is invalid: {e}"))
+    let variables = env
+        .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables).0)
+        .unwrap_or_default();
+    let merged = crate::manifest::interpolate::interpolate_value(&merged, &variables, "/spec")
+        .map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            format!("service {name:?}: {}", list.join("; "))
+        })?;
+    let violations = crate::manifest::validate::validate_spec(
+        Kind::Service,
+        crate::api::schema::Mode::Merged,
+        &merged,
+    );
+    if !violations.is_empty() {
+        let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        return Err(format!("service {name:?}: {}", list.join("; ")));
+    }
+    let spec = serde_json::from_value(merged.clone())
+        .map_err(|e| format!("service {name:?}: merged spec is invalid: {e}"))?;
+    Ok((merged, spec))
 }

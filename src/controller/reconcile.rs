@@ -1,45 +1,65 @@
-//! One reconcile pass over the installation: plan, act on Swarm, write status back.
+//! Reconciling onto Swarm: one Stack at a time (the unit of reconciliation), plus the
+//! installation-wide work (garbage collection, finalizers, Environment/Configuration status).
 //!
-//! Level-based and idempotent: a pass is never told why it runs. It compares the
+//! Level-based and idempotent: a reconcile is never told why it runs. It compares the
 //! desired ServiceSpec with the live one over the fields kargo sets, so a converged
 //! installation costs no Docker write and no etcd write.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 use crate::api::{
-    CommonStatus, ConditionStatus, ConfigurationStatus, EnvironmentStatus, Kind, SWARM_FINALIZER,
-    ServiceStatus, StackStatus,
+    CommonStatus, ConditionStatus, ConfigurationStatus, EnvironmentStatus, Kind, RollbackMode,
+    SWARM_FINALIZER, ServiceStatus, StackStatus,
 };
-use crate::store::{Fence, Store};
-use crate::swarm::names::{OWNER_LABEL, SPEC_HASH_LABEL, swarm_stack};
+use crate::store::{Fence, Store, StoreError};
+use crate::swarm::names::{
+    INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL, swarm_service,
+    swarm_stack,
+};
 use crate::swarm::{
-    DesiredService, LiveService, SwarmClient, assess, comparable, covers, first_difference,
+    Convergence, DesiredService, LiveService, SwarmClient, TaskInfo, assess, comparable, covers,
+    first_difference,
 };
 
 use super::ControllerError;
-use super::plan::{Plan, Snapshot, plan};
+use super::events::{EventRecorder, EventType};
+use super::history;
+use super::plan::{CASCADE_ANNOTATION, Plan, PlannedStack, Snapshot, plan};
 
-/// What a pass saw and did.
+/// How soon to look again at a stack that is converging.
+pub const CONVERGING_REQUEUE: Duration = Duration::from_secs(1);
+
+/// What to do after a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Converged: wait for a change (or the periodic resync).
+    AwaitChange,
+    /// Not converged yet: look again after this long.
+    RequeueAfter(Duration),
+}
+
+/// What a full pass saw and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassReport {
     /// Every deployed stack is Ready.
     pub all_ready: bool,
     /// Docker writes made by this pass.
     pub docker_writes: u64,
-    /// etcd writes made by this pass.
+    /// etcd writes made by this pass (status, finalizers, history).
     pub etcd_writes: u64,
 }
 
-/// Everything a pass needs.
+/// Everything a reconcile needs.
 pub struct Reconciler<'a> {
     /// The object store.
     pub store: &'a Store,
-    /// The Docker client.
+    /// The Docker client (with the leader's write guard, when elected).
     pub swarm: &'a SwarmClient,
     /// The Configuration in force.
     pub configuration: &'a str,
@@ -47,6 +67,25 @@ pub struct Reconciler<'a> {
     pub fence: Option<&'a Fence>,
     /// The default catalog.
     pub catalog: &'a (dyn Fn(&str) -> Option<Value> + Sync),
+    /// Where events go.
+    pub events: &'a EventRecorder,
+}
+
+/// What converging one service needs besides its desired spec.
+#[derive(Clone, Copy)]
+struct ServiceContext<'a> {
+    /// The live service kargo owns, if any.
+    live: Option<&'a LiveService>,
+    /// Its tasks as the stack's one task query saw them.
+    known_tasks: Option<&'a [TaskInfo]>,
+    /// Network, config and secret IDs by name.
+    network_ids: &'a BTreeMap<String, String>,
+    /// The stack's progress deadline.
+    deadline: Option<Duration>,
+    /// The time of this reconcile.
+    now: DateTime<Utc>,
+    /// Take over a same-named service kargo does not own.
+    adopt: bool,
 }
 
 struct ServiceOutcome {
@@ -54,215 +93,695 @@ struct ServiceOutcome {
     ready: bool,
 }
 
+/// The result of reconciling one stack.
+#[derive(Clone, Debug, Default)]
+pub struct StackOutcome {
+    /// The stack is Ready.
+    pub ready: bool,
+    /// etcd writes made.
+    pub etcd_writes: u64,
+}
+
 impl Reconciler<'_> {
     fn installation(&self) -> &str {
         self.store.prefix()
     }
 
-    /// Runs one pass. Errors from Docker or etcd abort the pass; the caller retries.
-    pub async fn pass(&self) -> Result<PassReport, ControllerError> {
-        let writes_before = self.swarm.total_writes();
-        let mut etcd_writes = 0u64;
+    /// Reads every object and types it.
+    pub async fn snapshot(&self) -> Result<(Snapshot, i64), ControllerError> {
         let list = self.store.list_all().await?;
-        let snapshot = Snapshot::from_objects(&list.items);
-        let plan = plan(
-            &snapshot,
+        Ok((Snapshot::from_objects(&list.items), list.revision))
+    }
+
+    /// The plan for a snapshot.
+    pub fn plan(&self, snapshot: &Snapshot) -> Plan {
+        plan(
+            snapshot,
             self.configuration,
             self.installation(),
             self.catalog,
-        );
-        let mut live: BTreeMap<String, LiveService> = self
-            .swarm
-            .list_services(self.installation())
-            .await?
-            .into_iter()
-            .map(|s| (s.name.clone(), s))
-            .collect();
+        )
+    }
 
-        // Swarm objects no longer wanted go first (deleted, suspended, dropped objects).
+    /// One full pass: the installation, then every stack in rollout order. What the
+    /// controller's workers do key by key, in one call (for tests and `--once`).
+    pub async fn pass(&self) -> Result<PassReport, ControllerError> {
+        let writes_before = self.swarm.total_writes();
+        let (snapshot, revision) = self.snapshot().await?;
+        let plan = self.plan(&snapshot);
+        let mut etcd_writes = self.reconcile_installation_gc(&snapshot, &plan).await?;
+        let mut ready: BTreeSet<String> = BTreeSet::new();
+        for stack in &plan.stacks {
+            let outcome = self
+                .reconcile_stack(&snapshot, &plan, stack, revision, &|s| ready.contains(s))
+                .await?;
+            etcd_writes += outcome.etcd_writes;
+            if outcome.ready {
+                ready.insert(stack.name.clone());
+            }
+        }
+        etcd_writes += self
+            .write_installation_statuses(&snapshot, &plan, &|s| ready.contains(s))
+            .await?;
+        Ok(PassReport {
+            all_ready: plan.errors.is_empty()
+                && plan.stacks.iter().all(|s| ready.contains(&s.name)),
+            docker_writes: self.swarm.total_writes() - writes_before,
+            etcd_writes,
+        })
+    }
+
+    /// Reconciles one key: `installation` or `stack/<name>`, reading a fresh snapshot.
+    pub async fn reconcile_key(&self, key: &str) -> Result<Action, ControllerError> {
+        let (snapshot, revision) = self.snapshot().await?;
+        let plan = self.plan(&snapshot);
+        let stored_ready = |name: &str| {
+            snapshot.stacks.get(name).is_some_and(|s| {
+                s.status.common.is_ready()
+                    && s.status.common.observed_generation == s.metadata.generation
+            })
+        };
+        if key == INSTALLATION_KEY {
+            self.reconcile_installation_gc(&snapshot, &plan).await?;
+            self.write_installation_statuses(&snapshot, &plan, &stored_ready)
+                .await?;
+            return Ok(Action::AwaitChange);
+        }
+        let Some(name) = key.strip_prefix("stack/") else {
+            return Ok(Action::AwaitChange);
+        };
+        let Some(stack) = plan.stacks.iter().find(|s| s.name == name) else {
+            // Not deployed: the installation key removes its Swarm objects.
+            return Ok(Action::AwaitChange);
+        };
+        let outcome = self
+            .reconcile_stack(&snapshot, &plan, stack, revision, &stored_ready)
+            .await?;
+        Ok(if outcome.ready {
+            Action::AwaitChange
+        } else {
+            Action::RequeueAfter(CONVERGING_REQUEUE)
+        })
+    }
+
+    /// Removes Swarm services nobody wants (stacks deleted, suspended or dropped;
+    /// services deleted) and releases the finalizers of objects whose Swarm objects are gone.
+    /// Orphaned objects (`--cascade=orphan`) lose kargo's labels and stay.
+    async fn reconcile_installation_gc(
+        &self,
+        snapshot: &Snapshot,
+        plan: &Plan,
+    ) -> Result<u64, ControllerError> {
         let wanted: BTreeSet<String> = plan
             .stacks
             .iter()
             .flat_map(|s| {
                 s.services
                     .iter()
-                    .map(move |p| crate::swarm::names::swarm_service(&s.name, &p.name))
+                    .map(move |p| swarm_service(&s.name, &p.name))
             })
             .collect();
-        for (name, svc) in &live {
-            if !wanted.contains(name) {
-                info!(service = %name, "removing Swarm service no longer wanted");
+        let mut live = self.swarm.list_services(self.installation()).await?;
+        let orphaning = |owner: &str| {
+            let (stack, service) = owner.split_once('/').unwrap_or((owner, ""));
+            let orphan = |annotations: &BTreeMap<String, String>| {
+                annotations.get(CASCADE_ANNOTATION).map(String::as_str) == Some("orphan")
+            };
+            snapshot.stacks.get(stack).is_some_and(|s| {
+                s.metadata.deletion_timestamp.is_some() && orphan(&s.metadata.annotations)
+            }) || snapshot.services.get(service).is_some_and(|s| {
+                s.metadata.deletion_timestamp.is_some() && orphan(&s.metadata.annotations)
+            })
+        };
+        for svc in &live {
+            if wanted.contains(&svc.name) {
+                continue;
+            }
+            let owner = svc.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
+            let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
+            if orphaning(&owner) {
+                let mut spec = svc.spec.clone();
+                if let Some(labels) = spec.get_mut("Labels").and_then(Value::as_object_mut) {
+                    for l in [INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL] {
+                        labels.remove(l);
+                    }
+                }
+                self.swarm
+                    .update_service(&svc.id, &svc.name, svc.version, &spec)
+                    .await?;
+                self.events
+                    .record(
+                        Kind::Stack,
+                        stack,
+                        EventType::Normal,
+                        "Orphaned",
+                        &format!(
+                            "Swarm service {} left running without kargo's labels",
+                            svc.name
+                        ),
+                        self.fence,
+                    )
+                    .await;
+            } else {
                 self.swarm.remove_service(&svc.id).await?;
+                self.events
+                    .record(
+                        Kind::Stack,
+                        stack,
+                        EventType::Normal,
+                        "Removed",
+                        &format!("removed Swarm service {} (no longer wanted)", svc.name),
+                        self.fence,
+                    )
+                    .await;
             }
         }
-        live.retain(|name, _| wanted.contains(name));
-        etcd_writes += self.release_finalizers(&snapshot, &live).await?;
+        live.retain(|s| wanted.contains(&s.name));
+        self.collect_files(plan).await?;
+        self.sync_node_labels(snapshot, plan).await?;
+        self.release_finalizers(snapshot, &live).await
+    }
 
+    /// Reconciles one deployed stack: networks, then its services in order, then status.
+    pub async fn reconcile_stack(
+        &self,
+        snapshot: &Snapshot,
+        plan: &Plan,
+        stack: &PlannedStack,
+        revision: i64,
+        is_ready: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<StackOutcome, ControllerError> {
+        let now = Utc::now();
+        let mut etcd_writes = self
+            .ensure_finalizer(snapshot, Kind::Stack, &stack.name)
+            .await?;
+        let namespace = swarm_stack(&stack.name);
+        let live: BTreeMap<String, LiveService> = self
+            .swarm
+            .list_services(self.installation())
+            .await?
+            .into_iter()
+            .filter(|s| s.labels.get(STACK_NAMESPACE_LABEL) == Some(&namespace))
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        // Services of this stack that it no longer lists go first (removal in reverse order).
+        let wanted: BTreeSet<String> = stack
+            .services
+            .iter()
+            .map(|p| swarm_service(&stack.name, &p.name))
+            .collect();
+        for (name, svc) in live.iter().rev() {
+            if !wanted.contains(name) {
+                self.swarm.remove_service(&svc.id).await?;
+                self.events
+                    .record(
+                        Kind::Stack,
+                        &stack.name,
+                        EventType::Normal,
+                        "Removed",
+                        &format!("removed Swarm service {name}"),
+                        self.fence,
+                    )
+                    .await;
+            }
+        }
+        let waiting: Vec<&str> = stack
+            .waits_for
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !is_ready(s))
+            .collect();
         let mut network_ids = BTreeMap::new();
-        if !plan.stacks.is_empty() {
-            for net in &plan.networks {
+        let needs_networks = waiting.is_empty()
+            || stack
+                .services
+                .iter()
+                .any(|p| live.contains_key(&swarm_service(&stack.name, &p.name)));
+        if needs_networks {
+            let nets: BTreeSet<&String> = stack
+                .services
+                .iter()
+                .filter_map(|p| p.desired.as_ref().ok())
+                .flat_map(|d| d.networks.iter())
+                .collect();
+            for net in nets {
                 let id = self.swarm.ensure_network(net, self.installation()).await?;
                 network_ids.insert(net.clone(), id);
             }
         }
-
-        let now = Utc::now();
-        let mut ready_stacks: BTreeSet<String> = BTreeSet::new();
-        let mut stack_counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut service_outcomes: BTreeMap<String, ServiceOutcome> = BTreeMap::new();
-        let mut all_ready = plan.errors.is_empty();
-        for stack in &plan.stacks {
-            let waiting: Vec<&String> = stack
-                .waits_for
-                .iter()
-                .filter(|s| !ready_stacks.contains(*s))
-                .collect();
-            let mut ready_services: BTreeSet<String> = BTreeSet::new();
-            let mut stack_ready = stack.errors.is_empty();
-            etcd_writes += self
-                .ensure_finalizer(&snapshot, Kind::Stack, &stack.name)
-                .await?;
-            for planned in &stack.services {
-                if snapshot.services.contains_key(&planned.name) {
-                    etcd_writes += self
-                        .ensure_finalizer(&snapshot, Kind::Service, &planned.name)
-                        .await?;
-                }
-                let previous = snapshot
-                    .services
-                    .get(&planned.name)
-                    .map(|s| s.status.clone())
-                    .unwrap_or_default();
-                let mut status = previous.clone();
-                status.stack = Some(stack.name.clone());
-                let blocked_by: Vec<&String> = planned
-                    .depends_on
-                    .iter()
-                    .filter(|d| !ready_services.contains(*d))
-                    .collect();
-                let outcome = match &planned.desired {
-                    Err(message) => {
-                        status.common.set_condition(
-                            "Ready",
-                            ConditionStatus::False,
-                            "InvalidSpec",
-                            message.clone(),
-                            now,
-                        );
-                        ServiceOutcome {
-                            status,
-                            ready: false,
-                        }
-                    }
-                    Ok(desired) if !waiting.is_empty() && !live.contains_key(&desired.name) => {
-                        let msg = format!("waiting for stack {} to be Ready", join(&waiting));
-                        status.common.set_condition(
-                            "Ready",
-                            ConditionStatus::False,
-                            "WaitingForStack",
-                            msg,
-                            now,
-                        );
-                        ServiceOutcome {
-                            status,
-                            ready: false,
-                        }
-                    }
-                    Ok(desired) if !blocked_by.is_empty() && !live.contains_key(&desired.name) => {
-                        let msg = format!("waiting for service {} to be Ready", join(&blocked_by));
-                        status.common.set_condition(
-                            "Ready",
-                            ConditionStatus::False,
-                            "WaitingForService",
-                            msg,
-                            now,
-                        );
-                        ServiceOutcome {
-                            status,
-                            ready: false,
-                        }
-                    }
-                    Ok(desired) => {
-                        self.converge_service(
-                            desired,
-                            live.get(&desired.name),
-                            &network_ids,
-                            status,
-                            now,
-                        )
-                        .await?
-                    }
-                };
-                if outcome.ready {
-                    ready_services.insert(planned.name.clone());
-                } else {
-                    stack_ready = false;
-                }
-                service_outcomes.insert(planned.name.clone(), outcome);
+        if needs_networks {
+            self.ensure_files(plan, stack, &mut network_ids).await?;
+        }
+        let live_ids: Vec<String> = live.values().map(|l| l.id.clone()).collect();
+        let tasks = self.swarm.tasks_of(&live_ids).await?;
+        let stack_obj = snapshot.stacks.get(&stack.name);
+        let deadline = stack_obj
+            .and_then(|s| s.spec.progress_deadline_seconds)
+            .map(Duration::from_secs);
+        let mut ready_services: BTreeSet<String> = BTreeSet::new();
+        let mut outcomes: Vec<(String, ServiceOutcome)> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
+        for planned in &stack.services {
+            if snapshot.services.contains_key(&planned.name) {
+                etcd_writes += self
+                    .ensure_finalizer(snapshot, Kind::Service, &planned.name)
+                    .await?;
             }
-            stack_counts.insert(stack.name.clone(), ready_services.len() as u64);
-            if stack_ready {
-                ready_stacks.insert(stack.name.clone());
-            } else {
-                all_ready = false;
+            let mut status = snapshot
+                .services
+                .get(&planned.name)
+                .map(|s| s.status.clone())
+                .unwrap_or_default();
+            status.stack = Some(stack.name.clone());
+            let blocked_by: Vec<&str> = planned
+                .depends_on
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !ready_services.contains(*d))
+                .collect();
+            let outcome = match &planned.desired {
+                Err(message) => {
+                    set_ready(
+                        &mut status.common,
+                        false,
+                        "InvalidSpec",
+                        message.clone(),
+                        now,
+                    );
+                    status.common.set_condition(
+                        "Degraded",
+                        ConditionStatus::True,
+                        "InvalidSpec",
+                        message.clone(),
+                        now,
+                    );
+                    ServiceOutcome {
+                        status,
+                        ready: false,
+                    }
+                }
+                Ok(desired) if !waiting.is_empty() && !live.contains_key(&desired.name) => {
+                    set_ready(
+                        &mut status.common,
+                        false,
+                        "WaitingForStack",
+                        format!("waiting for stack {} to be Ready", waiting.join(", ")),
+                        now,
+                    );
+                    ServiceOutcome {
+                        status,
+                        ready: false,
+                    }
+                }
+                Ok(desired) if !blocked_by.is_empty() && !live.contains_key(&desired.name) => {
+                    set_ready(
+                        &mut status.common,
+                        false,
+                        "WaitingForService",
+                        format!("waiting for service {} to be Ready", blocked_by.join(", ")),
+                        now,
+                    );
+                    ServiceOutcome {
+                        status,
+                        ready: false,
+                    }
+                }
+                Ok(desired) => {
+                    let known = live
+                        .get(&desired.name)
+                        .and_then(|l| tasks.get(&l.id))
+                        .map(Vec::as_slice);
+                    let ctx = ServiceContext {
+                        live: live.get(&desired.name),
+                        known_tasks: known,
+                        network_ids: &network_ids,
+                        deadline,
+                        now,
+                        adopt: plan.adopt,
+                    };
+                    self.converge_service(desired, status, &ctx).await?
+                }
+            };
+            if outcome.ready {
+                ready_services.insert(planned.name.clone());
+            }
+            if outcome.status.failed_spec_hash.is_some()
+                && outcome.status.failed_spec_hash == outcome.status.spec_hash
+                && outcome
+                    .status
+                    .common
+                    .condition("Ready")
+                    .is_some_and(|c| c.status != ConditionStatus::True)
+            {
+                failed.push(planned.name.clone());
+            }
+            outcomes.push((planned.name.clone(), outcome));
+        }
+        let total = stack.services.len() as u64;
+        let ready = stack.errors.is_empty() && ready_services.len() == stack.services.len();
+        for (name, outcome) in outcomes {
+            if let Some(svc) = snapshot.services.get(&name) {
+                etcd_writes += self
+                    .put_status(
+                        Kind::Service,
+                        &name,
+                        svc.metadata.generation,
+                        &svc.status,
+                        outcome.status,
+                    )
+                    .await?;
             }
         }
-
-        etcd_writes += self
-            .write_statuses(
-                &snapshot,
-                &plan,
-                &ready_stacks,
-                &stack_counts,
-                service_outcomes,
+        let Some(stack_obj) = stack_obj else {
+            return Ok(StackOutcome { ready, etcd_writes });
+        };
+        let mut status = StackStatus {
+            common: stack_obj.status.common.clone(),
+            last_ready_revision: stack_obj.status.last_ready_revision,
+            swarm_stack: Some(namespace),
+            services_ready: ready_services.len() as u64,
+            services_total: total,
+        };
+        if ready {
+            let specs: BTreeMap<String, Value> = stack
+                .services
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        snapshot
+                            .service_specs
+                            .get(&p.name)
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            if let Some(rev) =
+                history::record_ready(self.store, &stack.name, specs, revision, self.fence).await?
+            {
+                status.last_ready_revision = Some(rev);
+                etcd_writes += 1;
+            }
+            set_ready(
+                &mut status.common,
+                true,
+                "Converged",
+                format!("{total}/{total} services Ready"),
                 now,
+            );
+            status.common.set_condition(
+                "Progressing",
+                ConditionStatus::False,
+                "Converged",
+                "",
+                now,
+            );
+            status
+                .common
+                .set_condition("Degraded", ConditionStatus::False, "Converged", "", now);
+        } else if !stack.errors.is_empty() {
+            set_ready(
+                &mut status.common,
+                false,
+                "InvalidStack",
+                stack.errors.join("; "),
+                now,
+            );
+            status.common.set_condition(
+                "Degraded",
+                ConditionStatus::True,
+                "InvalidStack",
+                stack.errors.join("; "),
+                now,
+            );
+        } else if !failed.is_empty() {
+            let msg = format!("update failed for {}", failed.join(", "));
+            set_ready(&mut status.common, false, "UpdateFailed", msg.clone(), now);
+            status.common.set_condition(
+                "Progressing",
+                ConditionStatus::False,
+                "UpdateFailed",
+                msg.clone(),
+                now,
+            );
+            status.common.set_condition(
+                "Degraded",
+                ConditionStatus::True,
+                "UpdateFailed",
+                msg.clone(),
+                now,
+            );
+            if stack_obj.spec.rollback == Some(RollbackMode::Auto) {
+                etcd_writes += self.auto_rollback(snapshot, &stack.name).await?;
+            }
+        } else if !waiting.is_empty() {
+            set_ready(
+                &mut status.common,
+                false,
+                "WaitingForStack",
+                format!("waiting for stack {} to be Ready", waiting.join(", ")),
+                now,
+            );
+        } else {
+            let msg = format!("{}/{total} services Ready", ready_services.len());
+            set_ready(&mut status.common, false, "Progressing", msg.clone(), now);
+            status.common.set_condition(
+                "Progressing",
+                ConditionStatus::True,
+                "Progressing",
+                msg,
+                now,
+            );
+        }
+        let _ = plan;
+        etcd_writes += self
+            .put_status(
+                Kind::Stack,
+                &stack.name,
+                stack_obj.metadata.generation,
+                &stack_obj.status,
+                status,
             )
             .await?;
-        Ok(PassReport {
-            all_ready,
-            docker_writes: self.swarm.total_writes() - writes_before,
-            etcd_writes,
-        })
+        Ok(StackOutcome { ready, etcd_writes })
+    }
+
+    /// Creates the Swarm configs and secrets this stack's services mount (content-named,
+    /// so a changed file is a new object) and records their IDs in `ids`.
+    async fn ensure_files(
+        &self,
+        plan: &Plan,
+        stack: &PlannedStack,
+        ids: &mut BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        let wanted: BTreeSet<(String, bool)> = stack
+            .services
+            .iter()
+            .filter_map(|p| p.desired.as_ref().ok())
+            .flat_map(|d| file_refs(&d.spec))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        for secret in [false, true] {
+            let existing = self.swarm.list_files(self.installation(), secret).await?;
+            for (name, _) in wanted.iter().filter(|(_, s)| *s == secret) {
+                let id = match existing.iter().find(|f| &f.name == name) {
+                    Some(f) => f.id.clone(),
+                    None => {
+                        let Some(file) = plan.files.values().find(|f| &f.swarm_name == name) else {
+                            continue;
+                        };
+                        let labels = BTreeMap::from([(
+                            INSTALLATION_LABEL.to_string(),
+                            self.installation().to_string(),
+                        )]);
+                        let id = self
+                            .swarm
+                            .create_file(name, file.content.as_bytes(), &labels, secret)
+                            .await?;
+                        let what = if secret { "secret" } else { "config" };
+                        self.events
+                            .record(
+                                Kind::Stack,
+                                &stack.name,
+                                EventType::Normal,
+                                "Created",
+                                &format!("created Swarm {what} {name}"),
+                                self.fence,
+                            )
+                            .await;
+                        id
+                    }
+                };
+                let prefix = if secret { "secret:" } else { "config:" };
+                ids.insert(format!("{prefix}{name}"), id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes configs and secrets of this installation that no desired service mounts;
+    /// one still in use (a service not moved yet) stays until a later pass.
+    async fn collect_files(&self, plan: &Plan) -> Result<(), ControllerError> {
+        let wanted: BTreeSet<String> = plan
+            .stacks
+            .iter()
+            .flat_map(|s| s.services.iter())
+            .filter_map(|p| p.desired.as_ref().ok())
+            .flat_map(|d| file_refs(&d.spec).into_iter().map(|(n, _)| n))
+            .collect();
+        for secret in [false, true] {
+            for f in self.swarm.list_files(self.installation(), secret).await? {
+                if wanted.contains(&f.name) {
+                    continue;
+                }
+                match self.swarm.remove_file(&f.id, secret).await {
+                    Ok(()) => info!(name = %f.name, "removed unused Swarm config/secret"),
+                    Err(e) => {
+                        debug!(name = %f.name, error = %e, "config/secret still in use; later")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `rollback: auto`: writes the last Ready set of specs back as the Services' specs.
+    async fn auto_rollback(
+        &self,
+        snapshot: &Snapshot,
+        stack: &str,
+    ) -> Result<u64, ControllerError> {
+        let records = history::records(self.store, stack).await?;
+        let Some(last) = records.last() else {
+            return Ok(0);
+        };
+        let mut writes = 0;
+        for (name, spec) in &last.services {
+            if spec.is_null() || snapshot.service_specs.get(name) == Some(spec) {
+                continue;
+            }
+            let target = spec.clone();
+            let w = self
+                .store
+                .modify(Kind::Service, name, self.fence, |o| o.spec = target.clone())
+                .await?;
+            writes += u64::from(w.changed);
+        }
+        if writes > 0 {
+            self.events
+                .record(
+                    Kind::Stack,
+                    stack,
+                    EventType::Warning,
+                    "RolledBack",
+                    &format!(
+                        "update failed; rolled back to the specs Ready at revision {}",
+                        last.revision
+                    ),
+                    self.fence,
+                )
+                .await;
+        }
+        Ok(writes)
     }
 
     /// Creates or updates one Swarm service as needed and reports its convergence.
     async fn converge_service(
         &self,
         desired: &DesiredService,
-        live: Option<&LiveService>,
-        network_ids: &BTreeMap<String, String>,
         mut status: ServiceStatus,
-        now: chrono::DateTime<Utc>,
+        ctx: &ServiceContext<'_>,
     ) -> Result<ServiceOutcome, ControllerError> {
+        let ServiceContext { live, known_tasks, network_ids, deadline, now, adopt } = *ctx;
         let spec = resolve_ids(&desired.spec, network_ids);
-        let (id, mut version) = match live {
-            None => {
-                info!(service = %desired.name, "creating Swarm service");
-                let id = self.swarm.create_service(&desired.name, &spec).await?;
-                (id, 0)
+        let kind = Kind::Service;
+        let svc = desired.service.as_str();
+        // A spec that failed is not pushed again until it changes (DESIGN.md §6).
+        let failed_before = status.failed_spec_hash.as_deref() == Some(desired.hash.as_str());
+        if status.failed_spec_hash.is_some() && !failed_before {
+            status.failed_spec_hash = None;
+        }
+        let mut wrote = false;
+        // A same-named service kargo does not own (left by Kargo or `docker stack deploy`).
+        let foreign = match live {
+            None => self.swarm.inspect_service(&desired.name).await?,
+            Some(_) => None,
+        };
+        if let Some(f) = &foreign {
+            if !adopt {
+                let msg = format!(
+                    "Swarm service {} exists and kargo does not own it; set `adopt: true` in the Environment to take it over",
+                    desired.name
+                );
+                if status.common.condition("Ready").map(|c| c.reason.as_str()) != Some("NotAdopted") {
+                    self.events.record(kind, svc, EventType::Warning, "NotAdopted", &msg, self.fence).await;
+                }
+                set_ready(&mut status.common, false, "NotAdopted", msg, now);
+                return Ok(ServiceOutcome { status, ready: false });
             }
-            Some(l) => {
-                let hash_differs = l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash);
+            self.swarm.update_service(&f.id, &desired.name, f.version, &spec).await?;
+            self.events
+                .record(kind, svc, EventType::Normal, "Adopted", &format!("took over Swarm service {} (same ID, same volumes)", desired.name), self.fence)
+                .await;
+            status.last_push_time = Some(now);
+            wrote = true;
+        }
+        let id = match (live, &foreign) {
+            (None, Some(f)) => f.id.clone(),
+            (None, None) => {
+                wrote = true;
+                let id = self.swarm.create_service(&desired.name, &spec).await?;
+                status.last_push_time = Some(now);
+                self.events
+                    .record(
+                        kind,
+                        svc,
+                        EventType::Normal,
+                        "Created",
+                        &format!("created Swarm service {}", desired.name),
+                        self.fence,
+                    )
+                    .await;
+                id
+            }
+            (Some(l), _) => {
                 let seen = comparable(&spec);
-                if hash_differs || !covers(&l.spec, &seen) {
-                    let why =
-                        first_difference(&l.spec, &seen, "").unwrap_or_else(|| "spec hash".into());
-                    info!(service = %desired.name, field = %why, "updating Swarm service");
+                let hash_differs = l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash);
+                if (hash_differs || !covers(&l.spec, &seen)) && !failed_before {
+                    let why = first_difference(&l.spec, &seen, "")
+                        .unwrap_or_else(|| "/Labels/dev.kargo.spec-hash".into());
                     self.swarm
                         .update_service(&l.id, &desired.name, l.version, &spec)
                         .await?;
+                    status.last_push_time = Some(now);
+                    self.events
+                        .record(
+                            kind,
+                            svc,
+                            EventType::Normal,
+                            "Updated",
+                            &format!("updated Swarm service {} ({why} differed)", desired.name),
+                            self.fence,
+                        )
+                        .await;
+                } else if hash_differs || !covers(&l.spec, &seen) {
+                    debug!(service = %desired.name, "spec failed before; not pushed again");
                 }
-                (l.id.clone(), l.version)
+                l.id.clone()
             }
         };
-        let current = self.swarm.inspect_service(&id).await?;
-        let tasks = self.swarm.tasks(&id).await?;
+        // Without a write, what the stack's list and task query saw is current.
+        let (current, tasks) = match (wrote, live, known_tasks) {
+            (false, Some(l), Some(t)) => (Some(l.clone()), t.to_vec()),
+            (false, Some(l), None) => (Some(l.clone()), Vec::new()),
+            _ => (self.swarm.inspect_service(&id).await?, self.swarm.tasks(&id).await?),
+        };
         let conv = match &current {
-            Some(c) => {
-                version = c.version;
-                assess(c, &spec, &tasks, desired.mode, desired.replicas)
-            }
-            None => crate::swarm::Convergence {
+            Some(c) => assess(c, &spec, &tasks, desired.mode, desired.replicas),
+            None => Convergence {
                 running: 0,
                 desired: desired.replicas,
                 ready: false,
@@ -271,6 +790,29 @@ impl Reconciler<'_> {
                 errors: Vec::new(),
             },
         };
+        let mut reason = conv.reason;
+        let mut message = conv.message.clone();
+        if !conv.ready && !failed_before {
+            let rolled_back = reason == "RolledBack";
+            let overdue = deadline
+                .zip(status.last_push_time)
+                .is_some_and(|(d, t)| (now - t).to_std().is_ok_and(|elapsed| elapsed > d));
+            if rolled_back || overdue {
+                status.failed_spec_hash = Some(desired.hash.clone());
+                if overdue && !rolled_back {
+                    reason = "ProgressDeadlineExceeded";
+                    message = format!("not Ready within the progress deadline: {message}");
+                }
+                self.events
+                    .record(kind, svc, EventType::Warning, reason, &message, self.fence)
+                    .await;
+            }
+        } else if !conv.ready && failed_before && reason != "RolledBack" {
+            reason = "UpdateFailed";
+            message = format!(
+                "this spec failed before and is not pushed again until it changes: {message}"
+            );
+        }
         status.image = desired
             .spec
             .pointer("/TaskTemplate/ContainerSpec/Image")
@@ -278,20 +820,42 @@ impl Reconciler<'_> {
             .map(str::to_string);
         status.swarm_name = Some(desired.name.clone());
         status.service_id = Some(id);
-        status.version = Some(version);
+        status.version = current.as_ref().map(|c| c.version);
         status.running_tasks = conv.running;
         status.desired_tasks = conv.desired;
         status.update_state = current.as_ref().and_then(|c| c.update_state.clone());
         status.task_errors = conv.errors.clone();
         status.spec_hash = Some(desired.hash.clone());
-        let cs = if conv.ready {
-            ConditionStatus::True
-        } else {
-            ConditionStatus::False
-        };
-        status
-            .common
-            .set_condition("Ready", cs, conv.reason, conv.message, now);
+        set_ready(&mut status.common, conv.ready, reason, message.clone(), now);
+        let progressing = !conv.ready && status.failed_spec_hash.is_none();
+        status.common.set_condition(
+            "Progressing",
+            if progressing {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            if progressing { "Progressing" } else { reason },
+            if progressing {
+                message.clone()
+            } else {
+                String::new()
+            },
+            now,
+        );
+        let degraded =
+            status.failed_spec_hash.is_some() || (!conv.ready && !conv.errors.is_empty());
+        status.common.set_condition(
+            "Degraded",
+            if degraded {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            if degraded { reason } else { "Converged" },
+            if degraded { message } else { String::new() },
+            now,
+        );
         Ok(ServiceOutcome {
             status,
             ready: conv.ready,
@@ -304,104 +868,132 @@ impl Reconciler<'_> {
         kind: Kind,
         name: &str,
     ) -> Result<u64, ControllerError> {
-        let has = match kind {
+        let meta = match kind {
             Kind::Stack => snapshot.stacks.get(name).map(|s| &s.metadata),
             Kind::Service => snapshot.services.get(name).map(|s| &s.metadata),
             _ => None,
-        }
-        .map(|m| {
-            m.finalizers.iter().any(|f| f == SWARM_FINALIZER) || m.deletion_timestamp.is_some()
+        };
+        let missing = meta.is_some_and(|m| {
+            m.deletion_timestamp.is_none() && !m.finalizers.iter().any(|f| f == SWARM_FINALIZER)
         });
-        if has != Some(false) {
+        if !missing {
             return Ok(0);
         }
         let w = self
             .store
             .modify(kind, name, self.fence, |o| {
-                if !o.metadata.finalizers.iter().any(|f| f == SWARM_FINALIZER) {
+                if o.metadata.deletion_timestamp.is_none()
+                    && !o.metadata.finalizers.iter().any(|f| f == SWARM_FINALIZER)
+                {
                     o.metadata.finalizers.push(SWARM_FINALIZER.to_string());
                 }
             })
-            .await?;
-        Ok(u64::from(w.changed))
+            .await;
+        match w {
+            Ok(w) => Ok(u64::from(w.changed)),
+            Err(StoreError::NotFound { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps the labels of the nodes the Environment in force names exactly as declared
+    /// (adds missing, removes extra); nodes it does not name are left alone.
+    async fn sync_node_labels(
+        &self,
+        snapshot: &Snapshot,
+        plan: &Plan,
+    ) -> Result<(), ControllerError> {
+        let Some(env) = plan
+            .environment
+            .as_ref()
+            .and_then(|e| snapshot.environments.get(e))
+        else {
+            return Ok(());
+        };
+        if env.spec.nodes.is_empty() {
+            return Ok(());
+        }
+        for node in self.swarm.nodes().await? {
+            let Some(want) = env.spec.nodes.get(&node.hostname) else {
+                continue;
+            };
+            if node.labels != want.labels {
+                self.swarm.set_node_labels(&node.id, &want.labels).await?;
+                info!(node = %node.hostname, "node labels set as the Environment declares");
+            }
+        }
+        Ok(())
     }
 
     /// Drops the finalizer of deleted Stacks and Services whose Swarm services are gone.
     async fn release_finalizers(
         &self,
         snapshot: &Snapshot,
-        live: &BTreeMap<String, LiveService>,
+        live: &[LiveService],
     ) -> Result<u64, ControllerError> {
-        let mut writes = 0;
-        let owners: Vec<&str> = live
-            .values()
-            .filter_map(|s| s.labels.get(OWNER_LABEL).map(String::as_str))
+        let owners: Vec<(&str, &str)> = live
+            .iter()
+            .filter_map(|s| s.labels.get(OWNER_LABEL))
+            .filter_map(|o| o.split_once('/'))
             .collect();
+        let finalizing = |m: &crate::api::ObjectMeta| {
+            m.deletion_timestamp.is_some() && m.finalizers.iter().any(|f| f == SWARM_FINALIZER)
+        };
         let mut release = Vec::new();
         for (name, s) in &snapshot.stacks {
-            if s.metadata.deletion_timestamp.is_some()
-                && s.metadata.finalizers.iter().any(|f| f == SWARM_FINALIZER)
-                && !owners
-                    .iter()
-                    .any(|o| o.split('/').next() == Some(name.as_str()))
-            {
+            if finalizing(&s.metadata) && !owners.iter().any(|(st, _)| st == name) {
                 release.push((Kind::Stack, name.clone()));
             }
         }
         for (name, s) in &snapshot.services {
-            if s.metadata.deletion_timestamp.is_some()
-                && s.metadata.finalizers.iter().any(|f| f == SWARM_FINALIZER)
-                && !owners
-                    .iter()
-                    .any(|o| o.split('/').nth(1) == Some(name.as_str()))
-            {
+            if finalizing(&s.metadata) && !owners.iter().any(|(_, sv)| sv == name) {
                 release.push((Kind::Service, name.clone()));
             }
         }
+        let mut writes = 0;
         for (kind, name) in release {
             info!(%kind, %name, "Swarm objects removed; releasing finalizer");
-            let w = self
+            match self
                 .store
                 .modify(kind, &name, self.fence, |o| {
                     o.metadata.finalizers.retain(|f| f != SWARM_FINALIZER)
                 })
-                .await?;
-            writes += u64::from(w.changed);
+                .await
+            {
+                Ok(w) => writes += u64::from(w.changed),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(writes)
     }
 
-    async fn write_statuses(
+    /// Status of what no stack reconcile covers: undeployed Services and Stacks, the
+    /// Environments and the Configurations.
+    async fn write_installation_statuses(
         &self,
         snapshot: &Snapshot,
         plan: &Plan,
-        ready_stacks: &BTreeSet<String>,
-        stack_counts: &BTreeMap<String, u64>,
-        mut services: BTreeMap<String, ServiceOutcome>,
-        now: chrono::DateTime<Utc>,
+        is_ready: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<u64, ControllerError> {
+        let now = Utc::now();
         let mut writes = 0;
         for (name, svc) in &snapshot.services {
-            if svc.metadata.deletion_timestamp.is_some() {
+            if svc.metadata.deletion_timestamp.is_some() || plan.stack_of(name).is_some() {
                 continue;
             }
-            let status = match services.remove(name) {
-                Some(o) => o.status,
-                None => {
-                    let mut s = ServiceStatus {
-                        common: svc.status.common.clone(),
-                        ..ServiceStatus::default()
-                    };
-                    s.common.set_condition(
-                        "Ready",
-                        ConditionStatus::False,
-                        "NotDeployed",
-                        "no deployed Stack lists this Service",
-                        now,
-                    );
-                    s
-                }
+            let mut status = ServiceStatus {
+                common: svc.status.common.clone(),
+                ..ServiceStatus::default()
             };
+            set_ready(
+                &mut status.common,
+                false,
+                "NotDeployed",
+                "no deployed Stack lists this Service".into(),
+                now,
+            );
+            status.common.conditions.retain(|c| c.type_ == "Ready");
             writes += self
                 .put_status(
                     Kind::Service,
@@ -413,61 +1005,27 @@ impl Reconciler<'_> {
                 .await?;
         }
         for (name, st) in &snapshot.stacks {
-            if st.metadata.deletion_timestamp.is_some() {
+            if st.metadata.deletion_timestamp.is_some()
+                || plan.stacks.iter().any(|p| &p.name == name)
+            {
                 continue;
             }
             let mut status = StackStatus {
                 common: st.status.common.clone(),
                 last_ready_revision: st.status.last_ready_revision,
+                services_total: st.spec.services.len() as u64,
                 ..StackStatus::default()
             };
-            match plan.stacks.iter().find(|p| &p.name == name) {
-                Some(p) => {
-                    let total = p.services.len() as u64;
-                    let ready = stack_counts.get(name).copied().unwrap_or_default();
-                    status.swarm_stack = Some(swarm_stack(name));
-                    status.services_total = total;
-                    status.services_ready = ready.min(total);
-                    let (cs, reason, msg) = if ready_stacks.contains(name) {
-                        (
-                            ConditionStatus::True,
-                            "Converged",
-                            format!("{total}/{total} services Ready"),
-                        )
-                    } else if !p.errors.is_empty() {
-                        (ConditionStatus::False, "InvalidStack", p.errors.join("; "))
-                    } else if let Some(w) = p.waits_for.iter().find(|w| !ready_stacks.contains(*w))
-                    {
-                        (
-                            ConditionStatus::False,
-                            "WaitingForStack",
-                            format!("waiting for stack {w} to be Ready"),
-                        )
-                    } else {
-                        (
-                            ConditionStatus::False,
-                            "Progressing",
-                            format!("{}/{total} services Ready", status.services_ready),
-                        )
-                    };
-                    status.common.set_condition("Ready", cs, reason, msg, now);
-                }
-                None => {
-                    let reason = if st.spec.suspend {
-                        "Suspended"
-                    } else {
-                        "NotDeployed"
-                    };
-                    let msg = if st.spec.suspend {
-                        "suspended: its Swarm objects are removed"
-                    } else {
-                        "the Environment in force does not list this Stack"
-                    };
-                    status
-                        .common
-                        .set_condition("Ready", ConditionStatus::False, reason, msg, now);
-                }
-            }
+            let (reason, msg) = if st.spec.suspend {
+                ("Suspended", "suspended: its Swarm objects are removed")
+            } else {
+                (
+                    "NotDeployed",
+                    "the Environment in force does not list this Stack",
+                )
+            };
+            set_ready(&mut status.common, false, reason, msg.into(), now);
+            status.common.conditions.retain(|c| c.type_ == "Ready");
             writes += self
                 .put_status(
                     Kind::Stack,
@@ -481,16 +1039,33 @@ impl Reconciler<'_> {
         for (name, env) in &snapshot.environments {
             let mut status = EnvironmentStatus {
                 common: env.status.common.clone(),
-                variables_resolved: env.spec.variables.len() as u64,
                 ..EnvironmentStatus::default()
             };
-            status.common.set_condition(
-                "Ready",
-                ConditionStatus::True,
-                "Resolved",
-                "every variable resolves",
-                now,
-            );
+            match crate::manifest::resolve_environment(&env.spec.variables) {
+                Ok(n) => {
+                    status.variables_resolved = n;
+                    set_ready(
+                        &mut status.common,
+                        true,
+                        "Resolved",
+                        "every variable resolves".into(),
+                        now,
+                    );
+                }
+                Err(unresolved) => {
+                    status.variables_resolved = (env.spec.variables.len()
+                        - unresolved.len().min(env.spec.variables.len()))
+                        as u64;
+                    set_ready(
+                        &mut status.common,
+                        false,
+                        "UnresolvedVariables",
+                        unresolved.join("; "),
+                        now,
+                    );
+                    status.unresolved = unresolved;
+                }
+            }
             writes += self
                 .put_status(
                     Kind::Environment,
@@ -518,38 +1093,45 @@ impl Reconciler<'_> {
                             .map(move |p| format!("{}/{}", s.name, p.name))
                     })
                     .collect();
+                let digest_input: Vec<(&str, &str)> = plan
+                    .stacks
+                    .iter()
+                    .flat_map(|s| {
+                        s.services
+                            .iter()
+                            .filter_map(|p| p.desired.as_ref().ok())
+                            .map(|d| (d.name.as_str(), d.hash.as_str()))
+                    })
+                    .collect();
+                status.digest = Some(crate::swarm::hash_json(&serde_json::json!(digest_input)));
                 let not_ready: Vec<&str> = plan
                     .stacks
                     .iter()
                     .map(|s| s.name.as_str())
-                    .filter(|s| !ready_stacks.contains(*s))
+                    .filter(|s| !is_ready(s))
                     .collect();
-                let (cs, reason, msg) = if !plan.errors.is_empty() {
-                    (
-                        ConditionStatus::False,
-                        "InvalidConfiguration",
-                        plan.errors.join("; "),
-                    )
+                let (ok, reason, msg) = if !plan.errors.is_empty() {
+                    (false, "InvalidConfiguration", plan.errors.join("; "))
                 } else if not_ready.is_empty() {
                     (
-                        ConditionStatus::True,
+                        true,
                         "Converged",
                         format!("{} stacks Ready", plan.stacks.len()),
                     )
                 } else {
                     (
-                        ConditionStatus::False,
+                        false,
                         "Progressing",
                         format!("stacks not Ready: {}", not_ready.join(", ")),
                     )
                 };
-                status.common.set_condition("Ready", cs, reason, msg, now);
+                set_ready(&mut status.common, ok, reason, msg, now);
             } else {
-                status.common.set_condition(
-                    "Ready",
-                    ConditionStatus::False,
+                set_ready(
+                    &mut status.common,
+                    false,
                     "NotInForce",
-                    "another Configuration is in force",
+                    "another Configuration is in force".into(),
                     now,
                 );
             }
@@ -587,13 +1169,28 @@ impl Reconciler<'_> {
             .await
         {
             Ok(w) => Ok(u64::from(w.changed)),
-            Err(crate::store::StoreError::NotFound { .. }) => Ok(0),
-            Err(e) => {
-                warn!(%kind, %name, error = %e, "status write failed");
-                Err(e.into())
-            }
+            Err(StoreError::NotFound { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The queue key of installation-wide work.
+pub const INSTALLATION_KEY: &str = "installation";
+
+fn set_ready(
+    common: &mut CommonStatus,
+    ready: bool,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) {
+    let s = if ready {
+        ConditionStatus::True
+    } else {
+        ConditionStatus::False
+    };
+    common.set_condition("Ready", s, reason, message, now);
 }
 
 /// Status types that carry the common fields.
@@ -616,16 +1213,9 @@ has_common!(
     ConfigurationStatus
 );
 
-fn join(items: &[&String]) -> String {
-    items
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Network names → IDs in the task template, as the engine stores them.
-fn resolve_ids(spec: &Value, network_ids: &BTreeMap<String, String>) -> Value {
+/// Network, config and secret names → IDs in the task template, as the engine stores
+/// them. `ids` maps network names, and `config:<name>` / `secret:<name>`, to IDs.
+fn resolve_ids(spec: &Value, ids: &BTreeMap<String, String>) -> Value {
     let mut spec = spec.clone();
     if let Some(nets) = spec
         .pointer_mut("/TaskTemplate/Networks")
@@ -633,11 +1223,59 @@ fn resolve_ids(spec: &Value, network_ids: &BTreeMap<String, String>) -> Value {
     {
         for n in nets {
             if let Some(target) = n.get_mut("Target")
-                && let Some(id) = target.as_str().and_then(|t| network_ids.get(t))
+                && let Some(id) = target.as_str().and_then(|t| ids.get(t))
             {
                 *target = Value::String(id.clone());
             }
         }
     }
+    for (list, name_key, id_key, prefix) in [
+        (
+            "/TaskTemplate/ContainerSpec/Configs",
+            "ConfigName",
+            "ConfigID",
+            "config:",
+        ),
+        (
+            "/TaskTemplate/ContainerSpec/Secrets",
+            "SecretName",
+            "SecretID",
+            "secret:",
+        ),
+    ] {
+        if let Some(refs) = spec.pointer_mut(list).and_then(Value::as_array_mut) {
+            for r in refs {
+                let id = r
+                    .get(name_key)
+                    .and_then(Value::as_str)
+                    .and_then(|n| ids.get(&format!("{prefix}{n}")))
+                    .cloned();
+                if let (Some(id), Some(obj)) = (id, r.as_object_mut()) {
+                    obj.insert(id_key.into(), Value::String(id));
+                }
+            }
+        }
+    }
     spec
+}
+
+/// Swarm config and secret names a rendered spec refers to: (name, is_secret).
+fn file_refs(spec: &Value) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for (list, key, secret) in [
+        ("/TaskTemplate/ContainerSpec/Configs", "ConfigName", false),
+        ("/TaskTemplate/ContainerSpec/Secrets", "SecretName", true),
+    ] {
+        for r in spec
+            .pointer(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = r.get(key).and_then(Value::as_str) {
+                out.push((n.to_string(), secret));
+            }
+        }
+    }
+    out
 }

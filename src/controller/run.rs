@@ -1,21 +1,41 @@
-//! The controller's main loop: triggers (etcd watch, periodic resync, requeue while
-//! converging) and one reconcile pass at a time.
+//! The controller process: a cache fed by the etcd watch, triggers (etcd changes, Docker
+//! events, periodic resync) feeding a work queue, workers reconciling keys, and — with
+//! several replicas — leader election so only one replica acts.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::api::DynamicObject;
-use crate::store::{Store, WatchEvent};
+use crate::api::{DynamicObject, Kind};
+use crate::store::{Election, EtcdConfig, Fence, Store, WatchEvent};
 use crate::swarm::SwarmClient;
+use crate::swarm::names::parse_swarm_service;
 
 use super::ControllerError;
-use super::reconcile::{PassReport, Reconciler};
+use super::events::EventRecorder;
+use super::metrics::{Metrics, serve};
+use super::queue::WorkQueue;
+use super::reconcile::{Action, INSTALLATION_KEY, PassReport, Reconciler};
+
+/// Looks up a default catalog entry's spec by name.
+pub type Catalog = dyn Fn(&str) -> Option<Value> + Send + Sync;
+
+/// Leader election settings.
+#[derive(Clone, Debug)]
+pub struct ElectionOptions {
+    /// How to reach etcd for the election's own connection.
+    pub etcd: EtcdConfig,
+    /// Lease TTL: a dead leader is replaced within about this long.
+    pub ttl: Duration,
+    /// This replica's name in the election (shown as the leader's value).
+    pub identity: String,
+}
 
 /// How the controller behaves.
 #[derive(Clone, Debug)]
@@ -24,8 +44,12 @@ pub struct ControllerOptions {
     pub configuration: String,
     /// Full resync period: catches what no event shows (task state, hand changes).
     pub resync: Duration,
-    /// How soon to look again while something is converging.
-    pub requeue: Duration,
+    /// Stacks reconciled at once.
+    pub workers: usize,
+    /// Where to serve /healthz, /readyz and /metrics (none: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Leader election (none: this replica acts alone).
+    pub election: Option<ElectionOptions>,
 }
 
 impl Default for ControllerOptions {
@@ -33,30 +57,60 @@ impl Default for ControllerOptions {
         ControllerOptions {
             configuration: "main".into(),
             resync: Duration::from_secs(30),
-            requeue: Duration::from_secs(2),
+            workers: 4,
+            metrics_addr: None,
+            election: None,
         }
     }
 }
 
-/// Looks up a default catalog entry's spec by name.
-pub type Catalog = dyn Fn(&str) -> Option<Value> + Send + Sync;
-
-/// The operator: owns a store and a Docker client and reconciles until told to stop.
+/// The operator.
 pub struct Controller {
     store: Store,
     swarm: SwarmClient,
     options: ControllerOptions,
-    catalog: Box<Catalog>,
+    catalog: Arc<Catalog>,
+    events: EventRecorder,
+    metrics: Arc<Metrics>,
+    queue: WorkQueue,
+}
+
+/// What a worker needs, owned, for one term of leadership.
+struct WorkerContext {
+    store: Store,
+    swarm: SwarmClient,
+    configuration: String,
+    fence: Option<Fence>,
+    catalog: Arc<Catalog>,
+    events: EventRecorder,
+    metrics: Arc<Metrics>,
+    queue: WorkQueue,
+}
+
+impl WorkerContext {
+    fn reconciler(&self) -> Reconciler<'_> {
+        Reconciler {
+            store: &self.store,
+            swarm: &self.swarm,
+            configuration: &self.configuration,
+            fence: self.fence.as_ref(),
+            catalog: &*self.catalog,
+            events: &self.events,
+        }
+    }
 }
 
 impl Controller {
     /// A controller over these clients, using the built-in default catalog.
     pub fn new(store: Store, swarm: SwarmClient, options: ControllerOptions) -> Self {
         Controller {
+            events: EventRecorder::new(store.clone()),
             store,
             swarm,
             options,
-            catalog: Box::new(crate::manifest::catalog_spec),
+            catalog: Arc::new(crate::manifest::catalog_spec),
+            metrics: Arc::default(),
+            queue: WorkQueue::new(),
         }
     }
 
@@ -65,7 +119,12 @@ impl Controller {
         &self.swarm
     }
 
-    /// One full reconcile pass.
+    /// The controller's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// One full reconcile pass over the installation (no election, no fence).
     pub async fn pass(&self) -> Result<PassReport, ControllerError> {
         Reconciler {
             store: &self.store,
@@ -73,65 +132,213 @@ impl Controller {
             configuration: &self.options.configuration,
             fence: None,
             catalog: &*self.catalog,
+            events: &self.events,
         }
         .pass()
         .await
     }
 
-    /// Reconciles until `shutdown` resolves; a pass in flight finishes first.
+    /// Runs until `shutdown` resolves. In-flight reconciles finish first; a leader resigns
+    /// so another replica takes over at once.
     pub async fn run(
         &self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ControllerError> {
-        let changed = Arc::new(Notify::new());
-        let watcher = tokio::spawn(watch_changes(self.store.clone(), changed.clone()));
+        let mut background = Vec::new();
+        if let Some(addr) = self.options.metrics_addr {
+            background.push(tokio::spawn(serve(
+                addr,
+                self.metrics.clone(),
+                self.queue.clone(),
+                self.swarm.clone(),
+            )));
+        }
+        let known = KnownStacks::default();
+        background.push(tokio::spawn(watch_etcd(
+            self.store.clone(),
+            self.queue.clone(),
+            self.metrics.clone(),
+            known.clone(),
+        )));
+        background.push(tokio::spawn(watch_docker(
+            self.swarm.clone(),
+            self.queue.clone(),
+            known.clone(),
+        )));
+        background.push(tokio::spawn(resync(
+            self.queue.clone(),
+            self.options.resync,
+            known,
+        )));
         tokio::pin!(shutdown);
-        let mut failures = 0u32;
-        loop {
-            let wait = match self.pass().await {
-                Ok(report) => {
-                    failures = 0;
-                    if report.docker_writes + report.etcd_writes > 0 {
-                        info!(
-                            docker_writes = report.docker_writes,
-                            etcd_writes = report.etcd_writes,
-                            all_ready = report.all_ready,
-                            "reconciled"
-                        );
-                    } else {
-                        debug!(all_ready = report.all_ready, "reconciled: nothing to do");
+
+        match &self.options.election {
+            None => {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let workers = self.spawn_workers(self.swarm.clone(), None, stop_rx);
+                (&mut shutdown).await;
+                info!("shutting down: letting reconciles in flight finish");
+                let _ = stop_tx.send(true);
+                for w in workers {
+                    let _ = w.await;
+                }
+            }
+            Some(opts) => {
+                self.metrics.enable_elections();
+                let election = loop {
+                    match Election::connect(
+                        &opts.etcd,
+                        self.store.prefix(),
+                        &opts.identity,
+                        opts.ttl,
+                    )
+                    .await
+                    {
+                        Ok(e) => break e,
+                        Err(e) => {
+                            warn!(error = %e, "cannot connect for the election; retrying");
+                            tokio::select! {
+                                _ = &mut shutdown => return Ok(()),
+                                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            }
+                        }
                     }
-                    if report.all_ready {
-                        self.options.resync
-                    } else {
-                        self.options.requeue
+                };
+                loop {
+                    let mut leadership = tokio::select! {
+                        _ = &mut shutdown => break,
+                        r = election.campaign() => match r {
+                            Ok(l) => l,
+                            Err(e) => {
+                                warn!(error = %e, "campaign failed; retrying");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                continue;
+                            }
+                        },
+                    };
+                    let guard: crate::swarm::WriteGuard = Arc::new(leadership.guard());
+                    self.metrics.set_leader(Some(guard.clone()));
+                    let swarm = self.swarm.with_write_guard(guard);
+                    let (stop_tx, stop_rx) = watch::channel(false);
+                    let workers =
+                        self.spawn_workers(swarm, Some(leadership.fence.clone()), stop_rx);
+                    enqueue_everything(&self.store, &self.queue).await;
+                    let shutting_down = tokio::select! {
+                        _ = &mut shutdown => true,
+                        _ = leadership.lost() => false,
+                    };
+                    let _ = stop_tx.send(true);
+                    for w in workers {
+                        let _ = w.await;
                     }
+                    self.metrics.set_leader(None);
+                    if shutting_down {
+                        info!("shutting down: handing leadership over");
+                        leadership.resign().await;
+                        break;
+                    }
+                    warn!("lost leadership; campaigning again");
                 }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let backoff =
-                        Duration::from_millis(500u64.saturating_mul(1 << failures.min(6)))
-                            .min(Duration::from_secs(30));
-                    warn!(error = %e, retry_in = ?backoff, "reconcile failed");
-                    backoff
-                }
-            };
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = changed.notified() => {
-                    // Let a burst of writes (an apply of many objects) settle into one pass.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                _ = tokio::time::sleep(wait) => {}
             }
         }
-        watcher.abort();
+        self.queue.shutdown();
+        for b in background {
+            b.abort();
+        }
         info!("controller stopped");
         Ok(())
     }
+
+    fn spawn_workers(
+        &self,
+        swarm: SwarmClient,
+        fence: Option<Fence>,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let ctx = Arc::new(WorkerContext {
+            store: self.store.clone(),
+            swarm,
+            configuration: self.options.configuration.clone(),
+            fence,
+            catalog: self.catalog.clone(),
+            events: self.events.clone(),
+            metrics: self.metrics.clone(),
+            queue: self.queue.clone(),
+        });
+        (0..self.options.workers.max(1))
+            .map(|_| tokio::spawn(worker(ctx.clone(), stop.clone())))
+            .collect()
+    }
 }
 
-/// What of an object makes a pass worth running: everything but status and resourceVersion.
+/// Takes keys until told to stop; a reconcile in flight always finishes.
+async fn worker(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let key = tokio::select! {
+            k = ctx.queue.next() => match k { Some(k) => k, None => return },
+            _ = stop.changed() => return,
+        };
+        let started = Instant::now();
+        let result = ctx.reconciler().reconcile_key(&key).await;
+        ctx.metrics.observe(result.is_ok(), started.elapsed());
+        match result {
+            Ok(Action::AwaitChange) => ctx.queue.forget(&key),
+            Ok(Action::RequeueAfter(d)) => {
+                ctx.queue.forget(&key);
+                ctx.queue.add_after(&key, d);
+            }
+            Err(e) => {
+                let delay = ctx.queue.retry(&key);
+                warn!(%key, error = %e, retry_in = ?delay, "reconcile failed");
+            }
+        }
+        ctx.queue.done(&key);
+        debug!(%key, elapsed = ?started.elapsed(), "reconciled");
+    }
+}
+
+async fn enqueue_everything(store: &Store, queue: &WorkQueue) {
+    queue.add(INSTALLATION_KEY);
+    if let Ok(list) = store.list(Kind::Stack).await {
+        for s in list.items {
+            queue.add(&format!("stack/{}", s.metadata.name));
+        }
+    }
+}
+
+/// Every resync period, every key.
+async fn resync(queue: WorkQueue, period: Duration, known: KnownStacks) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        queue.add(INSTALLATION_KEY);
+        for k in known.get() {
+            queue.add(&k);
+        }
+    }
+}
+
+/// The stack keys the cache knows, shared with the triggers that enqueue every stack.
+#[derive(Clone, Default)]
+struct KnownStacks(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl KnownStacks {
+    fn get(&self) -> Vec<String> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, cache: &BTreeMap<String, DynamicObject>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = stack_keys(cache);
+        }
+    }
+}
+
+/// What of an object makes a reconcile worth running: everything but status and resourceVersion.
 fn fingerprint(o: &DynamicObject) -> String {
     let mut o = o.clone();
     o.status = None;
@@ -139,43 +346,51 @@ fn fingerprint(o: &DynamicObject) -> String {
     serde_json::to_string(&o).unwrap_or_default()
 }
 
-/// Lists, then watches from the list's revision + 1; notifies on changes other than
-/// status writes (the controller's own). Relists after a compaction or a lost watch.
-async fn watch_changes(store: Store, changed: Arc<Notify>) {
+/// The cache: lists, then watches from the list's revision + 1, and turns changes into
+/// queue keys. Relists after a compaction or a lost watch. The only writer of the cache.
+async fn watch_etcd(store: Store, queue: WorkQueue, metrics: Arc<Metrics>, known: KnownStacks) {
+    let mut backoff = Duration::from_millis(500);
     loop {
         let list = match store.list_all().await {
             Ok(l) => l,
             Err(e) => {
-                warn!(error = %e, "listing objects failed; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                metrics.set_synced(false);
+                warn!(error = %e, retry_in = ?backoff, "listing objects failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
-        let mut seen: BTreeMap<String, String> = list
-            .items
-            .iter()
-            .map(|o| (o.reference(), fingerprint(o)))
-            .collect();
+        let mut cache: BTreeMap<String, DynamicObject> =
+            list.items.into_iter().map(|o| (o.reference(), o)).collect();
+        known.set(&cache);
         let mut stream = match store.watch(list.revision + 1).await {
             Ok(s) => s,
             Err(e) => {
-                warn!(error = %e, "watching objects failed; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                metrics.set_synced(false);
+                warn!(error = %e, retry_in = ?backoff, "watching objects failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
-        changed.notify_one();
+        backoff = Duration::from_millis(500);
+        metrics.set_synced(true);
+        enqueue_all(&cache, &queue);
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(WatchEvent::Applied(o)) => {
-                    let fp = fingerprint(&o);
-                    if seen.insert(o.reference(), fp.clone()).as_ref() != Some(&fp) {
-                        changed.notify_one();
+                    let old = cache.insert(o.reference(), (*o).clone());
+                    let keys = affected_keys(&cache, old.as_ref(), Some(&o));
+                    for k in keys {
+                        queue.add(&k);
                     }
                 }
                 Ok(WatchEvent::Deleted { kind, name, .. }) => {
-                    seen.remove(&format!("{}/{}", kind.singular(), name));
-                    changed.notify_one();
+                    let old = cache.remove(&format!("{}/{}", kind.singular(), name));
+                    for k in affected_keys(&cache, old.as_ref(), None) {
+                        queue.add(&k);
+                    }
                 }
                 Ok(WatchEvent::Compacted(rev)) => {
                     info!(
@@ -186,10 +401,104 @@ async fn watch_changes(store: Store, changed: Arc<Notify>) {
                 }
                 Err(e) => {
                     warn!(error = %e, "watch lost; relisting");
+                    metrics.set_synced(false);
+                    break;
+                }
+            }
+            known.set(&cache);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn stack_keys(cache: &BTreeMap<String, DynamicObject>) -> Vec<String> {
+    cache
+        .values()
+        .filter(|o| o.kind == Kind::Stack)
+        .map(|o| format!("stack/{}", o.metadata.name))
+        .collect()
+}
+
+fn enqueue_all(cache: &BTreeMap<String, DynamicObject>, queue: &WorkQueue) {
+    queue.add(INSTALLATION_KEY);
+    for k in stack_keys(cache) {
+        queue.add(&k);
+    }
+}
+
+/// The keys a change affects (DESIGN.md §6: a change to a Service, Environment or
+/// Configuration queues the Stacks it affects). The controller's own status writes
+/// queue nothing, except a Stack's, which gates the stacks that wait for it.
+fn affected_keys(
+    cache: &BTreeMap<String, DynamicObject>,
+    old: Option<&DynamicObject>,
+    new: Option<&DynamicObject>,
+) -> Vec<String> {
+    let Some(o) = new.or(old) else {
+        return Vec::new();
+    };
+    let spec_changed = old.map(fingerprint) != new.map(fingerprint);
+    let status_changed = old.and_then(|o| o.status.as_ref()) != new.and_then(|o| o.status.as_ref());
+    if !spec_changed {
+        return if status_changed && o.kind == Kind::Stack {
+            let mut keys = stack_keys(cache);
+            keys.push(INSTALLATION_KEY.into());
+            keys
+        } else {
+            Vec::new()
+        };
+    }
+    let mut keys = vec![INSTALLATION_KEY.to_string()];
+    match o.kind {
+        Kind::Service => {
+            let name = &o.metadata.name;
+            keys.extend(
+                cache
+                    .values()
+                    .filter(|s| s.kind == Kind::Stack)
+                    .filter(|s| {
+                        s.spec
+                            .get("services")
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)))
+                    })
+                    .map(|s| format!("stack/{}", s.metadata.name)),
+            );
+        }
+        Kind::Stack => {
+            keys.push(format!("stack/{}", o.metadata.name));
+            keys.extend(stack_keys(cache));
+        }
+        Kind::Environment | Kind::Configuration => keys.extend(stack_keys(cache)),
+    }
+    keys
+}
+
+/// Docker events: a service of ours changed by hand → its stack; anything else → everything.
+/// Reconnects when the daemon restarts.
+async fn watch_docker(swarm: SwarmClient, queue: WorkQueue, known: KnownStacks) {
+    loop {
+        let mut events = swarm.events();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(ev) if ev.kind == "service" => {
+                    if let Some((stack, _)) = ev.name.as_deref().and_then(parse_swarm_service) {
+                        queue.add(&format!("stack/{stack}"));
+                    }
+                    queue.add(INSTALLATION_KEY);
+                }
+                Ok(_) => {
+                    queue.add(INSTALLATION_KEY);
+                    for k in known.get() {
+                        queue.add(&k);
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "Docker event stream lost; reconnecting");
                     break;
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -5,10 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::api::{
-    API_VERSION, ConfigurationSpec, DynamicObject, EnvironmentSpec, Kind, ObjectMeta, ServiceSpec,
-    StackSpec,
-};
+use super::validate::{Diagnostic, Input, Options, validate_sources};
+use crate::api::DynamicObject;
 
 /// One input: a file's path (or `-`) and its bytes.
 #[derive(Clone, Debug)]
@@ -19,17 +17,8 @@ pub struct Source {
     pub bytes: Vec<u8>,
 }
 
-/// A problem with one document of one source.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{source_name}{}: {message}", location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
-pub struct ManifestError {
-    /// The file.
-    pub source_name: String,
-    /// Line and column (1-based), when known.
-    pub location: Option<(usize, usize)>,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
+/// A problem with one document of one source, at its `file:line:column`.
+pub type ManifestError = Diagnostic;
 
 /// Reading inputs failed (not the content: the files themselves).
 #[derive(Debug, thiserror::Error)]
@@ -108,114 +97,77 @@ fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<Source>) -> Result<(),
     Ok(())
 }
 
-/// Parses every document of a source into objects, checking shape and types against the
-/// kind (a stored Service may be a partial overlay). Returns all errors, not the first.
-pub fn parse_objects(source: &Source) -> Result<Vec<DynamicObject>, Vec<ManifestError>> {
-    let err = |location: Option<(usize, usize)>, message: String| ManifestError {
-        source_name: source.name.clone(),
-        location,
-        message,
-    };
-    let text = match std::str::from_utf8(&source.bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err(vec![err(
-                None,
-                format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.valid_up_to()
-                ),
-            )]);
-        }
-    };
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value: Value = match serde::Deserialize::deserialize(doc) {
-            Ok(v) => v,
-            Err(e) => {
-                let loc = e.location().map(|l| (l.line(), l.column()));
-                errors.push(err(loc, e.to_string()));
-                // serde_yaml cannot resume after a syntax error in a stream.
-                break;
-            }
-        };
-        if value.is_null() {
-            continue;
-        }
-        match object_from_value(value) {
-            Ok(o) => objects.push(o),
-            Err(m) => errors.push(err(None, m)),
-        }
-    }
-    if errors.is_empty() {
-        Ok(objects)
+/// Checks every document of every source (YAML with positions, the kind's schema in the
+/// stored mode, the cross-object checks of [`crate::manifest::validate`]) and returns the
+/// objects, or every problem of every source with its `file:line:column`. This is the
+/// validation `kargo validate` does, so `kargo apply` writes nothing unless all of it passes.
+pub fn parse_objects(sources: &[Source]) -> Result<Vec<DynamicObject>, Vec<ManifestError>> {
+    let report = validate_sources(sources, &Options::default());
+    if report.is_valid() {
+        Ok(report.objects)
     } else {
-        Err(errors)
+        Err(report.diagnostics().cloned().collect())
     }
 }
 
-/// Checks one document's envelope and its spec's shape; returns the object or why not.
-pub fn object_from_value(value: Value) -> Result<DynamicObject, String> {
-    let Value::Object(mut map) = value else {
-        return Err("a document must be a map with apiVersion, kind, metadata and spec".into());
+/// Lists the inputs named on a command line for [`crate::manifest::validate::validate_inputs`]:
+/// files as given (any extension), folders' `*.yaml`, `*.yml` and `*.json` files sorted by
+/// path (recursing with `recursive`), and `-` read from stdin at once. Paths that cannot be
+/// read or listed become [`Input::Unreadable`], so the run reports them and goes on.
+pub fn expand_paths(paths: &[PathBuf], recursive: bool) -> Vec<Input> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            match std::io::stdin().read_to_end(&mut bytes) {
+                Ok(_) => out.push(Input::Source(Source {
+                    name: "-".into(),
+                    bytes,
+                })),
+                Err(e) => out.push(Input::Unreadable {
+                    name: "-".into(),
+                    error: e.to_string(),
+                }),
+            }
+        } else if p.is_dir() {
+            list_dir(p, recursive, &mut out);
+        } else if p.exists() {
+            out.push(Input::File(p.clone()));
+        } else {
+            out.push(Input::Unreadable {
+                name: p.display().to_string(),
+                error: "no such file or directory".into(),
+            });
+        }
+    }
+    out
+}
+
+/// Adds the manifest files of `dir` to `out`, sorted, recursing with `recursive`.
+fn list_dir(dir: &Path, recursive: bool, out: &mut Vec<Input>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            out.push(Input::Unreadable {
+                name: dir.display().to_string(),
+                error: e.to_string(),
+            });
+            return;
+        }
     };
-    let api_version = map.remove("apiVersion");
-    if api_version.as_ref().and_then(Value::as_str) != Some(API_VERSION) {
-        return Err(format!(
-            "apiVersion: expected {API_VERSION:?}, got {}",
-            api_version
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "nothing".into())
-        ));
-    }
-    let kind_value = map.remove("kind");
-    let kind: Kind = kind_value
-        .as_ref()
-        .and_then(Value::as_str)
-        .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))
-        .ok_or_else(|| {
-            format!(
-                "kind: expected one of Configuration, Environment, Stack, Service, got {}",
-                kind_value
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "nothing".into())
-            )
-        })?;
-    let metadata: ObjectMeta =
-        serde_json::from_value(map.remove("metadata").unwrap_or(Value::Null))
-            .map_err(|e| format!("{kind} metadata: {e}"))?;
-    let spec = map
-        .remove("spec")
-        .unwrap_or(Value::Object(Default::default()));
-    map.remove("status");
-    if let Some(extra) = map.keys().next() {
-        return Err(format!(
-            "{kind} {:?}: unknown field {extra:?} (expected apiVersion, kind, metadata, spec)",
-            metadata.name
-        ));
-    }
-    check_spec(kind, &spec).map_err(|e| format!("{kind} {:?}: spec: {e}", metadata.name))?;
-    Ok(DynamicObject {
-        api_version: API_VERSION.to_string(),
-        kind,
-        metadata: ObjectMeta {
-            name: metadata.name,
-            labels: metadata.labels,
-            annotations: metadata.annotations,
-            ..ObjectMeta::default()
-        },
-        spec,
-        status: None,
-    })
-}
-
-fn check_spec(kind: Kind, spec: &Value) -> Result<(), serde_json::Error> {
-    match kind {
-        Kind::Configuration => serde_json::from_value::<ConfigurationSpec>(spec.clone()).map(drop),
-        Kind::Environment => serde_json::from_value::<EnvironmentSpec>(spec.clone()).map(drop),
-        Kind::Stack => serde_json::from_value::<StackSpec>(spec.clone()).map(drop),
-        Kind::Service => serde_json::from_value::<ServiceSpec>(strip_nulls(spec)).map(drop),
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            if recursive {
+                list_dir(&path, recursive, out);
+            }
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            out.push(Input::File(path));
+        }
     }
 }
 

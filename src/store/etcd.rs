@@ -19,6 +19,19 @@ pub struct EtcdConfig {
     pub credentials: Option<(String, String)>,
     /// How long a single request may take before the store counts as unreachable.
     pub request_timeout: Option<Duration>,
+    /// TLS: the CA to trust and the client certificate, when etcd serves HTTPS.
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS material for etcd, as PEM bytes (the caller reads the files).
+///
+/// With TLS, endpoints given as `host:port` are reached over `https://`.
+#[derive(Clone, Debug, Default)]
+pub struct EtcdTls {
+    /// The CA certificate(s) that signed etcd's server certificate.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate and its private key, for etcd's `--client-cert-auth`.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl EtcdConfig {
@@ -34,6 +47,9 @@ impl EtcdConfig {
         self.endpoints.join(",")
     }
 }
+
+/// What etcd answers for an expired or unknown auth token.
+const INVALID_TOKEN: &str = "invalid auth token";
 
 /// A connected etcd client.
 #[derive(Clone)]
@@ -59,13 +75,43 @@ impl EtcdKv {
             .with_connect_timeout(timeout)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         if let Some((user, password)) = &config.credentials {
-            options = options.with_user(user.clone(), password.clone());
+            // The token etcd gives expires (`--auth-token-ttl`): a request refused for
+            // an invalid token re-authenticates and is sent again, once.
+            options = options
+                .with_user(user.clone(), password.clone())
+                .with_auto_token_refresh(true);
+        }
+        let https = config.endpoints.iter().any(|e| e.starts_with("https://"));
+        if config.tls.is_some() || https {
+            let tls = config.tls.clone().unwrap_or_default();
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = tls.ca_pem {
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = tls.identity {
+                t = t.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(t);
         }
         let connect = Client::connect(config.endpoints.clone(), Some(options));
         let client = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| unavailable(format!("no answer within {}s", timeout.as_secs())))?
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| match e {
+                // Wrong user or password: etcd answered, so it is not unreachable.
+                etcd_client::Error::GRpcStatus(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::InvalidArgument
+                            | tonic::Code::Unauthenticated
+                            | tonic::Code::PermissionDenied
+                            | tonic::Code::FailedPrecondition
+                    ) =>
+                {
+                    KvError::Rejected(s.message().to_string())
+                }
+                other => unavailable(other.to_string()),
+            })?;
         let kv = EtcdKv {
             client,
             endpoints: endpoints.clone(),
@@ -89,8 +135,9 @@ impl EtcdKv {
                     tonic::Code::Unavailable
                         | tonic::Code::DeadlineExceeded
                         | tonic::Code::Cancelled
-                ) =>
+                ) && !status.message().contains("transport error") =>
             {
+                // ("transport error": no gRPC answer at all, e.g. plain HTTP to a TLS port.)
                 KvError::Rejected(status.message().to_string())
             }
             other => KvError::Unavailable {
@@ -111,6 +158,18 @@ impl EtcdKv {
                 message: format!("no answer within {}s", self.timeout.as_secs()),
             }),
         }
+    }
+
+    /// Opens a watch and reads its first response (etcd's "created", or a cancellation).
+    async fn open_watch(
+        &self,
+        prefix: &str,
+        options: WatchOptions,
+    ) -> Result<(etcd_client::WatchStream, Option<etcd_client::WatchResponse>), KvError> {
+        let mut client = self.client.watch_client();
+        let mut stream = self.timed(client.watch(prefix, Some(options))).await?;
+        let first = self.timed(stream.message()).await?;
+        Ok((stream, first))
     }
 
     async fn txn(
@@ -199,6 +258,26 @@ impl Kv for EtcdKv {
             .await
     }
 
+    async fn put_with_ttl(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl_seconds: i64,
+        precondition: Precondition,
+        fence: Option<&Fence>,
+    ) -> Result<TxnResult, KvError> {
+        let mut lease = self.client.lease_client();
+        let granted = self.timed(lease.grant(ttl_seconds, None)).await?;
+        let options = etcd_client::PutOptions::new().with_lease(granted.id());
+        self.txn(
+            key,
+            TxnOp::put(key, value, Some(options)),
+            precondition,
+            fence,
+        )
+        .await
+    }
+
     async fn delete(
         &self,
         key: &str,
@@ -210,18 +289,36 @@ impl Kv for EtcdKv {
     }
 
     async fn watch(&self, prefix: &str, start_revision: i64) -> Result<KvWatch, KvError> {
-        let mut client = self.client.watch_client();
         let options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(start_revision)
             .with_progress_notify();
-        let stream = self.timed(client.watch(prefix, Some(options))).await?;
+        // etcd opens a watch stream with an expired token and then cancels the watch in
+        // its first response; the client's token refresh does not cover that. So the first
+        // response is read here: an auth refusal re-authenticates and opens it once more.
+        let (stream, first) = match self.open_watch(prefix, options.clone()).await {
+            Err(KvError::Rejected(m)) if m.contains(INVALID_TOKEN) => {
+                self.timed(self.client.refresh_token()).await?;
+                self.open_watch(prefix, options).await?
+            }
+            Ok((_, Some(first)))
+                if first.canceled() && first.cancel_reason().contains(INVALID_TOKEN) =>
+            {
+                self.timed(self.client.refresh_token()).await?;
+                self.open_watch(prefix, options).await?
+            }
+            other => other?,
+        };
         let endpoints = self.endpoints.clone();
-        let events = futures::stream::unfold(Some(stream), move |state| {
+        let events = futures::stream::unfold(Some((stream, first)), move |state| {
             let endpoints = endpoints.clone();
             async move {
-                let mut stream = state?;
-                match stream.message().await {
+                let (mut stream, pending) = state?;
+                let next = match pending {
+                    Some(resp) => Ok(Some(resp)),
+                    None => stream.message().await,
+                };
+                match next {
                     Ok(Some(resp)) => {
                         if resp.canceled() {
                             let out: Vec<Result<KvEvent, KvError>> = if resp.compact_revision() > 0
@@ -249,7 +346,7 @@ impl Kv for EtcdKv {
                                 }))
                             })
                             .collect();
-                        Some((out, Some(stream)))
+                        Some((out, Some((stream, None))))
                     }
                     Ok(None) => None,
                     Err(e) => Some((

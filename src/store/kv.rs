@@ -100,6 +100,15 @@ pub trait Kv: Send + Sync + 'static {
         precondition: Precondition,
         fence: Option<&Fence>,
     ) -> Result<TxnResult, KvError>;
+    /// Writes a key that expires after `ttl_seconds` (on a lease), if the fence holds.
+    async fn put_with_ttl(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl_seconds: i64,
+        precondition: Precondition,
+        fence: Option<&Fence>,
+    ) -> Result<TxnResult, KvError>;
     /// Deletes a key if the precondition and the fence hold, in one transaction.
     async fn delete(
         &self,

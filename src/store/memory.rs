@@ -119,6 +119,18 @@ impl Kv for MemoryKv {
         Ok(TxnResult::Written(revision))
     }
 
+    async fn put_with_ttl(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        _ttl_seconds: i64,
+        precondition: Precondition,
+        fence: Option<&Fence>,
+    ) -> Result<TxnResult, KvError> {
+        // Unit tests never live long enough for expiry to matter.
+        self.put(key, value, precondition, fence).await
+    }
+
     async fn delete(
         &self,
         key: &str,

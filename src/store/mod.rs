@@ -6,9 +6,12 @@
 //! Every write is one transaction with a compare, and may carry a leadership [`Fence`].
 
 mod apply;
+mod applyset;
+mod election;
 mod etcd;
 mod kv;
 mod memory;
+mod patch;
 
 use std::sync::Arc;
 
@@ -19,10 +22,15 @@ use serde_json::Value;
 
 use crate::api::{DynamicObject, Kind};
 
-pub use apply::Applied;
-pub use etcd::{EtcdConfig, EtcdKv};
+pub use apply::{
+    Applied, ApplyResult, LAST_APPLIED_ANNOTATION, PreparedApply, REDACTED, redact_spec,
+};
+pub use applyset::{ApplySet, ObjectRef};
+pub use election::{Election, Leadership};
+pub use etcd::{EtcdConfig, EtcdKv, EtcdTls};
 pub use kv::{Fence, Kv, KvEntry, KvError, KvEvent, KvWatch, Precondition, TxnResult};
 pub use memory::MemoryKv;
+pub use patch::Patch;
 
 /// The default key prefix of an installation.
 pub const DEFAULT_PREFIX: &str = "/kargo";
@@ -74,6 +82,44 @@ pub enum StoreError {
         kind: Kind,
         /// The name.
         name: String,
+    },
+    /// An apply found that someone else changed fields it writes since it read the
+    /// object; nothing was written (re-running the apply writes over their change).
+    #[error(
+        "{kind} {name:?}: {} changed by someone else while this apply ran; nothing was written (run it again to apply over their change)",
+        fields.join(", ")
+    )]
+    ApplyConflict {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+        /// The fields changed on both sides, dotted (`spec.image`).
+        fields: Vec<String>,
+    },
+    /// Another apply of the same apply set wrote its membership meanwhile.
+    #[error("apply set {name:?} was written by another apply meanwhile; run the apply again")]
+    ApplySetConflict {
+        /// The apply set.
+        name: String,
+    },
+    /// The object is being deleted (it has a deletionTimestamp); it cannot be changed.
+    #[error("{kind} {name:?} is being deleted; wait until it is gone, then apply again")]
+    BeingDeleted {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+    },
+    /// What was asked to be written is not acceptable; nothing was written.
+    #[error("{kind} {name:?}: {message}")]
+    Invalid {
+        /// The kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+        /// What is wrong.
+        message: String,
     },
     /// A key under the registry holds something that is not a kargo object.
     #[error("the value at {key} is not a kargo object: {message}")]

@@ -38,6 +38,14 @@ pub enum SwarmError {
         /// The daemon's message.
         message: String,
     },
+    /// The write guard refused a write (this replica is not, or may no longer be, the leader).
+    #[error("refused to {operation}: {reason}")]
+    Refused {
+        /// The write.
+        operation: String,
+        /// Why.
+        reason: String,
+    },
     /// A rendered spec that bollard's model rejects (a kargo bug, not user input).
     #[error("the rendered spec of {name} does not fit the Engine API: {message}")]
     InvalidSpec {
@@ -72,6 +80,16 @@ pub enum WriteKind {
     ServiceRemove,
     /// `POST /networks/create`.
     NetworkCreate,
+    /// `POST /configs/create`.
+    ConfigCreate,
+    /// `DELETE /configs/{id}`.
+    ConfigRemove,
+    /// `POST /secrets/create`.
+    SecretCreate,
+    /// `DELETE /secrets/{id}`.
+    SecretRemove,
+    /// `POST /nodes/{id}/update`.
+    NodeUpdate,
 }
 
 impl WriteKind {
@@ -82,6 +100,11 @@ impl WriteKind {
             WriteKind::ServiceUpdate => "service_update",
             WriteKind::ServiceRemove => "service_remove",
             WriteKind::NetworkCreate => "network_create",
+            WriteKind::ConfigCreate => "config_create",
+            WriteKind::ConfigRemove => "config_remove",
+            WriteKind::SecretCreate => "secret_create",
+            WriteKind::SecretRemove => "secret_remove",
+            WriteKind::NodeUpdate => "node_update",
         }
     }
 }
@@ -128,12 +151,27 @@ pub struct TaskInfo {
     pub spec: Value,
 }
 
+/// Decides whether a Docker write may happen now (the leader's own-clock lease check).
+pub type WriteGuard = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// A change Docker reports on an object kargo cares about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwarmEvent {
+    /// `service`, `network`, `config`, `secret` or `node`.
+    pub kind: String,
+    /// What happened (`create`, `update`, `remove`...).
+    pub action: String,
+    /// The object's name, when Docker gives it.
+    pub name: Option<String>,
+}
+
 /// A connection to the Docker daemon of a Swarm manager.
 #[derive(Clone)]
 pub struct SwarmClient {
-    docker: Docker,
+    pub(super) docker: Docker,
     host: String,
     writes: Arc<Mutex<BTreeMap<WriteKind, u64>>>,
+    guard: Option<WriteGuard>,
 }
 
 impl SwarmClient {
@@ -162,7 +200,59 @@ impl SwarmClient {
             docker,
             host: host_name,
             writes: Arc::default(),
+            guard: None,
         })
+    }
+
+    /// A client whose writes first ask `guard` (e.g. "is my leader lease still valid by my
+    /// own clock?"); a refusal fails the write with [`SwarmError::Refused`] before any request.
+    pub fn with_write_guard(&self, guard: WriteGuard) -> Self {
+        SwarmClient {
+            guard: Some(guard),
+            ..self.clone()
+        }
+    }
+
+    /// Docker events on services, networks, configs, secrets and nodes, from now on.
+    /// The stream ends when the daemon goes away; the caller reconnects.
+    pub fn events(&self) -> futures::stream::BoxStream<'static, Result<SwarmEvent, SwarmError>> {
+        use futures::StreamExt;
+        let filters = HashMap::from([(
+            "type".to_string(),
+            ["service", "network", "config", "secret", "node"]
+                .map(str::to_string)
+                .to_vec(),
+        )]);
+        let options = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let host = self.host.clone();
+        self.docker
+            .events(Some(options))
+            .map(move |r| match r {
+                Ok(m) => {
+                    let kind = m
+                        .typ
+                        .and_then(|t| serde_json::to_value(t).ok())
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let name = m
+                        .actor
+                        .and_then(|a| a.attributes)
+                        .and_then(|mut a| a.remove("name"));
+                    Ok(SwarmEvent {
+                        kind,
+                        action: m.action.unwrap_or_default(),
+                        name,
+                    })
+                }
+                Err(e) => Err(SwarmError::Unavailable {
+                    host: host.clone(),
+                    message: format!("event stream: {e}"),
+                }),
+            })
+            .boxed()
     }
 
     /// Docker writes made through this client so far, by kind.
@@ -175,13 +265,21 @@ impl SwarmClient {
         self.writes().values().sum()
     }
 
-    fn count(&self, kind: WriteKind) {
+    /// Asks the guard, then counts the write. Every Docker write goes through here.
+    pub(super) fn count(&self, kind: WriteKind) -> Result<(), SwarmError> {
+        if let Some(guard) = &self.guard {
+            guard().map_err(|reason| SwarmError::Refused {
+                operation: kind.as_str().to_string(),
+                reason,
+            })?;
+        }
         if let Ok(mut w) = self.writes.lock() {
             *w.entry(kind).or_default() += 1;
         }
+        Ok(())
     }
 
-    fn api_error(&self, operation: String, e: bollard::errors::Error) -> SwarmError {
+    pub(super) fn api_error(&self, operation: String, e: bollard::errors::Error) -> SwarmError {
         match e {
             bollard::errors::Error::DockerResponseServerError {
                 status_code,
@@ -261,7 +359,7 @@ impl SwarmClient {
     /// Creates a service from a rendered spec; returns its ID.
     pub async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
         let model = Self::to_model(name, spec)?;
-        self.count(WriteKind::ServiceCreate);
+        self.count(WriteKind::ServiceCreate)?;
         let resp = self
             .docker
             .create_service(model, None)
@@ -288,7 +386,7 @@ impl SwarmClient {
             version,
             ..UpdateServiceOptions::default()
         };
-        self.count(WriteKind::ServiceUpdate);
+        self.count(WriteKind::ServiceUpdate)?;
         self.docker
             .update_service(id, model, options, None)
             .await
@@ -298,7 +396,7 @@ impl SwarmClient {
 
     /// Removes a service; one that is already gone counts as removed.
     pub async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
-        self.count(WriteKind::ServiceRemove);
+        self.count(WriteKind::ServiceRemove)?;
         match self.docker.delete_service(id).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -333,7 +431,7 @@ impl SwarmClient {
         if let Some(id) = self.network_id(name).await? {
             return Ok(id);
         }
-        self.count(WriteKind::NetworkCreate);
+        self.count(WriteKind::NetworkCreate)?;
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("overlay".into()),
@@ -359,35 +457,46 @@ impl SwarmClient {
 
     /// The tasks of a service, newest first.
     pub async fn tasks(&self, service_id: &str) -> Result<Vec<TaskInfo>, SwarmError> {
-        let filters = HashMap::from([("service".to_string(), vec![service_id.to_string()])]);
+        let mut by_service = self.tasks_of(&[service_id.to_string()]).await?;
+        Ok(by_service.remove(service_id).unwrap_or_default())
+    }
+
+    /// The tasks of several services in one request, by service ID, newest first.
+    pub async fn tasks_of(&self, service_ids: &[String]) -> Result<BTreeMap<String, Vec<TaskInfo>>, SwarmError> {
+        let mut out: BTreeMap<String, Vec<TaskInfo>> = BTreeMap::new();
+        if service_ids.is_empty() {
+            return Ok(out);
+        }
+        // Values of one filter key are OR'ed by the engine.
+        let filters = HashMap::from([("service".to_string(), service_ids.to_vec())]);
         let tasks = self
             .docker
             .list_tasks(Some(ListTasksOptions {
                 filters: Some(filters),
             }))
             .await
-            .map_err(|e| self.api_error(format!("list tasks of {service_id}"), e))?;
-        let mut out: Vec<TaskInfo> = tasks
-            .into_iter()
-            .map(|t| {
-                let status = t.status.unwrap_or_default();
-                TaskInfo {
-                    id: t.id.unwrap_or_default(),
-                    slot: t.slot,
-                    node_id: t.node_id,
-                    desired_state: t.desired_state.map(state_name).unwrap_or_default(),
-                    state: status.state.map(state_name).unwrap_or_default(),
-                    error: status.err.filter(|e| !e.is_empty()),
-                    message: status.message,
-                    timestamp: status.timestamp.map(|t| t.to_string()),
-                    spec: t
-                        .spec
-                        .and_then(|s| serde_json::to_value(s).ok())
-                        .unwrap_or_default(),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+            .map_err(|e| self.api_error("list tasks".to_string(), e))?;
+        for t in tasks {
+            let status = t.status.unwrap_or_default();
+            let service = t.service_id.unwrap_or_default();
+            out.entry(service).or_default().push(TaskInfo {
+                id: t.id.unwrap_or_default(),
+                slot: t.slot,
+                node_id: t.node_id,
+                desired_state: t.desired_state.map(state_name).unwrap_or_default(),
+                state: status.state.map(state_name).unwrap_or_default(),
+                error: status.err.filter(|e| !e.is_empty()),
+                message: status.message,
+                timestamp: status.timestamp.map(|t| t.to_string()),
+                spec: t
+                    .spec
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .unwrap_or_default(),
+            });
+        }
+        for list in out.values_mut() {
+            list.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        }
         Ok(out)
     }
 }
@@ -421,4 +530,87 @@ fn live_service(s: bollard::models::Service) -> Option<LiveService> {
             .filter(|s| !s.is_empty()),
         update_message: update.message,
     })
+}
+
+/// One chunk of a service's logs, from its tasks' stdout or stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogChunk {
+    /// Written to the containers' stdout.
+    Stdout(Vec<u8>),
+    /// Written to the containers' stderr.
+    Stderr(Vec<u8>),
+}
+
+/// Which logs of a service to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep streaming new lines until the stream is dropped or the service goes.
+    pub follow: bool,
+    /// Only the last lines of each task (all when `None`).
+    pub tail: Option<u64>,
+    /// Only lines since this Unix time, in seconds.
+    pub since: Option<i64>,
+    /// Prefix each line with the daemon's timestamp.
+    pub timestamps: bool,
+}
+
+/// Read-only helpers for the CLI (`ps`, `logs`, `describe`): no write goes through here.
+impl SwarmClient {
+    /// The logs of a service (all its tasks), stdout and stderr apart. The stream ends
+    /// when the daemon has sent everything (or, with `follow`, when the service goes);
+    /// dropping it stops the request.
+    pub fn service_logs(
+        &self,
+        service: &str,
+        options: &LogOptions,
+    ) -> futures::stream::BoxStream<'static, Result<LogChunk, SwarmError>> {
+        use futures::StreamExt;
+        let query = bollard::query_parameters::LogsOptions {
+            follow: options.follow,
+            stdout: true,
+            stderr: true,
+            since: options
+                .since
+                .and_then(|s| i32::try_from(s).ok())
+                .unwrap_or(0),
+            until: 0,
+            timestamps: options.timestamps,
+            tail: options
+                .tail
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "all".into()),
+        };
+        let this = self.clone();
+        let operation = format!("read the logs of {service}");
+        self.docker
+            .service_logs(service, Some(query))
+            .map(move |r| match r {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Ok(LogChunk::Stderr(message.to_vec()))
+                }
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message }
+                    | bollard::container::LogOutput::StdIn { message },
+                ) => Ok(LogChunk::Stdout(message.to_vec())),
+                Err(e) => Err(this.api_error(operation.clone(), e)),
+            })
+            .boxed()
+    }
+
+    /// The hostnames of the Swarm's nodes, by node ID.
+    pub async fn node_names(&self) -> Result<BTreeMap<String, String>, SwarmError> {
+        let nodes = self
+            .docker
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await
+            .map_err(|e| self.api_error("list nodes".into(), e))?;
+        Ok(nodes
+            .into_iter()
+            .filter_map(|n| {
+                let host = n.description.and_then(|d| d.hostname)?;
+                Some((n.id?, host))
+            })
+            .collect())
+    }
 }

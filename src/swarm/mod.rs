@@ -6,12 +6,18 @@ mod compare;
 mod convergence;
 mod docker;
 pub mod names;
+mod objects;
 mod render;
+
+pub use objects::{FileObject, NodeInfo};
 
 pub use compare::{comparable, covers, first_difference};
 pub use convergence::{Convergence, assess};
-pub use docker::{LiveService, SwarmClient, SwarmError, TaskInfo, WriteKind};
+pub use docker::{
+    LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
+};
+pub use docker::{LogChunk, LogOptions};
 pub use render::{
     DEFAULT_BACK_NETWORK, DEFAULT_FRONT_NETWORK, DesiredService, RenderContext, RenderError,
-    hash_json, render_service,
+    hash_json, render_service, with_force_update,
 };

@@ -132,6 +132,34 @@ pub enum RenderError {
     },
 }
 
+/// Forces a redeploy (`kargo rollout restart`): sets the task template's ForceUpdate
+/// counter, which Swarm redeploys on when it changes, and recomputes the hash.
+pub fn with_force_update(mut desired: DesiredService, counter: u64) -> DesiredService {
+    if let Some(task) = desired
+        .spec
+        .get_mut("TaskTemplate")
+        .and_then(Value::as_object_mut)
+    {
+        task.insert("ForceUpdate".into(), json!(counter));
+    }
+    if let Some(labels) = desired
+        .spec
+        .get_mut("Labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(SPEC_HASH_LABEL);
+    }
+    desired.hash = hash_json(&desired.spec);
+    if let Some(labels) = desired
+        .spec
+        .get_mut("Labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.insert(SPEC_HASH_LABEL.into(), json!(desired.hash));
+    }
+    desired
+}
+
 /// Hash of a JSON value over its canonical form (serde_json's maps are sorted).
 pub fn hash_json(value: &Value) -> String {
     let digest = Sha256::digest(value.to_string().as_bytes());

@@ -4,6 +4,8 @@
 //! command starts both, so their absence is a broken set-up that CI must see.
 #![allow(dead_code)]
 
+pub mod etcd_cluster;
+pub mod process;
 pub mod store_conformance;
 
 use std::time::{Duration, Instant};
@@ -81,7 +83,8 @@ pub fn objects(yaml: &str) -> Vec<DynamicObject> {
         name: "test.yaml".into(),
         bytes: yaml.as_bytes().to_vec(),
     };
-    kargo::manifest::load::parse_objects(&source).expect("valid test manifests")
+    kargo::manifest::load::parse_objects(std::slice::from_ref(&source))
+        .expect("valid test manifests")
 }
 
 /// A controller for the test's installation, using the Configuration `main`.
@@ -103,4 +106,59 @@ pub async fn converge(controller: &Controller, timeout: Duration) -> PassReport 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Runs the real `kargo` binary on the test etcd under `prefix`, feeding `stdin` if given.
+pub fn kargo(prefix: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    kargo_with_env(prefix, args, stdin, &[])
+}
+
+/// [`kargo`] with extra environment variables.
+pub fn kargo_with_env(
+    prefix: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kargo"));
+    cmd.args(args)
+        .env("KARGO_PREFIX", prefix)
+        .env("KARGO_ETCD_ENDPOINTS", etcd_endpoints().join(","))
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn kargo");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for kargo")
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Panics with the command's stderr unless it exited with `code`; returns its stdout.
+pub fn expect_code(out: &std::process::Output, code: i32, what: &str) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }

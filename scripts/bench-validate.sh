@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Throughput of `kargo validate` against ajv-cli on the same documents and the same
+# umbrella schema (schemas/kargo.json), each in one invocation over the whole corpus.
+#
+#   scripts/bench-validate.sh [DOCUMENTS]      # default 10000
+#
+# The corpus is generated into a temporary folder: one document per file (ajv-cli reads
+# only single-document YAML files), 60% Services, 20% Stacks, 10% Environments and 10%
+# Configurations, all valid, and shaped like the example workspace. Each tool runs three
+# times; the best run counts. Needs the release build (built here) and ajv-cli
+# (tests/lsp/node_modules, installed by scripts/setup.sh).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+N="${1:-10000}"
+AJV="$ROOT/tests/lsp/node_modules/.bin/ajv"
+KARGO="$ROOT/target/release/kargo"
+SCHEMA="$ROOT/schemas/kargo.json"
+
+[[ -x "$AJV" ]] || { echo "ajv-cli missing: run scripts/setup.sh (npm ci --prefix tests/lsp)" >&2; exit 2; }
+(cd "$ROOT" && cargo build --release --quiet --bin kargo)
+
+DIR="$(mktemp -d)"
+trap 'rm -rf "$DIR"' EXIT
+
+awk -v n="$N" -v dir="$DIR" 'BEGIN {
+  for (i = 0; i < n; i++) {
+    f = sprintf("%s/doc-%05d.yaml", dir, i)
+    k = i % 10
+    print "# yaml-language-server: $schema=../schemas/kargo.json" > f
+    print "apiVersion: kargo.dev/v1alpha1" > f
+    if (k < 6) {
+      print "kind: Service\nmetadata:\n  name: svc-" i "\n  labels:\n    tier: backend" > f
+      print "spec:\n  image: \"kargo-busybox:1.0\"\n  command: [\"sh\", \"-c\"]" > f
+      print "  args: [\"while true; do echo ok | nc -l -p 7000; done\"]" > f
+      print "  env:\n    SITE: example\n    LOG_LEVEL: info\n  networks: [front, back]\n  endpointMode: dnsrr" > f
+      print "  ports:\n    - target: 8080\n      published: " (10000 + i % 50000) "\n      mode: host" > f
+      print "  volumes:\n    - type: volume\n      source: data\n      target: /data" > f
+      print "  healthcheck:\n    test: [\"CMD\", \"true\"]\n    interval: 5s\n    timeout: 2s\n    retries: 3" > f
+      print "  deploy:\n    replicas: 2\n    placement:\n      constraints: [\"node.role==worker\"]" > f
+      print "    resources:\n      limits:\n        cpus: \"0.25\"\n        memory: 32M" > f
+      print "    restartPolicy:\n      condition: on-failure\n      delay: 2s" > f
+      print "    updateConfig:\n      parallelism: 1\n      order: stop-first" > f
+    } else if (k < 8) {
+      print "kind: Stack\nmetadata:\n  name: stack-" i "\nspec:\n  services:" > f
+      print "    - svc-" (i - k) "\n    - svc-" (i - k + 1) "\n    - redis\n  rollback: auto" > f
+    } else if (k == 8) {
+      print "kind: Environment\nmetadata:\n  name: env-" i "\nspec:\n  variables:\n    DOMAIN: example.test" > f
+      print "    SUBDOMAIN: kargo.${DOMAIN}\n  stacks:\n    - stack-" (i - 2) "\n  rollout: ordered" > f
+      print "  services:\n    svc-" (i - 8) ":\n      replicas: 2\n      tag: \"1.10\"" > f
+    } else {
+      print "kind: Configuration\nmetadata:\n  name: cfg-" i "\nspec:\n  environment: env-" (i - 1) "\n  defaults: builtin" > f
+      print "  files:\n    app.conf:\n      content: |\n        listen 8080\n        root /www\n      template: true" > f
+    }
+    close(f)
+  }
+}'
+
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
+best() { # command... -> seconds of the fastest of three runs (the command must succeed)
+  local best="" start end t
+  for _ in 1 2 3; do
+    start=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; "$@" 2>&1 | tail -5 >&2; exit 1; }
+    end=$(date +%s.%N)
+    t=$(calc "$end - $start")
+    if [[ -z "$best" ]] || [[ $(calc "$t < $best") == 1.000000 ]]; then best=$t; fi
+  done
+  echo "$best"
+}
+
+run_ajv() { (cd "$DIR" && "$AJV" validate --spec=draft7 --strict=true -s "$SCHEMA" -d 'doc-*.yaml'); }
+
+k=$(best "$KARGO" validate -f "$DIR")
+a=$(best run_ajv)
+printf '%-40s %9s %13s\n' "$N documents, $(nproc) cores" "seconds" "documents/s"
+printf '%-40s %9.3f %13.0f\n' "kargo validate" "$k" "$(calc "$N / $k")"
+printf '%-40s %9.3f %13.0f\n' "ajv-cli 5.0.0 (draft7, --strict)" "$a" "$(calc "$N / $a")"
+printf 'kargo validate: %.1fx the throughput of ajv-cli\n' "$(calc "$a / $k")"

@@ -1,0 +1,253 @@
+//! `kargo diff`: what `kargo apply -f` would change, in the store and in Swarm.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use crate::api::{API_VERSION, DynamicObject};
+use crate::store::LAST_APPLIED_ANNOTATION;
+use crate::swarm::SwarmClient;
+use crate::swarm::names::INSTALLATION_LABEL;
+
+use super::output::{self, redacted, to_yaml, unified_diff};
+use super::{CliError, ExitStatus, GlobalArgs, manifests, planning};
+
+const EXAMPLES: &str = "Examples:
+  kargo diff -f manifests/ -R
+  kargo diff -f web.yaml --docker-host tcp://manager:2375
+  kargo diff -f manifests/ > /dev/null; echo $?   # 0 same, 1 differs, 2 error";
+
+/// Show what `kargo apply -f` would change: a unified diff of each stored object against
+/// what apply would store, then of each Swarm service spec that change would cause.
+///
+/// The Swarm part compares with the live services and needs Docker; when Docker cannot be
+/// reached, it is left out with a note on stderr. Nothing is written.
+/// Exit codes: 0 nothing differs, 1 something differs, 2 an error (invalid manifests,
+/// unreachable etcd, usage).
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Files, folders or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+    /// Recurse into sub-folders.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// The Configuration in force (decides what the Swarm part deploys).
+    #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
+    configuration: String,
+}
+
+/// What a diff shows of an object: what apply manages (no status, no bookkeeping).
+fn shown(o: &DynamicObject) -> String {
+    let o = redacted(o);
+    let mut meta = Map::new();
+    meta.insert("name".into(), json!(o.metadata.name));
+    if !o.metadata.labels.is_empty() {
+        meta.insert("labels".into(), json!(o.metadata.labels));
+    }
+    let annotations: Map<String, Value> = o
+        .metadata
+        .annotations
+        .iter()
+        .filter(|(k, _)| k.as_str() != LAST_APPLIED_ANNOTATION)
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    if !annotations.is_empty() {
+        meta.insert("annotations".into(), Value::Object(annotations));
+    }
+    to_yaml(&json!({
+        "apiVersion": API_VERSION,
+        "kind": o.kind,
+        "metadata": meta,
+        "spec": o.spec,
+    }))
+}
+
+/// The engine drops empty values and `false` flags: leave them out of both sides.
+fn prune_empty(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null | Value::Bool(false) => None,
+        Value::Array(a) if a.is_empty() => None,
+        Value::Object(m) => {
+            let kept: Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, v)| prune_empty(v).map(|v| (k.clone(), v)))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        Value::Array(a) => Some(Value::Array(
+            a.iter()
+                .map(|x| prune_empty(x).unwrap_or(Value::Null))
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// The live spec cut down to the fields the desired one sets (daemon defaults left out).
+fn project(live: &Value, desired: &Value) -> Value {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => Value::Object(
+            d.keys()
+                .filter_map(|k| l.get(k).map(|lv| (k.clone(), project(lv, &d[k]))))
+                .collect(),
+        ),
+        (Value::Array(l), Value::Array(d)) => Value::Array(
+            l.iter()
+                .enumerate()
+                .map(|(i, lv)| match d.get(i) {
+                    Some(dv) => project(lv, dv),
+                    None => lv.clone(),
+                })
+                .collect(),
+        ),
+        (l, _) => l.clone(),
+    }
+}
+
+/// Network names in a rendered spec replaced by their IDs, as the engine stores them.
+async fn with_network_ids(swarm: &SwarmClient, spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    if let Some(nets) = spec
+        .pointer_mut("/TaskTemplate/Networks")
+        .and_then(Value::as_array_mut)
+    {
+        for n in nets {
+            let name = n.get("Target").and_then(Value::as_str).map(str::to_string);
+            if let Some(name) = name
+                && let Ok(Some(id)) = swarm.network_id(&name).await
+                && let Some(obj) = n.as_object_mut()
+            {
+                obj.insert("Target".into(), json!(id));
+            }
+        }
+    }
+    spec
+}
+
+pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
+    // 1 means "differs": every failure of diff itself is 2 or more.
+    diff(g, args).await.map_err(|mut e| {
+        if e.status == ExitStatus::Failure {
+            e.status = ExitStatus::Usage;
+        }
+        e
+    })
+}
+
+async fn diff(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
+    let objects = manifests::load(&args.files, args.recursive)?;
+    let store = g.store().await?;
+    let mut after = Vec::new();
+    let mut differs = false;
+    for obj in &objects {
+        let preview = store.prepare_apply(obj).await?.preview()?;
+        let old = preview.previous.as_ref().map(shown).unwrap_or_default();
+        let new = shown(&preview.object);
+        let label = obj.reference();
+        if let Some(d) = unified_diff(
+            &old,
+            &new,
+            &format!("live/{label}"),
+            &format!("merged/{label}"),
+        ) {
+            differs = true;
+            output::out_text(&d)?;
+        }
+        after.push(preview.object);
+    }
+    if !differs {
+        return Ok(ExitStatus::Success);
+    }
+
+    let stored = store.list_all().await?.items;
+    let (_, before_plan) = planning::plan_of(&stored, &args.configuration, store.prefix());
+    let merged = planning::overlay(&stored, &after);
+    let (_, after_plan) = planning::plan_of(&merged, &args.configuration, store.prefix());
+    let before = planning::rendered(&before_plan);
+    let after = planning::rendered(&after_plan);
+    let changed: BTreeSet<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    if changed.is_empty() {
+        return Ok(ExitStatus::Failure);
+    }
+    let swarm = match g.swarm().await {
+        Ok(s) => s,
+        Err(e) => {
+            output::note(format_args!(
+                "note: the Swarm part is not shown ({} Swarm service(s) would change): {}",
+                changed.len(),
+                e.message
+            ));
+            return Ok(ExitStatus::Failure);
+        }
+    };
+    for name in changed {
+        match after.get(name) {
+            None => output::out(format_args!("swarm service {name} would be removed"))?,
+            Some(Err(why)) => output::out(format_args!(
+                "swarm service {name} could not be deployed: {why}"
+            ))?,
+            Some(Ok(spec)) => {
+                let desired = with_network_ids(&swarm, &crate::swarm::comparable(spec)).await;
+                let desired = prune_empty(&desired).unwrap_or(Value::Null);
+                let mut live = swarm.inspect_service(name).await?;
+                if let Some(l) = &live
+                    && l.labels.get(INSTALLATION_LABEL).map(String::as_str) != Some(store.prefix())
+                {
+                    output::note(format_args!(
+                        "note: Swarm service {name} exists but belongs to another installation ({}); shown as new",
+                        l.labels
+                            .get(INSTALLATION_LABEL)
+                            .map(String::as_str)
+                            .unwrap_or("none")
+                    ));
+                    live = None;
+                }
+                let old = match &live {
+                    Some(l) => {
+                        to_yaml(&prune_empty(&project(&l.spec, &desired)).unwrap_or(Value::Null))
+                    }
+                    None => String::new(),
+                };
+                let new = to_yaml(&desired);
+                if let Some(d) = unified_diff(
+                    &old,
+                    &new,
+                    &format!("swarm/{name} (live)"),
+                    &format!("swarm/{name} (after apply)"),
+                ) {
+                    output::out_text(&d)?;
+                }
+            }
+        }
+    }
+    Ok(ExitStatus::Failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_specs_are_cut_to_the_desired_fields() {
+        let live = json!({"Name": "a", "Labels": {"x": "1"}, "Mode": {"Replicated": {"Replicas": 1}},
+                          "TaskTemplate": {"Runtime": "container"}});
+        let desired = json!({"Name": "a", "Mode": {"Replicated": {"Replicas": 3}}});
+        assert_eq!(
+            project(&live, &desired),
+            json!({"Name": "a", "Mode": {"Replicated": {"Replicas": 1}}})
+        );
+    }
+
+    #[test]
+    fn empty_values_are_pruned() {
+        let v = json!({"a": [], "b": false, "c": {"d": null}, "e": [{"ReadOnly": false, "T": 1}]});
+        assert_eq!(prune_empty(&v), Some(json!({"e": [{"T": 1}]})));
+    }
+}

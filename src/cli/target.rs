@@ -1,0 +1,96 @@
+//! Naming objects on the command line: `KIND NAME...` or `KIND/NAME...`, as kubectl does.
+
+use crate::api::{Kind, UnknownKind};
+use crate::store::ObjectRef;
+
+use super::CliError;
+
+/// Parses a kind word (`service`, `svc`, `stacks`...) into a usage error when unknown.
+pub fn kind(word: &str) -> Result<Kind, CliError> {
+    word.parse()
+        .map_err(|e: UnknownKind| CliError::usage(e.to_string()))
+}
+
+/// Objects named as `KIND NAME...` or `KIND/NAME...` (kinds may differ in the second form).
+/// `Ok((Some(kind), []))` is a bare kind: all of that kind.
+pub fn refs(words: &[String]) -> Result<(Option<Kind>, Vec<ObjectRef>), CliError> {
+    let Some(first) = words.first() else {
+        return Err(CliError::usage(
+            "name a kind (configuration, environment, stack, service) and objects",
+        ));
+    };
+    if first.contains('/') {
+        let refs = words
+            .iter()
+            .map(|w| {
+                if !w.contains('/') {
+                    return Err(CliError::usage(format!(
+                        "{w:?}: mix no KIND/NAME with plain names; write every object as KIND/NAME"
+                    )));
+                }
+                w.parse::<ObjectRef>().map_err(CliError::usage)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((None, refs));
+    }
+    let k = kind(first)?;
+    let refs = words[1..]
+        .iter()
+        .map(|n| {
+            if n.contains('/') {
+                Err(CliError::usage(format!(
+                    "{n:?}: after a kind, give plain names (or write KIND/NAME alone)"
+                )))
+            } else {
+                Ok(ObjectRef {
+                    kind: k,
+                    name: n.clone(),
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((Some(k), refs))
+}
+
+/// Like [`refs`], but all objects must be of one kind: the kind and the names.
+pub fn one_kind(words: &[String]) -> Result<(Kind, Vec<String>), CliError> {
+    let (k, refs) = refs(words)?;
+    let k = match (k, refs.first()) {
+        (Some(k), _) => k,
+        (None, Some(r)) => r.kind,
+        (None, None) => return Err(CliError::usage("name a kind")),
+    };
+    if let Some(other) = refs.iter().find(|r| r.kind != k) {
+        return Err(CliError::usage(format!(
+            "{other}: give objects of one kind at a time"
+        )));
+    }
+    Ok((k, refs.into_iter().map(|r| r.name).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn both_forms_parse() {
+        let (k, names) = one_kind(&words("svc web db")).unwrap_or((Kind::Stack, vec![]));
+        assert_eq!((k, names), (Kind::Service, vec!["web".into(), "db".into()]));
+        let (k, names) = one_kind(&words("stack/apps")).unwrap_or((Kind::Service, vec![]));
+        assert_eq!((k, names), (Kind::Stack, vec!["apps".into()]));
+        let (k, r) = refs(&words("stack/apps service/web")).unwrap_or((None, vec![]));
+        assert_eq!((k, r.len()), (None, 2));
+    }
+
+    #[test]
+    fn mixed_or_unknown_forms_are_usage_errors() {
+        assert!(refs(&words("stack/apps web")).is_err());
+        assert!(refs(&words("svc stack/apps")).is_err());
+        assert!(refs(&words("pods x")).is_err());
+        assert!(one_kind(&words("stack/a service/b")).is_err());
+    }
+}

@@ -1,0 +1,2395 @@
+//! `kargo import compose FILE --stack NAME`: a compose file (version 3, as
+//! `docker stack deploy` reads it) turned into kargo documents.
+//!
+//! The result is one Service document per compose service, a Stack listing them in file
+//! order, and the files of the compose `configs:` and `secrets:` (read from disk, relative
+//! to the compose file) as a Configuration fragment. Shapes map one to one where kargo has
+//! the field (kargo's Service follows the compose long syntax); compose `entrypoint`
+//! becomes `command` and compose `command` becomes `args`, as in Kubernetes.
+//!
+//! Whatever kargo cannot carry over is a [`ComposeWarning`] naming the key path (e.g.
+//! `services.web.build`), never dropped silently: what Swarm ignores anyway (`build`,
+//! `container_name`, `links`, `restart`...), what kargo's model has no field for
+//! (`cap_add`, `logging`, `extra_hosts`, network aliases, volume drivers...), and numbers
+//! given as `${VAR}` (kargo interpolates strings only: set them with the Environment's
+//! service settings). `depends_on`, which `docker stack deploy` ignores, becomes
+//! `dependsOn`, which kargo honours (the service waits until those are Ready); a warning
+//! says so, since the behaviour changes. Extension keys (`x-...`) are skipped, as compose
+//! skips them; `<<` merge keys are applied.
+//!
+//! `${VAR}` references in strings are kept: kargo interpolates them at deploy with the
+//! Environment's variables, with the same syntax (`$$` is a literal `$` in both).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::api::{
+    ConfigFile, ConfigurationSpec, Deploy, DeployMode, DynamicObject, EndpointMode, FailureAction,
+    FileMount, Healthcheck, Kind, Placement, PlacementPreference, Port, Protocol, PublishMode,
+    ResourceAmounts, Resources, RestartCondition, RestartPolicy, ServiceSpec, StackSpec,
+    UpdateOrder, UpdatePolicy, Volume, VolumeType,
+};
+use crate::manifest::envfile::is_dns_label;
+
+/// The Configuration the fragment is named after: the one the controller uses by default.
+pub const CONFIGURATION_NAME: &str = "main";
+
+/// The largest content Swarm accepts for a config or secret.
+const MAX_FILE_BYTES: usize = 500 * 1024;
+
+/// Something in a compose file that was not carried over as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComposeWarning {
+    /// The key path in the compose file, e.g. `services.web.build`.
+    pub path: String,
+    /// What was not carried over, and what to do about it.
+    pub message: String,
+}
+
+impl std::fmt::Display for ComposeWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// What `kargo import compose` produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComposeImport {
+    /// One Service document per compose service, in file order.
+    pub services: Vec<Value>,
+    /// The Stack document listing the services in file order.
+    pub stack: Value,
+    /// The files of the compose `configs:` and `secrets:` (secrets are `sensitive`).
+    pub files: BTreeMap<String, ConfigFile>,
+    /// A Configuration document named [`CONFIGURATION_NAME`] holding only `files`, when
+    /// there are any: a fragment to merge into the Configuration in force, not to apply
+    /// over one that has other settings.
+    pub configuration: Option<Value>,
+    /// What was not carried over, by key path.
+    pub warnings: Vec<ComposeWarning>,
+}
+
+/// Why a compose file could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// The compose file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The compose file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The compose file is not valid YAML.
+    #[error("{}: invalid YAML: {source}", .path.display())]
+    Parse {
+        /// The compose file.
+        path: PathBuf,
+        /// The parser's error.
+        source: serde_yaml::Error,
+    },
+    /// The compose file is YAML but not a compose file.
+    #[error("{}: not a compose file: {reason}", .path.display())]
+    NotCompose {
+        /// The compose file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The Stack name is not a DNS-1123 label.
+    #[error(
+        "invalid Stack name {name:?}: use lowercase letters, digits and '-', at most 63 characters"
+    )]
+    InvalidStackName {
+        /// The name given.
+        name: String,
+    },
+}
+
+/// Imports a compose file; files it names are read relative to its folder.
+pub fn import_compose_file(path: &Path, stack: &str) -> Result<ComposeImport, ComposeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base_dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    convert(&text, path, &base_dir, stack)
+}
+
+/// Imports compose text; `base_dir` is the folder relative paths are read from (make it
+/// absolute: relative bind mounts are made absolute against it).
+pub fn import_compose_str(
+    text: &str,
+    base_dir: &Path,
+    stack: &str,
+) -> Result<ComposeImport, ComposeError> {
+    convert(text, Path::new("<compose>"), base_dir, stack)
+}
+
+fn convert(
+    text: &str,
+    path: &Path,
+    base_dir: &Path,
+    stack: &str,
+) -> Result<ComposeImport, ComposeError> {
+    if !is_dns_label(stack) {
+        return Err(ComposeError::InvalidStackName {
+            name: stack.to_string(),
+        });
+    }
+    let not_compose = |reason: &str| ComposeError::NotCompose {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let mut yaml: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|source| ComposeError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    yaml.apply_merge().map_err(|source| ComposeError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // serde_json maps are sorted: take the services' order from the YAML mapping.
+    let order: Vec<String> = match yaml.get("services") {
+        Some(serde_yaml::Value::Mapping(m)) => m
+            .keys()
+            .filter_map(|k| match k {
+                serde_yaml::Value::String(s) => Some(s.clone()),
+                serde_yaml::Value::Number(n) => Some(n.to_string()),
+                serde_yaml::Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => return Err(not_compose("it has no `services` map")),
+    };
+    let doc = serde_json::to_value(&yaml).map_err(|e| not_compose(&e.to_string()))?;
+    let Value::Object(top) = doc else {
+        return Err(not_compose("the document is not a map"));
+    };
+
+    let mut w = Warnings::default();
+    let mut t = Tables::default();
+    for key in top.keys() {
+        match key.as_str() {
+            "services" | "networks" | "volumes" | "configs" | "secrets" => {}
+            "version" => {
+                let version = top.get("version").and_then(scalar).unwrap_or_default();
+                if version.starts_with('1') || version.starts_with('2') {
+                    w.add(
+                        "version",
+                        format!("version {version}: docker stack deploy reads version 3 files; read as one"),
+                    );
+                }
+            }
+            "name" => w.add(
+                "name",
+                "the project name is not used: the Stack is named by --stack",
+            ),
+            k if k.starts_with("x-") => {}
+            _ => w.add(key, "not a compose key kargo knows: dropped"),
+        }
+    }
+    let empty = Map::new();
+    let section = |name: &str| top.get(name).and_then(Value::as_object).unwrap_or(&empty);
+    t.read_networks(section("networks"), &mut w);
+    t.read_volumes(section("volumes"), &mut w);
+    t.read_files(section("configs"), false, base_dir, &mut w);
+    t.read_files(section("secrets"), true, base_dir, &mut w);
+
+    let services = section("services");
+    let mut names: Vec<(String, String)> = Vec::new();
+    for compose_name in &order {
+        let path = format!("services.{compose_name}");
+        let name = kargo_name(compose_name);
+        if !is_dns_label(&name) {
+            w.add(
+                &path,
+                format!("{compose_name:?} cannot be made a valid Service name (lowercase letters, digits and '-'): the service is dropped"),
+            );
+            continue;
+        }
+        if name != *compose_name {
+            w.add(
+                &path,
+                format!("renamed {name}: kargo names are lowercase letters, digits and '-'"),
+            );
+        }
+        if names.iter().any(|(_, n)| *n == name) {
+            w.add(
+                &path,
+                format!("another service is already named {name}: the service is dropped"),
+            );
+            continue;
+        }
+        let swarm = format!("kargo-{stack}_{name}");
+        if swarm.len() > 63 {
+            w.add(
+                &path,
+                format!("the Swarm service name {swarm} is longer than 63 characters: shorten the Stack or the Service name"),
+            );
+        }
+        t.services.insert(compose_name.clone(), name.clone());
+        names.push((compose_name.clone(), name));
+    }
+
+    let mut documents = Vec::new();
+    for (compose_name, name) in &names {
+        let path = format!("services.{compose_name}");
+        let def = services.get(compose_name).unwrap_or(&Value::Null);
+        let spec = t.service(def, &path, base_dir, &mut w);
+        documents.push(document(Kind::Service, name, &spec));
+    }
+    let stack_doc = document(
+        Kind::Stack,
+        stack,
+        &StackSpec {
+            services: names.into_iter().map(|(_, n)| n).collect(),
+            ..StackSpec::default()
+        },
+    );
+    let configuration = (!t.files.is_empty()).then(|| {
+        document(
+            Kind::Configuration,
+            CONFIGURATION_NAME,
+            &ConfigurationSpec {
+                files: t.files.clone(),
+                ..ConfigurationSpec::default()
+            },
+        )
+    });
+    Ok(ComposeImport {
+        services: documents,
+        stack: stack_doc,
+        files: t.files,
+        configuration,
+        warnings: w.0,
+    })
+}
+
+fn document<T: serde::Serialize>(kind: Kind, name: &str, spec: &T) -> Value {
+    let spec = serde_json::to_value(spec).unwrap_or(Value::Null);
+    serde_json::to_value(DynamicObject::new(kind, name, spec)).unwrap_or(Value::Null)
+}
+
+/// `Web_App` → `web-app`.
+fn kargo_name(compose: &str) -> String {
+    compose.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+#[derive(Default)]
+struct Warnings(Vec<ComposeWarning>);
+
+impl Warnings {
+    fn add(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push(ComposeWarning {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// What the top-level sections declare, as the services refer to it.
+#[derive(Default)]
+struct Tables {
+    /// Compose network name → the network kargo joins.
+    networks: BTreeMap<String, String>,
+    /// Declared volume names.
+    volumes: BTreeSet<String>,
+    /// Compose config name → Configuration file name; `None` when it could not be carried.
+    configs: BTreeMap<String, Option<String>>,
+    /// Compose secret name → Configuration file name; `None` when it could not be carried.
+    secrets: BTreeMap<String, Option<String>>,
+    /// Compose service name → kargo Service name.
+    services: BTreeMap<String, String>,
+    /// The Configuration files read.
+    files: BTreeMap<String, ConfigFile>,
+}
+
+/// `None` for an empty list, so nothing empty is written.
+fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+/// A scalar as text: strings as they are, numbers and booleans written out.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A whole number, from a number or a string of digits.
+fn whole(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a whole number, or warns (naming `${VAR}` values, which kargo cannot carry).
+fn number(v: &Value, path: &str, w: &mut Warnings) -> Option<u64> {
+    let n = whole(v);
+    if n.is_none() {
+        let hint = match v {
+            Value::String(s) if s.contains('$') => {
+                " (kargo interpolates strings only: set it in the Service, or in the Environment's services settings)"
+            }
+            _ => "",
+        };
+        w.add(path, format!("{v} is not a whole number{hint}: dropped"));
+    }
+    n
+}
+
+/// Reads a string (numbers written out), or warns.
+fn text(v: &Value, path: &str, w: &mut Warnings) -> Option<String> {
+    let s = scalar(v);
+    if s.is_none() {
+        w.add(path, format!("expected a string, found {v}: dropped"));
+    }
+    s
+}
+
+/// Warns about every key of `map` not in `known`, except extension keys.
+fn unknown_keys(map: &Map<String, Value>, known: &[&str], path: &str, w: &mut Warnings) {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) && !key.starts_with("x-") {
+            w.add(&format!("{path}.{key}"), "not supported by kargo: dropped");
+        }
+    }
+}
+
+/// `KEY=VALUE` items (a list) or a map, as compose writes labels and environments.
+/// `missing` gives the value of a list item without `=` or a map entry that is null.
+fn key_values(
+    v: &Value,
+    path: &str,
+    missing: &dyn Fn(&str) -> String,
+    w: &mut Warnings,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match v {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let Some(item) = scalar(item) else {
+                    w.add(&format!("{path}[{i}]"), "expected KEY=VALUE: dropped");
+                    continue;
+                };
+                match item.split_once('=') {
+                    Some((k, v)) => out.insert(k.trim().to_string(), v.to_string()),
+                    None => out.insert(item.trim().to_string(), missing(item.trim())),
+                };
+            }
+        }
+        Value::Object(map) => {
+            for (k, value) in map {
+                let value = match value {
+                    Value::Null => missing(k),
+                    other => match scalar(other) {
+                        Some(s) => s,
+                        None => {
+                            w.add(&format!("{path}.{k}"), "expected a string: dropped");
+                            continue;
+                        }
+                    },
+                };
+                out.insert(k.clone(), value);
+            }
+        }
+        Value::Null => {}
+        _ => w.add(path, "expected a list of KEY=VALUE or a map: dropped"),
+    }
+    out
+}
+
+/// Splits a command line as a POSIX shell would (quotes and backslashes, no expansion).
+fn shell_split(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        None => return Err("an unterminated '".into()),
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        None => return Err("an unterminated \"".into()),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("an unterminated \"".into()),
+                        },
+                        Some(c) => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => word.push(c),
+                    None => word.push('\\'),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// A command as a list: a string is split as a shell would, a list is taken as it is.
+fn command_list(v: &Value, path: &str, w: &mut Warnings) -> Option<Vec<String>> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => match shell_split(s) {
+            Ok(words) => Some(words),
+            Err(problem) => {
+                w.add(
+                    path,
+                    format!("{problem}: split at blanks instead; check the result"),
+                );
+                Some(s.split_whitespace().map(str::to_string).collect())
+            }
+        },
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| text(item, &format!("{path}[{i}]"), w))
+                .collect(),
+        ),
+        _ => {
+            w.add(path, "expected a string or a list: dropped");
+            None
+        }
+    }
+}
+
+/// A list of strings, or one string as a list of one.
+fn string_list(v: &Value, path: &str, w: &mut Warnings) -> Vec<String> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| text(item, &format!("{path}[{i}]"), w))
+            .collect(),
+        Value::Null => Vec::new(),
+        other => text(other, path, w).into_iter().collect(),
+    }
+}
+
+/// `base/./a/../b` → `base/b`, without touching the file system.
+fn normalize(base: &Path, relative: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in base.join(relative).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A file mode: a number is the mode's value (YAML `0o440` or `288`), written in octal; a
+/// string (`"0440"`) is taken as it is.
+fn file_mode(v: &Value, path: &str, w: &mut Warnings) -> Option<String> {
+    match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(m) if m <= 0o7777 => Some(format!("0{m:o}")),
+            _ => {
+                w.add(path, format!("{n} is not a file mode: dropped"));
+                None
+            }
+        },
+        Value::String(s) => Some(s.clone()),
+        _ => {
+            w.add(path, "expected a file mode such as \"0440\": dropped");
+            None
+        }
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(
+    v: &Value,
+    path: &str,
+    expected: &str,
+    w: &mut Warnings,
+) -> Option<T> {
+    match serde_json::from_value::<T>(v.clone()) {
+        Ok(x) => Some(x),
+        Err(_) => {
+            w.add(path, format!("{v} is not one of {expected}: dropped"));
+            None
+        }
+    }
+}
+
+/// One end of a port mapping: a number or a range `a-b`.
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let parse = |p: &str| p.trim().parse::<u16>().ok().filter(|n| *n > 0);
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (parse(a)?, parse(b)?);
+            (a <= b).then_some((a, b))
+        }
+        None => parse(s).map(|n| (n, n)),
+    }
+}
+
+impl Tables {
+    fn read_networks(&mut self, networks: &Map<String, Value>, w: &mut Warnings) {
+        for (key, def) in networks {
+            let path = format!("networks.{key}");
+            let def = def.as_object().cloned().unwrap_or_default();
+            let external = match def.get("external") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Object(_)) => true,
+                _ => false,
+            };
+            let legacy_name = def
+                .get("external")
+                .and_then(|e| e.get("name"))
+                .and_then(Value::as_str);
+            let real = def
+                .get("name")
+                .and_then(Value::as_str)
+                .or(legacy_name)
+                .unwrap_or(key)
+                .to_string();
+            // Kargo's compose files name the shared networks through its variables.
+            let mapped = if real.contains("DOCKER_BACK_NETWORK") {
+                "back".to_string()
+            } else if real.contains("DOCKER_FRONT_NETWORK") || real.contains("DOCKER_NETWORK") {
+                "front".to_string()
+            } else {
+                real.clone()
+            };
+            if !external {
+                w.add(
+                    &path,
+                    format!(
+                        "docker stack deploy creates this network for the stack; kargo only joins existing networks (the logical front and back, or real names): services join {mapped:?}, which must exist, or use front/back"
+                    ),
+                );
+            }
+            unknown_keys(&def, &["external", "name", "driver"], &path, w);
+            if let Some(driver) = def.get("driver").and_then(Value::as_str)
+                && driver != "overlay"
+            {
+                w.add(
+                    &format!("{path}.driver"),
+                    format!("the {driver} driver: kargo joins the network as it exists"),
+                );
+            }
+            self.networks.insert(key.clone(), mapped);
+        }
+    }
+
+    fn read_volumes(&mut self, volumes: &Map<String, Value>, w: &mut Warnings) {
+        for (key, def) in volumes {
+            let path = format!("volumes.{key}");
+            self.volumes.insert(key.clone());
+            let Some(def) = def.as_object() else {
+                continue;
+            };
+            for (k, v) in def {
+                if k.starts_with("x-") || v.is_null() {
+                    continue;
+                }
+                let message = match k.as_str() {
+                    "external" | "name" => {
+                        "kargo names a service's volumes kargo-<stack>_<volume> (as docker stack deploy does for volumes it creates): an existing volume of another name is not used"
+                    }
+                    "driver" | "driver_opts" => {
+                        "kargo creates volumes with the local driver: set up other drivers on the nodes by hand"
+                    }
+                    "labels" => "volume labels are not supported: dropped",
+                    _ => "not supported by kargo: dropped",
+                };
+                w.add(&format!("{path}.{k}"), message);
+            }
+        }
+    }
+
+    /// Reads the top-level `configs:` or `secrets:` into Configuration files.
+    fn read_files(
+        &mut self,
+        defs: &Map<String, Value>,
+        sensitive: bool,
+        base_dir: &Path,
+        w: &mut Warnings,
+    ) {
+        let section = if sensitive { "secrets" } else { "configs" };
+        for (key, def) in defs {
+            let path = format!("{section}.{key}");
+            let empty = Map::new();
+            let def = def.as_object().unwrap_or(&empty);
+            unknown_keys(
+                def,
+                &[
+                    "file",
+                    "content",
+                    "external",
+                    "name",
+                    "labels",
+                    "environment",
+                    "template_driver",
+                    "driver",
+                ],
+                &path,
+                w,
+            );
+            for k in ["labels", "template_driver", "driver"] {
+                if def.contains_key(k) {
+                    w.add(&format!("{path}.{k}"), "not supported by kargo: dropped");
+                }
+            }
+            let content = if def
+                .get("external")
+                .is_some_and(|e| e != &Value::Bool(false))
+            {
+                w.add(
+                    &format!("{path}.external"),
+                    format!(
+                        "an existing Swarm {} is not carried over: add its content to the Configuration's files; the services' mounts of it are dropped",
+                        if sensitive { "secret" } else { "config" }
+                    ),
+                );
+                None
+            } else if let Some(file) = def.get("file").and_then(Value::as_str) {
+                let full = normalize(base_dir, file);
+                match std::fs::read(&full) {
+                    Ok(bytes) => {
+                        match String::from_utf8(bytes) {
+                            Ok(s) => Some(s),
+                            Err(_) => {
+                                w.add(
+                                &format!("{path}.file"),
+                                format!("{} is not UTF-8 text: Configuration files are text; dropped", full.display()),
+                            );
+                                None
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        w.add(
+                            &format!("{path}.file"),
+                            format!("cannot read {}: {e}; dropped", full.display()),
+                        );
+                        None
+                    }
+                }
+            } else if let Some(content) = def.get("content").and_then(Value::as_str) {
+                Some(content.to_string())
+            } else if def.contains_key("environment") {
+                w.add(
+                    &format!("{path}.environment"),
+                    "content taken from the deploying shell's environment is not carried over: add it to the Configuration's files; dropped",
+                );
+                None
+            } else {
+                w.add(&path, "no `file` or `content`: dropped");
+                None
+            };
+            if def.contains_key("name") && content.is_some() {
+                w.add(
+                    &format!("{path}.name"),
+                    "kargo names Swarm configs and secrets <file>-<hash of the content>: the name is not used",
+                );
+            }
+            let Some(content) = content else {
+                if sensitive {
+                    self.secrets.insert(key.clone(), None);
+                } else {
+                    self.configs.insert(key.clone(), None);
+                }
+                continue;
+            };
+            if content.len() > MAX_FILE_BYTES {
+                w.add(
+                    &path,
+                    format!(
+                        "{} bytes: Swarm refuses configs and secrets over {MAX_FILE_BYTES} bytes",
+                        content.len()
+                    ),
+                );
+            }
+            let mut name = key.clone();
+            if self.files.contains_key(&name) {
+                name = format!("{key}-secret");
+                w.add(
+                    &path,
+                    format!("a config is also named {key}: the secret's file is named {name}"),
+                );
+            }
+            self.files.insert(
+                name.clone(),
+                ConfigFile {
+                    content,
+                    template: false,
+                    sensitive,
+                },
+            );
+            if sensitive {
+                self.secrets.insert(key.clone(), Some(name));
+            } else {
+                self.configs.insert(key.clone(), Some(name));
+            }
+        }
+    }
+
+    /// Converts one compose service.
+    fn service(&self, def: &Value, path: &str, base_dir: &Path, w: &mut Warnings) -> ServiceSpec {
+        let mut spec = ServiceSpec::default();
+        let Some(def) = def.as_object() else {
+            if !def.is_null() {
+                w.add(path, "expected a map: the service is empty");
+            }
+            return spec;
+        };
+        let mut env_from_files: BTreeMap<String, String> = BTreeMap::new();
+        for (key, value) in def {
+            let p = format!("{path}.{key}");
+            let p = p.as_str();
+            match key.as_str() {
+                "image" => spec.image = text(value, p, w),
+                "command" => spec.args = command_list(value, p, w),
+                "entrypoint" => spec.command = command_list(value, p, w),
+                "environment" => {
+                    let env = key_values(value, p, &|k| format!("${{{k}}}"), w);
+                    spec.env = Some(env);
+                }
+                "env_file" => {
+                    env_from_files = self.env_files(value, p, base_dir, w);
+                }
+                "ports" => spec.ports = non_empty(self.ports(value, p, w)),
+                "volumes" => {
+                    let mut volumes = spec.volumes.take().unwrap_or_default();
+                    volumes.extend(self.volumes(value, p, base_dir, w));
+                    spec.volumes = Some(volumes);
+                }
+                "tmpfs" => {
+                    let mut volumes = spec.volumes.take().unwrap_or_default();
+                    for target in string_list(value, p, w) {
+                        let (target, options) = match target.split_once(':') {
+                            Some((t, o)) => (t.to_string(), Some(o.to_string())),
+                            None => (target, None),
+                        };
+                        if let Some(options) = options {
+                            w.add(
+                                p,
+                                format!("tmpfs options {options:?} are not supported: dropped"),
+                            );
+                        }
+                        volumes.push(Volume {
+                            type_: VolumeType::Tmpfs,
+                            source: None,
+                            target,
+                            read_only: None,
+                        });
+                    }
+                    spec.volumes = Some(volumes);
+                }
+                "configs" => spec.configs = non_empty(self.mounts(value, false, p, w)),
+                "secrets" => spec.secrets = non_empty(self.mounts(value, true, p, w)),
+                "healthcheck" => spec.healthcheck = healthcheck(value, p, w),
+                "networks" => spec.networks = non_empty(self.service_networks(value, p, w)),
+                "labels" => {
+                    spec.container_labels = Some(key_values(value, p, &|_| String::new(), w))
+                }
+                "deploy" => self.deploy(value, p, &mut spec, w),
+                "depends_on" => {
+                    let names: Vec<String> = match value {
+                        Value::Object(m) => m.keys().cloned().collect(),
+                        other => string_list(other, p, w),
+                    };
+                    let mut depends = Vec::new();
+                    for name in names {
+                        match self.services.get(&name) {
+                            Some(n) => depends.push(n.clone()),
+                            None => {
+                                w.add(p, format!("{name} is not a service of this file: dropped"))
+                            }
+                        }
+                    }
+                    if !depends.is_empty() {
+                        w.add(
+                            p,
+                            format!(
+                                "docker stack deploy ignores depends_on, kargo does not: this service starts once {} {} Ready",
+                                depends.join(", "),
+                                if depends.len() == 1 { "is" } else { "are" }
+                            ),
+                        );
+                        spec.depends_on = Some(depends);
+                    }
+                }
+                "hostname" => spec.hostname = text(value, p, w),
+                "user" => spec.user = text(value, p, w),
+                "working_dir" => spec.working_dir = text(value, p, w),
+                "stop_grace_period" => spec.stop_grace_period = text(value, p, w),
+                k if k.starts_with("x-") => {}
+                other => w.add(p, unsupported_service_key(other)),
+            }
+        }
+        spec.volumes = spec.volumes.and_then(non_empty);
+        if !env_from_files.is_empty() {
+            let env = spec.env.get_or_insert_with(BTreeMap::new);
+            for (k, v) in env_from_files {
+                env.entry(k).or_insert(v);
+            }
+        }
+        if spec.image.is_none() {
+            w.add(
+                path,
+                "no image: the Service must get one from an overlay or a catalog entry of the same name",
+            );
+        }
+        let host_ports = spec
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.mode == Some(PublishMode::Host));
+        let start_first = spec
+            .deploy
+            .as_ref()
+            .and_then(|d| d.update_config.as_ref())
+            .and_then(|u| u.order)
+            == Some(UpdateOrder::StartFirst);
+        if host_ports && start_first {
+            w.add(
+                &format!("{path}.deploy.update_config.order"),
+                "start-first with host-mode ports: the new task cannot bind the port while the old one runs on the same node, so the update stalls",
+            );
+        }
+        spec
+    }
+
+    fn env_files(
+        &self,
+        value: &Value,
+        path: &str,
+        base_dir: &Path,
+        w: &mut Warnings,
+    ) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let entries: Vec<(String, bool)> = match value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Value::Object(m) => m.get("path").and_then(Value::as_str).map(|p| {
+                        (
+                            p.to_string(),
+                            m.get("required").and_then(Value::as_bool).unwrap_or(true),
+                        )
+                    }),
+                    other => text(other, &format!("{path}[{i}]"), w).map(|p| (p, true)),
+                })
+                .collect(),
+            other => text(other, path, w)
+                .map(|p| vec![(p, true)])
+                .unwrap_or_default(),
+        };
+        for (file, required) in entries {
+            let full = normalize(base_dir, &file);
+            let content = match std::fs::read_to_string(&full) {
+                Ok(c) => c,
+                Err(e) => {
+                    if required {
+                        w.add(
+                            path,
+                            format!(
+                                "cannot read {}: {e}; its variables are dropped",
+                                full.display()
+                            ),
+                        );
+                    }
+                    continue;
+                }
+            };
+            for line in content.lines() {
+                let line = line.trim_start();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                // docker stack deploy reads env files literally: no quotes, no expansion.
+                let (k, v) = match line.split_once('=') {
+                    Some((k, v)) => (k.trim().to_string(), v.replace('$', "$$")),
+                    None => (line.trim().to_string(), format!("${{{}}}", line.trim())),
+                };
+                env.insert(k, v);
+            }
+        }
+        env
+    }
+
+    fn ports(&self, value: &Value, path: &str, w: &mut Warnings) -> Vec<Port> {
+        let mut out = Vec::new();
+        let Value::Array(items) = value else {
+            w.add(path, "expected a list: dropped");
+            return out;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            match item {
+                Value::Number(_) => match whole(item).and_then(|n| u16::try_from(n).ok()) {
+                    Some(target) if target > 0 => out.push(Port {
+                        target,
+                        published: None,
+                        protocol: None,
+                        mode: None,
+                    }),
+                    _ => w.add(&p, format!("{item} is not a port: dropped")),
+                },
+                Value::String(s) => out.extend(short_port(s, &p, w)),
+                Value::Object(m) => {
+                    unknown_keys(
+                        m,
+                        &[
+                            "target",
+                            "published",
+                            "protocol",
+                            "mode",
+                            "host_ip",
+                            "name",
+                            "app_protocol",
+                        ],
+                        &p,
+                        w,
+                    );
+                    for k in ["host_ip", "name", "app_protocol"] {
+                        if m.contains_key(k) {
+                            w.add(&format!("{p}.{k}"), "not supported by kargo: dropped");
+                        }
+                    }
+                    let port = |k: &str, w: &mut Warnings| -> Option<u16> {
+                        let v = m.get(k)?;
+                        let n = number(v, &format!("{p}.{k}"), w)?;
+                        match u16::try_from(n) {
+                            Ok(n) if n > 0 => Some(n),
+                            _ => {
+                                w.add(&format!("{p}.{k}"), format!("{n} is not a port: dropped"));
+                                None
+                            }
+                        }
+                    };
+                    let Some(target) = port("target", w) else {
+                        w.add(&p, "no target port: dropped");
+                        continue;
+                    };
+                    let published = port("published", w);
+                    let protocol = m.get("protocol").and_then(|v| {
+                        parse_enum::<Protocol>(v, &format!("{p}.protocol"), "tcp, udp, sctp", w)
+                    });
+                    let mode = m.get("mode").and_then(|v| {
+                        parse_enum::<PublishMode>(v, &format!("{p}.mode"), "ingress, host", w)
+                    });
+                    out.push(Port {
+                        target,
+                        published,
+                        protocol,
+                        mode,
+                    });
+                }
+                _ => w.add(&p, "expected a port: dropped"),
+            }
+        }
+        out
+    }
+
+    fn volumes(&self, value: &Value, path: &str, base_dir: &Path, w: &mut Warnings) -> Vec<Volume> {
+        let mut out = Vec::new();
+        let Value::Array(items) = value else {
+            w.add(path, "expected a list: dropped");
+            return out;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let volume = match item {
+                Value::String(s) => self.short_volume(s, &p, base_dir, w),
+                Value::Object(m) => self.long_volume(m, &p, base_dir, w),
+                _ => {
+                    w.add(&p, "expected a volume: dropped");
+                    None
+                }
+            };
+            out.extend(volume);
+        }
+        out
+    }
+
+    /// Classifies and completes a volume source: host paths are binds (relative ones made
+    /// absolute), anything else a named volume.
+    fn source(
+        &self,
+        source: &str,
+        path: &str,
+        base_dir: &Path,
+        w: &mut Warnings,
+    ) -> (VolumeType, String) {
+        if source.starts_with('/') {
+            (VolumeType::Bind, source.to_string())
+        } else if source.starts_with('.') {
+            let full = normalize(base_dir, source);
+            w.add(
+                path,
+                format!(
+                    "the relative host path {source} is made absolute: {}; it must exist on every node the service may run on",
+                    full.display()
+                ),
+            );
+            (VolumeType::Bind, full.display().to_string())
+        } else if source.starts_with('~') {
+            w.add(
+                path,
+                format!("{source}: `~` is not expanded: write the absolute host path"),
+            );
+            (VolumeType::Bind, source.to_string())
+        } else if source.starts_with('$') {
+            w.add(
+                path,
+                format!("{source} is interpolated: taken as a named volume; if it is a host path, make it a bind mount"),
+            );
+            (VolumeType::Volume, source.to_string())
+        } else {
+            if !self.volumes.contains(source) {
+                w.add(
+                    path,
+                    format!("the volume {source} is not declared under the top-level volumes (docker stack deploy refuses this); kargo creates it"),
+                );
+            }
+            (VolumeType::Volume, source.to_string())
+        }
+    }
+
+    fn short_volume(
+        &self,
+        s: &str,
+        path: &str,
+        base_dir: &Path,
+        w: &mut Warnings,
+    ) -> Option<Volume> {
+        let parts: Vec<&str> = s.splitn(3, ':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [target] => (None, *target, None),
+            [source, target] => (Some(*source), *target, None),
+            [source, target, mode] => (Some(*source), *target, Some(*mode)),
+            _ => (None, "", None),
+        };
+        if target.is_empty() {
+            w.add(path, format!("{s:?} has no target path: dropped"));
+            return None;
+        }
+        let mut read_only = None;
+        for option in mode
+            .unwrap_or_default()
+            .split(',')
+            .filter(|o| !o.is_empty())
+        {
+            match option {
+                "ro" => read_only = Some(true),
+                "rw" => {}
+                other => w.add(
+                    path,
+                    format!("the mount option {other:?} is not supported: dropped"),
+                ),
+            }
+        }
+        let (type_, source) = match source {
+            Some(src) => {
+                let (t, s) = self.source(src, path, base_dir, w);
+                (t, Some(s))
+            }
+            None => (VolumeType::Volume, None),
+        };
+        Some(Volume {
+            type_,
+            source,
+            target: target.to_string(),
+            read_only,
+        })
+    }
+
+    fn long_volume(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        base_dir: &Path,
+        w: &mut Warnings,
+    ) -> Option<Volume> {
+        unknown_keys(m, &["type", "source", "target", "read_only"], path, w);
+        let Some(target) = m
+            .get("target")
+            .and_then(|v| text(v, &format!("{path}.target"), w))
+        else {
+            w.add(path, "no target: dropped");
+            return None;
+        };
+        let declared = match m.get("type") {
+            None => None,
+            Some(v) => match v.as_str() {
+                Some("volume") => Some(VolumeType::Volume),
+                Some("bind") => Some(VolumeType::Bind),
+                Some("tmpfs") => Some(VolumeType::Tmpfs),
+                _ => {
+                    w.add(
+                        &format!("{path}.type"),
+                        format!("{v} mounts are not supported (volume, bind or tmpfs): dropped"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let source = m
+            .get("source")
+            .and_then(|v| text(v, &format!("{path}.source"), w));
+        let (type_, source) = match (declared, source) {
+            (Some(VolumeType::Tmpfs), s) => {
+                if s.is_some() {
+                    w.add(&format!("{path}.source"), "a tmpfs has no source: dropped");
+                }
+                (VolumeType::Tmpfs, None)
+            }
+            (declared, Some(s)) => {
+                let (guessed, s) = self.source(&s, path, base_dir, w);
+                (declared.unwrap_or(guessed), Some(s))
+            }
+            (declared, None) => (declared.unwrap_or(VolumeType::Volume), None),
+        };
+        let read_only = match m.get("read_only") {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                w.add(
+                    &format!("{path}.read_only"),
+                    format!("{other} is not true or false: dropped"),
+                );
+                None
+            }
+            None => None,
+        };
+        Some(Volume {
+            type_,
+            source,
+            target,
+            read_only,
+        })
+    }
+
+    fn mounts(&self, value: &Value, secret: bool, path: &str, w: &mut Warnings) -> Vec<FileMount> {
+        let table = if secret { &self.secrets } else { &self.configs };
+        let kind = if secret { "secret" } else { "config" };
+        let mut out = Vec::new();
+        let Value::Array(items) = value else {
+            w.add(path, "expected a list: dropped");
+            return out;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let (source, target, mode) = match item {
+                Value::String(s) => (s.clone(), None, None),
+                Value::Object(m) => {
+                    unknown_keys(m, &["source", "target", "mode", "uid", "gid"], &p, w);
+                    for k in ["uid", "gid"] {
+                        if m.contains_key(k) {
+                            w.add(
+                                &format!("{p}.{k}"),
+                                "not supported by kargo (the file belongs to root): dropped",
+                            );
+                        }
+                    }
+                    let Some(source) = m.get("source").and_then(Value::as_str) else {
+                        w.add(&p, "no source: dropped");
+                        continue;
+                    };
+                    let target = m
+                        .get("target")
+                        .and_then(|v| text(v, &format!("{p}.target"), w));
+                    let mode = m
+                        .get("mode")
+                        .and_then(|v| file_mode(v, &format!("{p}.mode"), w));
+                    (source.to_string(), target, mode)
+                }
+                _ => {
+                    w.add(&p, format!("expected a {kind} name or map: dropped"));
+                    continue;
+                }
+            };
+            match table.get(&source) {
+                Some(Some(file)) => {
+                    // The file was renamed: keep compose's default target, the source name.
+                    let target = match target {
+                        None if *file != source => Some(if secret {
+                            source.clone()
+                        } else {
+                            format!("/{source}")
+                        }),
+                        t => t,
+                    };
+                    out.push(FileMount {
+                        file: file.clone(),
+                        target,
+                        mode,
+                    });
+                }
+                Some(None) => w.add(
+                    &p,
+                    format!(
+                        "the {kind} {source} was not carried over (see {kind}s.{source}): dropped"
+                    ),
+                ),
+                None => w.add(
+                    &p,
+                    format!(
+                        "the {kind} {source} is not declared under the top-level {kind}s: dropped"
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn service_networks(&self, value: &Value, path: &str, w: &mut Warnings) -> Vec<String> {
+        let mut names: Vec<(String, String)> = Vec::new();
+        match value {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(n) = text(item, &format!("{path}[{i}]"), w) {
+                        names.push((n, format!("{path}[{i}]")));
+                    }
+                }
+            }
+            Value::Object(m) => {
+                for (name, def) in m {
+                    let p = format!("{path}.{name}");
+                    if let Value::Object(opts) = def {
+                        for (k, v) in opts {
+                            if v.is_null() || k.starts_with("x-") {
+                                continue;
+                            }
+                            let message = if k == "aliases" {
+                                "network aliases are not supported: the service is reached by its name only"
+                            } else {
+                                "not supported by kargo: dropped"
+                            };
+                            w.add(&format!("{p}.{k}"), message);
+                        }
+                    }
+                    names.push((name.clone(), p));
+                }
+            }
+            _ => w.add(path, "expected a list or a map: dropped"),
+        }
+        let mut out = Vec::new();
+        for (name, p) in names {
+            match self.networks.get(&name) {
+                Some(real) => {
+                    if !out.contains(real) {
+                        out.push(real.clone());
+                    }
+                }
+                None if name == "default" => w.add(
+                    &p,
+                    "the stack's default network does not exist in kargo: join front or back instead; dropped",
+                ),
+                None => w.add(
+                    &p,
+                    format!("the network {name} is not declared under the top-level networks: dropped"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn deploy(&self, value: &Value, path: &str, spec: &mut ServiceSpec, w: &mut Warnings) {
+        let Some(m) = value.as_object() else {
+            w.add(path, "expected a map: dropped");
+            return;
+        };
+        let mut deploy = Deploy::default();
+        for (key, v) in m {
+            let p = format!("{path}.{key}");
+            let p = p.as_str();
+            match key.as_str() {
+                "mode" => {
+                    deploy.mode = parse_enum::<DeployMode>(
+                        v,
+                        p,
+                        "replicated, global, replicated-job, global-job",
+                        w,
+                    )
+                }
+                "replicas" => deploy.replicas = number(v, p, w),
+                "labels" => spec.labels = Some(key_values(v, p, &|_| String::new(), w)),
+                "endpoint_mode" => {
+                    spec.endpoint_mode = parse_enum::<EndpointMode>(v, p, "vip, dnsrr", w)
+                }
+                "placement" => deploy.placement = placement(v, p, w),
+                "resources" => deploy.resources = resources(v, p, w),
+                "restart_policy" => deploy.restart_policy = restart_policy(v, p, w),
+                "update_config" => deploy.update_config = update_policy(v, p, w),
+                "rollback_config" => deploy.rollback_config = update_policy(v, p, w),
+                k if k.starts_with("x-") => {}
+                _ => w.add(p, "not supported by kargo: dropped"),
+            }
+        }
+        if deploy != Deploy::default() {
+            spec.deploy = Some(deploy);
+        }
+    }
+}
+
+/// The warning for a service key kargo does not carry over.
+fn unsupported_service_key(key: &str) -> String {
+    match key {
+        "build" => "kargo does not build images: build and push it, then set image; dropped".into(),
+        "container_name" => "Swarm names the containers: dropped".into(),
+        "links" | "external_links" => {
+            "services reach each other by name on a shared network (front or back): dropped".into()
+        }
+        "restart" => "Swarm ignores restart: use deploy.restart_policy; dropped".into(),
+        "network_mode" => "Swarm services join overlay networks only: dropped".into(),
+        "expose" => "ports need no declaration to be reached on an overlay network: dropped".into(),
+        "logging" => "log drivers are not supported by kargo: dropped".into(),
+        "privileged" | "cap_add" | "cap_drop" | "security_opt" | "devices" => {
+            format!("{key} is not supported by kargo: dropped")
+        }
+        _ => "not supported by kargo: dropped".into(),
+    }
+}
+
+fn short_port(s: &str, path: &str, w: &mut Warnings) -> Vec<Port> {
+    if s.contains('$') {
+        w.add(
+            path,
+            format!("{s:?} is interpolated: kargo's ports are numbers; write them in the Service; dropped"),
+        );
+        return Vec::new();
+    }
+    let (rest, protocol) = match s.rsplit_once('/') {
+        Some((r, proto)) => match proto {
+            "tcp" => (r, Some(Protocol::Tcp)),
+            "udp" => (r, Some(Protocol::Udp)),
+            "sctp" => (r, Some(Protocol::Sctp)),
+            _ => {
+                w.add(path, format!("{s:?}: unknown protocol {proto:?}: dropped"));
+                return Vec::new();
+            }
+        },
+        None => (s, None),
+    };
+    // An IPv6 host address is written in brackets.
+    let rest = match rest.strip_prefix('[') {
+        Some(r) => match r.split_once("]:") {
+            Some((ip, r)) => {
+                w.add(path, format!("the host address {ip} is not supported: the port is published on every address"));
+                r
+            }
+            None => {
+                w.add(path, format!("{s:?} is not a port mapping: dropped"));
+                return Vec::new();
+            }
+        },
+        None => rest,
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (published, target) = match parts.as_slice() {
+        [target] => (None, *target),
+        [published, target] => (Some(*published), *target),
+        [ip, published, target] => {
+            w.add(
+                path,
+                format!(
+                    "the host address {ip} is not supported: the port is published on every address"
+                ),
+            );
+            (Some(*published).filter(|p| !p.is_empty()), *target)
+        }
+        _ => {
+            w.add(path, format!("{s:?} is not a port mapping: dropped"));
+            return Vec::new();
+        }
+    };
+    let Some((t0, t1)) = port_range(target) else {
+        w.add(
+            path,
+            format!("{s:?}: {target:?} is not a port or a range: dropped"),
+        );
+        return Vec::new();
+    };
+    let published = match published.map(port_range) {
+        None => None,
+        Some(Some(range)) => Some(range),
+        Some(None) => {
+            w.add(
+                path,
+                format!(
+                    "{s:?}: {:?} is not a port or a range: dropped",
+                    published.unwrap_or_default()
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    if let Some((p0, p1)) = published
+        && p1 - p0 != t1 - t0
+    {
+        w.add(
+            path,
+            format!("{s:?}: the published and target ranges differ in size: dropped"),
+        );
+        return Vec::new();
+    }
+    (0..=(t1 - t0))
+        .map(|i| Port {
+            target: t0 + i,
+            published: published.map(|(p0, _)| p0 + i),
+            protocol,
+            mode: None,
+        })
+        .collect()
+}
+
+fn healthcheck(value: &Value, path: &str, w: &mut Warnings) -> Option<Healthcheck> {
+    let Some(m) = value.as_object() else {
+        w.add(path, "expected a map: dropped");
+        return None;
+    };
+    unknown_keys(
+        m,
+        &[
+            "test",
+            "interval",
+            "timeout",
+            "retries",
+            "start_period",
+            "disable",
+        ],
+        path,
+        w,
+    );
+    let disabled = m.get("disable").and_then(Value::as_bool).unwrap_or(false);
+    let test = if disabled {
+        Some(vec!["NONE".to_string()])
+    } else {
+        match m.get("test") {
+            Some(Value::String(s)) => Some(vec!["CMD-SHELL".to_string(), s.clone()]),
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| text(v, &format!("{path}.test[{i}]"), w))
+                    .collect(),
+            ),
+            Some(other) => {
+                w.add(
+                    &format!("{path}.test"),
+                    format!("{other} is not a test: dropped"),
+                );
+                None
+            }
+            None => None,
+        }
+    };
+    let Some(test) = test else {
+        w.add(
+            path,
+            "no test: kargo's healthcheck needs one (compose would keep the image's test with these timings): dropped",
+        );
+        return None;
+    };
+    let duration =
+        |k: &str, w: &mut Warnings| m.get(k).and_then(|v| text(v, &format!("{path}.{k}"), w));
+    Some(Healthcheck {
+        test,
+        interval: duration("interval", w),
+        timeout: duration("timeout", w),
+        retries: m
+            .get("retries")
+            .and_then(|v| number(v, &format!("{path}.retries"), w))
+            .and_then(|n| u32::try_from(n).ok()),
+        start_period: duration("start_period", w),
+    })
+}
+
+fn placement(value: &Value, path: &str, w: &mut Warnings) -> Option<Placement> {
+    let m = value.as_object()?;
+    unknown_keys(
+        m,
+        &["constraints", "preferences", "max_replicas_per_node"],
+        path,
+        w,
+    );
+    let constraints = m
+        .get("constraints")
+        .map(|v| string_list(v, &format!("{path}.constraints"), w));
+    let preferences = m.get("preferences").map(|v| {
+        let mut out = Vec::new();
+        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+            match item.get("spread").and_then(Value::as_str) {
+                Some(spread) => out.push(PlacementPreference {
+                    spread: spread.to_string(),
+                }),
+                None => w.add(
+                    &format!("{path}.preferences[{i}]"),
+                    "only `spread` preferences exist: dropped",
+                ),
+            }
+        }
+        out
+    });
+    let max_replicas_per_node = m
+        .get("max_replicas_per_node")
+        .and_then(|v| number(v, &format!("{path}.max_replicas_per_node"), w));
+    Some(Placement {
+        constraints,
+        preferences,
+        max_replicas_per_node,
+    })
+}
+
+fn amounts(value: &Value, path: &str, w: &mut Warnings) -> Option<ResourceAmounts> {
+    let m = value.as_object()?;
+    unknown_keys(m, &["cpus", "memory"], path, w);
+    Some(ResourceAmounts {
+        cpus: m
+            .get("cpus")
+            .and_then(|v| text(v, &format!("{path}.cpus"), w)),
+        memory: m
+            .get("memory")
+            .and_then(|v| text(v, &format!("{path}.memory"), w)),
+    })
+}
+
+fn resources(value: &Value, path: &str, w: &mut Warnings) -> Option<Resources> {
+    let m = value.as_object()?;
+    unknown_keys(m, &["limits", "reservations"], path, w);
+    Some(Resources {
+        limits: m
+            .get("limits")
+            .and_then(|v| amounts(v, &format!("{path}.limits"), w)),
+        reservations: m
+            .get("reservations")
+            .and_then(|v| amounts(v, &format!("{path}.reservations"), w)),
+    })
+}
+
+fn restart_policy(value: &Value, path: &str, w: &mut Warnings) -> Option<RestartPolicy> {
+    let m = value.as_object()?;
+    unknown_keys(
+        m,
+        &["condition", "delay", "max_attempts", "window"],
+        path,
+        w,
+    );
+    Some(RestartPolicy {
+        condition: m.get("condition").and_then(|v| {
+            parse_enum::<RestartCondition>(
+                v,
+                &format!("{path}.condition"),
+                "none, on-failure, any",
+                w,
+            )
+        }),
+        delay: m
+            .get("delay")
+            .and_then(|v| text(v, &format!("{path}.delay"), w)),
+        max_attempts: m
+            .get("max_attempts")
+            .and_then(|v| number(v, &format!("{path}.max_attempts"), w)),
+        window: m
+            .get("window")
+            .and_then(|v| text(v, &format!("{path}.window"), w)),
+    })
+}
+
+fn update_policy(value: &Value, path: &str, w: &mut Warnings) -> Option<UpdatePolicy> {
+    let m = value.as_object()?;
+    unknown_keys(
+        m,
+        &[
+            "parallelism",
+            "delay",
+            "failure_action",
+            "monitor",
+            "max_failure_ratio",
+            "order",
+        ],
+        path,
+        w,
+    );
+    Some(UpdatePolicy {
+        parallelism: m
+            .get("parallelism")
+            .and_then(|v| number(v, &format!("{path}.parallelism"), w)),
+        delay: m
+            .get("delay")
+            .and_then(|v| text(v, &format!("{path}.delay"), w)),
+        failure_action: m.get("failure_action").and_then(|v| {
+            parse_enum::<FailureAction>(
+                v,
+                &format!("{path}.failure_action"),
+                "pause, continue, rollback",
+                w,
+            )
+        }),
+        monitor: m
+            .get("monitor")
+            .and_then(|v| text(v, &format!("{path}.monitor"), w)),
+        max_failure_ratio: m
+            .get("max_failure_ratio")
+            .and_then(|v| text(v, &format!("{path}.max_failure_ratio"), w)),
+        order: m.get("order").and_then(|v| {
+            parse_enum::<UpdateOrder>(v, &format!("{path}.order"), "stop-first, start-first", w)
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ConfigurationStatus, Document, ServiceStatus, StackStatus};
+    use serde_json::json;
+
+    /// A compose file with each construct `docker stack deploy` honours, and some it does not.
+    const COMPOSE: &str = r#"
+version: "3.8"
+x-common: &common
+  restart_policy:
+    condition: on-failure
+services:
+  web:
+    image: nginx:1.19
+    entrypoint: /docker-entrypoint.sh
+    command: nginx -g 'daemon off;'
+    environment:
+      - MODE=production
+      - API_URL=http://api:8080
+      - FROM_SHELL
+    ports:
+      - "8080:80"
+      - "5353:53/udp"
+      - 9000-9001:9000-9001
+      - 443
+      - target: 8443
+        published: 8443
+        protocol: tcp
+        mode: host
+    volumes:
+      - static:/usr/share/nginx/html:ro
+      - ./conf.d:/etc/nginx/conf.d
+      - /var/log/nginx:/var/log/nginx
+      - type: volume
+        source: cache
+        target: /var/cache/nginx
+      - type: tmpfs
+        target: /tmp
+    configs:
+      - nginx_conf
+      - source: site_conf
+        target: /etc/nginx/sites/site.conf
+        mode: 0440
+    secrets:
+      - source: tls_key
+        target: server.key
+        mode: 0o400
+        uid: "101"
+    healthcheck:
+      test: curl -f http://localhost/ || exit 1
+      interval: 30s
+      timeout: 5s
+      retries: 3
+      start_period: 10s
+    networks:
+      - front
+      - internal
+    labels:
+      com.example.role: frontend
+    deploy:
+      mode: replicated
+      replicas: 2
+      labels:
+        - traefik.enable=true
+        - traefik.port=80
+      endpoint_mode: vip
+      placement:
+        constraints: [node.role == worker]
+        preferences:
+          - spread: node.labels.zone
+        max_replicas_per_node: 1
+      resources:
+        limits:
+          cpus: "0.50"
+          memory: 512M
+        reservations:
+          cpus: 0.25
+          memory: 128M
+      <<: *common
+      update_config:
+        parallelism: 1
+        delay: 10s
+        failure_action: rollback
+        monitor: 30s
+        max_failure_ratio: 0.1
+        order: start-first
+      rollback_config:
+        parallelism: 0
+        order: stop-first
+    depends_on:
+      - api
+    hostname: web
+    user: "101:101"
+    working_dir: /usr/share/nginx
+    stop_grace_period: 20s
+    build: ./web
+    container_name: my-web
+    links: [api]
+    privileged: true
+    cap_add: [NET_ADMIN]
+    logging:
+      driver: json-file
+    extra_hosts:
+      - "db:10.0.0.5"
+    x-notes: ignored
+
+  api:
+    image: "${REGISTRY:-docker.io}/example/api:${API_TAG}"
+    command: ["node", "server.js", "--port", "8080"]
+    environment:
+      NODE_ENV: production
+      WORKERS: 4
+      DEBUG: false
+      SECRET_FROM_SHELL:
+    env_file: ./api.env
+    networks:
+      internal:
+        aliases: [backend]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "--spider", "http://localhost:8080/health"]
+    deploy:
+      mode: global
+      replicas: ${API_REPLICAS}
+      endpoint_mode: dnsrr
+      restart_policy:
+        condition: any
+        delay: 5s
+        max_attempts: 3
+        window: 2m
+
+  Worker_1:
+    image: example/worker:2
+    healthcheck:
+      disable: true
+    networks:
+      - default
+    deploy:
+      mode: replicated-job
+
+networks:
+  front:
+    external: true
+    name: ${DOCKER_FRONT_NETWORK}
+  internal:
+    driver: overlay
+
+volumes:
+  static: {}
+  cache:
+    driver: local
+    driver_opts:
+      type: nfs
+
+configs:
+  nginx_conf:
+    file: ./nginx.conf
+  site_conf:
+    file: ./site.conf
+  external_conf:
+    external: true
+
+secrets:
+  tls_key:
+    file: ./secrets/tls.key
+"#;
+
+    fn fixture() -> (tempfile::TempDir, ComposeImport) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::write(path, content).unwrap_or_else(|e| panic!("{e}"));
+        };
+        write("docker-compose.yml", COMPOSE);
+        write("nginx.conf", "worker_processes 1;\n");
+        write("site.conf", "server { listen 80; }\n");
+        write("secrets/tls.key", "-----BEGIN KEY-----\n");
+        write(
+            "api.env",
+            "# comment\nLOG_LEVEL=debug\nNODE_ENV=overridden\nPRICE=$5\n",
+        );
+        let result = import_compose_file(&dir.path().join("docker-compose.yml"), "shop")
+            .unwrap_or_else(|e| panic!("{e}"));
+        (dir, result)
+    }
+
+    fn spec_of(r: &ComposeImport, name: &str) -> ServiceSpec {
+        let doc = r
+            .services
+            .iter()
+            .find(|d| d["metadata"]["name"] == json!(name))
+            .unwrap_or_else(|| panic!("no service {name}"));
+        let parsed: Document<ServiceSpec, ServiceStatus> =
+            serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        parsed.spec
+    }
+
+    fn warned(r: &ComposeImport, path: &str) -> bool {
+        r.warnings.iter().any(|w| w.path == path)
+    }
+
+    #[test]
+    fn every_document_deserializes_into_its_kind() {
+        let (_dir, r) = fixture();
+        assert_eq!(r.services.len(), 3);
+        for doc in &r.services {
+            let parsed: Result<Document<ServiceSpec, ServiceStatus>, _> =
+                serde_json::from_value(doc.clone());
+            if let Err(e) = parsed {
+                panic!("{doc}: {e}");
+            }
+        }
+        let stack: Result<Document<StackSpec, StackStatus>, _> =
+            serde_json::from_value(r.stack.clone());
+        if let Err(e) = stack {
+            panic!("{e}");
+        }
+        let configuration: Result<Document<ConfigurationSpec, ConfigurationStatus>, _> =
+            serde_json::from_value(r.configuration.clone().unwrap_or_default());
+        if let Err(e) = configuration {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn every_service_passes_the_schema() {
+        use crate::api::schema::Mode;
+        use crate::manifest::validate::validate_spec;
+        let (_dir, r) = fixture();
+        for doc in &r.services {
+            let violations = validate_spec(Kind::Service, Mode::Stored, &doc["spec"]);
+            assert!(
+                violations.is_empty(),
+                "{}: {violations:?}",
+                doc["metadata"]["name"]
+            );
+        }
+    }
+
+    #[test]
+    fn the_stack_lists_services_in_file_order() {
+        let (_dir, r) = fixture();
+        assert_eq!(r.stack["metadata"]["name"], json!("shop"));
+        assert_eq!(
+            r.stack["spec"]["services"],
+            json!(["web", "api", "worker-1"])
+        );
+        assert!(warned(&r, "services.Worker_1"), "renaming is reported");
+    }
+
+    #[test]
+    fn entrypoint_becomes_command_and_command_becomes_args() {
+        let (_dir, r) = fixture();
+        let web = spec_of(&r, "web");
+        assert_eq!(web.command, Some(vec!["/docker-entrypoint.sh".to_string()]));
+        assert_eq!(
+            web.args,
+            Some(vec!["nginx".to_string(), "-g".into(), "daemon off;".into()])
+        );
+        let api = spec_of(&r, "api");
+        assert_eq!(
+            api.args,
+            Some(vec![
+                "node".to_string(),
+                "server.js".into(),
+                "--port".into(),
+                "8080".into()
+            ])
+        );
+        assert_eq!(
+            api.image.as_deref(),
+            Some("${REGISTRY:-docker.io}/example/api:${API_TAG}")
+        );
+    }
+
+    #[test]
+    fn environment_lists_maps_and_env_files_merge() {
+        let (_dir, r) = fixture();
+        let web = spec_of(&r, "web").env.unwrap_or_default();
+        assert_eq!(web["MODE"], "production");
+        assert_eq!(web["FROM_SHELL"], "${FROM_SHELL}");
+        let api = spec_of(&r, "api").env.unwrap_or_default();
+        assert_eq!(api["WORKERS"], "4");
+        assert_eq!(api["DEBUG"], "false");
+        assert_eq!(api["SECRET_FROM_SHELL"], "${SECRET_FROM_SHELL}");
+        // environment wins over env_file; env_file values are literal.
+        assert_eq!(api["NODE_ENV"], "production");
+        assert_eq!(api["LOG_LEVEL"], "debug");
+        assert_eq!(api["PRICE"], "$$5");
+    }
+
+    #[test]
+    fn ports_short_and_long_syntax() {
+        let (_dir, r) = fixture();
+        type Row = (u16, Option<u16>, Option<Protocol>, Option<PublishMode>);
+        let ports: Vec<Row> = spec_of(&r, "web")
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.target, p.published, p.protocol, p.mode))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (80, Some(8080), None, None),
+                (53, Some(5353), Some(Protocol::Udp), None),
+                (9000, Some(9000), None, None),
+                (9001, Some(9001), None, None),
+                (443, None, None, None),
+                (
+                    8443,
+                    Some(8443),
+                    Some(Protocol::Tcp),
+                    Some(PublishMode::Host)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn short_port_edge_cases() {
+        let mut w = Warnings::default();
+        assert_eq!(short_port("127.0.0.1:80:8080", "p", &mut w).len(), 1);
+        assert_eq!(
+            short_port("127.0.0.1::8080", "p", &mut w)[0].published,
+            None
+        );
+        assert_eq!(
+            short_port("[::1]:80:8080", "p", &mut w)[0].published,
+            Some(80)
+        );
+        assert_eq!(w.0.len(), 3, "host addresses are warned");
+        for bad in [
+            "${PORT}:80",
+            "80/xtp",
+            "0",
+            "70000",
+            "1-3:1-2",
+            "a:b",
+            "1:2:3:4",
+        ] {
+            let mut w = Warnings::default();
+            assert!(short_port(bad, "p", &mut w).is_empty(), "{bad}");
+            assert_eq!(w.0.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn volumes_named_bind_and_tmpfs() {
+        let (dir, r) = fixture();
+        let base = std::fs::canonicalize(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let volumes: Vec<(VolumeType, Option<String>, String, Option<bool>)> = spec_of(&r, "web")
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.type_, v.source, v.target, v.read_only))
+            .collect();
+        assert_eq!(
+            volumes,
+            vec![
+                (
+                    VolumeType::Volume,
+                    Some("static".into()),
+                    "/usr/share/nginx/html".into(),
+                    Some(true)
+                ),
+                (
+                    VolumeType::Bind,
+                    Some(base.join("conf.d").display().to_string()),
+                    "/etc/nginx/conf.d".into(),
+                    None
+                ),
+                (
+                    VolumeType::Bind,
+                    Some("/var/log/nginx".into()),
+                    "/var/log/nginx".into(),
+                    None
+                ),
+                (
+                    VolumeType::Volume,
+                    Some("cache".into()),
+                    "/var/cache/nginx".into(),
+                    None
+                ),
+                (VolumeType::Tmpfs, None, "/tmp".into(), None),
+            ]
+        );
+        assert!(
+            warned(&r, "services.web.volumes[1]"),
+            "relative bind is reported"
+        );
+        assert!(warned(&r, "volumes.cache.driver_opts"));
+    }
+
+    #[test]
+    fn configs_and_secrets_become_configuration_files() {
+        let (_dir, r) = fixture();
+        assert_eq!(
+            r.files.keys().collect::<Vec<_>>(),
+            vec!["nginx_conf", "site_conf", "tls_key"]
+        );
+        assert_eq!(r.files["nginx_conf"].content, "worker_processes 1;\n");
+        assert!(!r.files["nginx_conf"].sensitive);
+        assert!(r.files["tls_key"].sensitive);
+        assert!(warned(&r, "configs.external_conf.external"));
+        let web = spec_of(&r, "web");
+        assert_eq!(
+            web.configs,
+            Some(vec![
+                FileMount {
+                    file: "nginx_conf".into(),
+                    target: None,
+                    mode: None
+                },
+                FileMount {
+                    file: "site_conf".into(),
+                    target: Some("/etc/nginx/sites/site.conf".into()),
+                    mode: Some("0440".into())
+                },
+            ])
+        );
+        assert_eq!(
+            web.secrets,
+            Some(vec![FileMount {
+                file: "tls_key".into(),
+                target: Some("server.key".into()),
+                mode: Some("0400".into())
+            }])
+        );
+        assert!(warned(&r, "services.web.secrets[0].uid"));
+        assert_eq!(
+            r.configuration.as_ref().map(|c| &c["metadata"]["name"]),
+            Some(&json!("main"))
+        );
+        assert_eq!(
+            r.configuration
+                .as_ref()
+                .map(|c| &c["spec"]["files"]["tls_key"]["sensitive"]),
+            Some(&json!(true))
+        );
+    }
+
+    #[test]
+    fn healthchecks_string_list_and_disabled() {
+        let (_dir, r) = fixture();
+        let web = spec_of(&r, "web").healthcheck;
+        assert_eq!(
+            web,
+            Some(Healthcheck {
+                test: vec![
+                    "CMD-SHELL".into(),
+                    "curl -f http://localhost/ || exit 1".into()
+                ],
+                interval: Some("30s".into()),
+                timeout: Some("5s".into()),
+                retries: Some(3),
+                start_period: Some("10s".into()),
+            })
+        );
+        assert_eq!(
+            spec_of(&r, "api")
+                .healthcheck
+                .map(|h| h.test)
+                .unwrap_or_default()[0],
+            "CMD"
+        );
+        assert_eq!(
+            spec_of(&r, "worker-1").healthcheck.map(|h| h.test),
+            Some(vec!["NONE".to_string()])
+        );
+    }
+
+    #[test]
+    fn networks_map_to_front_and_real_names_with_warnings() {
+        let (_dir, r) = fixture();
+        assert_eq!(
+            spec_of(&r, "web").networks,
+            Some(vec!["front".to_string(), "internal".into()])
+        );
+        assert_eq!(
+            spec_of(&r, "api").networks,
+            Some(vec!["internal".to_string()])
+        );
+        assert!(warned(&r, "networks.internal"), "stack-local network");
+        assert!(warned(&r, "services.api.networks.internal.aliases"));
+        assert!(
+            warned(&r, "services.Worker_1.networks[0]"),
+            "default network"
+        );
+    }
+
+    #[test]
+    fn labels_deploy_labels_and_container_labels() {
+        let (_dir, r) = fixture();
+        let web = spec_of(&r, "web");
+        assert_eq!(
+            web.labels,
+            Some(BTreeMap::from([
+                ("traefik.enable".to_string(), "true".to_string()),
+                ("traefik.port".into(), "80".into())
+            ]))
+        );
+        assert_eq!(
+            web.container_labels,
+            Some(BTreeMap::from([(
+                "com.example.role".to_string(),
+                "frontend".to_string()
+            )]))
+        );
+    }
+
+    #[test]
+    fn deploy_settings_map_one_to_one() {
+        let (_dir, r) = fixture();
+        let web = spec_of(&r, "web");
+        assert_eq!(web.endpoint_mode, Some(EndpointMode::Vip));
+        let d = web.deploy.unwrap_or_default();
+        assert_eq!(d.mode, Some(DeployMode::Replicated));
+        assert_eq!(d.replicas, Some(2));
+        let placement = d.placement.unwrap_or_default();
+        assert_eq!(
+            placement.constraints,
+            Some(vec!["node.role == worker".to_string()])
+        );
+        assert_eq!(
+            placement.preferences,
+            Some(vec![PlacementPreference {
+                spread: "node.labels.zone".into()
+            }])
+        );
+        assert_eq!(placement.max_replicas_per_node, Some(1));
+        let resources = d.resources.unwrap_or_default();
+        let limits = resources.limits.unwrap_or_default();
+        assert_eq!(
+            (limits.cpus.as_deref(), limits.memory.as_deref()),
+            (Some("0.50"), Some("512M"))
+        );
+        let reservations = resources.reservations.unwrap_or_default();
+        assert_eq!(reservations.cpus.as_deref(), Some("0.25"));
+        assert_eq!(
+            d.restart_policy.and_then(|r| r.condition),
+            Some(RestartCondition::OnFailure),
+            "merge keys are applied"
+        );
+        let update = d.update_config.unwrap_or_default();
+        assert_eq!(update.parallelism, Some(1));
+        assert_eq!(update.failure_action, Some(FailureAction::Rollback));
+        assert_eq!(update.max_failure_ratio.as_deref(), Some("0.1"));
+        assert_eq!(update.order, Some(UpdateOrder::StartFirst));
+        assert_eq!(d.rollback_config.and_then(|r| r.parallelism), Some(0));
+        assert!(
+            warned(&r, "services.web.deploy.update_config.order"),
+            "host ports with start-first"
+        );
+
+        let api = spec_of(&r, "api");
+        assert_eq!(api.endpoint_mode, Some(EndpointMode::Dnsrr));
+        let d = api.deploy.unwrap_or_default();
+        assert_eq!(d.mode, Some(DeployMode::Global));
+        assert_eq!(d.replicas, None);
+        assert!(
+            warned(&r, "services.api.deploy.replicas"),
+            "interpolated number"
+        );
+        let restart = d.restart_policy.unwrap_or_default();
+        assert_eq!(restart.max_attempts, Some(3));
+        assert_eq!(restart.window.as_deref(), Some("2m"));
+
+        let job = spec_of(&r, "worker-1").deploy.and_then(|d| d.mode);
+        assert_eq!(job, Some(DeployMode::ReplicatedJob));
+    }
+
+    #[test]
+    fn plain_service_fields_are_carried() {
+        let (_dir, r) = fixture();
+        let web = spec_of(&r, "web");
+        assert_eq!(web.hostname.as_deref(), Some("web"));
+        assert_eq!(web.user.as_deref(), Some("101:101"));
+        assert_eq!(web.working_dir.as_deref(), Some("/usr/share/nginx"));
+        assert_eq!(web.stop_grace_period.as_deref(), Some("20s"));
+        assert_eq!(web.depends_on, Some(vec!["api".to_string()]));
+        assert!(
+            warned(&r, "services.web.depends_on"),
+            "the behaviour change is reported"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_mapped_is_warned_by_key_path() {
+        let (_dir, r) = fixture();
+        for path in [
+            "services.web.build",
+            "services.web.container_name",
+            "services.web.links",
+            "services.web.privileged",
+            "services.web.cap_add",
+            "services.web.logging",
+            "services.web.extra_hosts",
+        ] {
+            assert!(warned(&r, path), "{path} not warned: {:#?}", r.warnings);
+        }
+        assert!(
+            !warned(&r, "services.web.x-notes"),
+            "extension keys are skipped"
+        );
+        assert!(!r.warnings.iter().any(|w| w.path.starts_with("x-common")));
+    }
+
+    #[test]
+    fn secret_contents_never_appear_in_warnings() {
+        let (_dir, r) = fixture();
+        assert!(
+            r.warnings
+                .iter()
+                .all(|w| !w.to_string().contains("BEGIN KEY"))
+        );
+    }
+
+    #[test]
+    fn kargo_compose_files_map_their_networks_to_front_and_back() {
+        let text = r#"
+version: '3.5'
+services:
+  redis:
+    image: ${REDIS_IMAGE}:${REDIS_TAG}
+    volumes:
+      - ${REDIS_VOLUME_PATH}redis_data:/data
+    networks:
+      - kargo-back-network
+      - kargo-network
+networks:
+  kargo-back-network:
+    name: ${DOCKER_BACK_NETWORK}
+    external: true
+  kargo-network:
+    name: ${DOCKER_NETWORK}
+    external: true
+volumes:
+  redis_data: {}
+"#;
+        let r = import_compose_str(text, Path::new("/srv"), "services")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let redis = spec_of(&r, "redis");
+        assert_eq!(
+            redis.networks,
+            Some(vec!["back".to_string(), "front".into()])
+        );
+        assert!(r.configuration.is_none());
+        assert!(
+            warned(&r, "services.redis.volumes[0]"),
+            "interpolated source"
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let base = Path::new("/srv");
+        assert!(matches!(
+            import_compose_str("services: [", base, "s"),
+            Err(ComposeError::Parse { .. })
+        ));
+        assert!(matches!(
+            import_compose_str("version: '3'", base, "s"),
+            Err(ComposeError::NotCompose { .. })
+        ));
+        assert!(matches!(
+            import_compose_str("services: {}", base, "Bad"),
+            Err(ComposeError::InvalidStackName { .. })
+        ));
+        for text in [
+            "services: {a: null}",
+            "services: {a: 3}",
+            "services: {a: {ports: 3, volumes: {}, configs: x, networks: 1, deploy: []}}",
+            "services: {a: {ports: [[]], volumes: [1, ':', {}], healthcheck: {}, deploy: {placement: 1, resources: {limits: 2}}}}",
+            "services: {a: {environment: [[1]], labels: 5, depends_on: {b: {}}, command: \"'unterminated\"}}",
+            "services: {a: {configs: [{source: 1}], secrets: [nope], tmpfs: /run:size=1k}}",
+        ] {
+            let r = import_compose_str(text, base, "s");
+            let r = r.unwrap_or_else(|e| panic!("{text}: {e}"));
+            for doc in &r.services {
+                let parsed: Result<Document<ServiceSpec, ServiceStatus>, _> =
+                    serde_json::from_value(doc.clone());
+                assert!(parsed.is_ok(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn shell_split_follows_posix_quoting() {
+        assert_eq!(
+            shell_split(r#"sh -c "echo \"hi\" $HOME" 'a b' c\ d"#).ok(),
+            Some(vec![
+                "sh".to_string(),
+                "-c".into(),
+                "echo \"hi\" $HOME".into(),
+                "a b".into(),
+                "c d".into()
+            ])
+        );
+        assert!(shell_split("'open").is_err());
+        assert_eq!(shell_split("  ").ok(), Some(vec![]));
+        assert_eq!(shell_split("''").ok(), Some(vec![String::new()]));
+    }
+}

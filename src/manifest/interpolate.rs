@@ -1,0 +1,949 @@
+//! Compose-style `${VAR}` interpolation over an Environment's variables (DESIGN.md §3).
+//!
+//! The syntax is the compose file's:
+//!
+//! | form | value |
+//! | --- | --- |
+//! | `${VAR}`, `$VAR` | the variable; an error when it is not set |
+//! | `${VAR:-default}` | the variable, or `default` when it is not set or empty |
+//! | `${VAR-default}` | the variable, or `default` when it is not set |
+//! | `${VAR:?message}` | the variable; an error carrying `message` when it is not set or empty |
+//! | `${VAR?message}` | the variable; an error carrying `message` when it is not set |
+//! | `${VAR:+other}` | `other` when the variable is set and not empty, else empty |
+//! | `${VAR+other}` | `other` when the variable is set, else empty |
+//! | `$$` | a literal `$` |
+//!
+//! A default (or `other`) may itself hold references: `${A:-${B}}`. A `$` followed by
+//! anything else (`$5`, `$(`, a `$` at the end) is an error that says to write `$$`, as
+//! compose's is. Unlike compose, a variable that is not set is an error, never an empty
+//! string: kargo would rather refuse than deploy `image: ":"`.
+//!
+//! Interpolation is done in two steps. [`resolve_variables`] turns the Environment's
+//! variables, which may reference each other, into literal values (a cycle or a reference
+//! to a variable that is not set is an error). [`interpolate_value`] and
+//! [`interpolate_str`] then substitute those literal values into manifests and file
+//! contents; what is substituted is never scanned again. Every function collects all the
+//! errors it finds rather than stopping at the first.
+
+use std::collections::BTreeMap;
+
+/// How deeply `${A:-${B:-...}}` may nest before the text is refused.
+const MAX_NESTING: usize = 32;
+
+/// One problem found while interpolating.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterpolationError {
+    /// A value references a variable that is not set.
+    #[error("{path}: variable {variable} is not set")]
+    Unset {
+        /// JSON pointer of the value (e.g. `/spec/env/DB_URL`).
+        path: String,
+        /// The variable.
+        variable: String,
+    },
+    /// A value requires (`${VAR:?message}`) a variable that is not set.
+    #[error("{path}: variable {variable} is not set: {message}")]
+    Required {
+        /// JSON pointer of the value.
+        path: String,
+        /// The variable.
+        variable: String,
+        /// The message written after `?`.
+        message: String,
+    },
+    /// A value is not valid interpolation syntax.
+    #[error("{path}: invalid interpolation at byte {offset}: {reason}")]
+    Syntax {
+        /// JSON pointer of the value.
+        path: String,
+        /// Byte offset of the offending `$` in the value.
+        offset: usize,
+        /// What is wrong and how to write it.
+        reason: String,
+    },
+    /// Variables reference each other in a loop.
+    #[error("variables reference each other in a cycle: {}", .variables.join(" -> "))]
+    Cycle {
+        /// The variables of the loop, the first one repeated at the end.
+        variables: Vec<String>,
+    },
+    /// A variable references another that is not set.
+    #[error(
+        "variable {referenced_by} references {variable}, which is not set{}",
+        .message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    UnresolvedReference {
+        /// The variable that is not set.
+        variable: String,
+        /// The variable whose value references it.
+        referenced_by: String,
+        /// The message of a `${VAR:?message}` reference, if any.
+        message: Option<String>,
+    },
+}
+
+impl InterpolationError {
+    /// The variable the error is about (the first of a cycle); none for a syntax error.
+    pub fn variable(&self) -> Option<&str> {
+        match self {
+            InterpolationError::Unset { variable, .. }
+            | InterpolationError::Required { variable, .. }
+            | InterpolationError::UnresolvedReference { variable, .. } => Some(variable),
+            InterpolationError::Cycle { variables } => variables.first().map(String::as_str),
+            InterpolationError::Syntax { .. } => None,
+        }
+    }
+
+    /// The entry for an Environment's `status.unresolved`: `VAR` or `VAR (in OTHER)`.
+    pub fn unresolved_entry(&self) -> Option<String> {
+        match self {
+            InterpolationError::UnresolvedReference {
+                variable,
+                referenced_by,
+                ..
+            } => Some(format!("{variable} (in {referenced_by})")),
+            InterpolationError::Unset { variable, .. }
+            | InterpolationError::Required { variable, .. } => Some(variable.clone()),
+            InterpolationError::Cycle { .. } | InterpolationError::Syntax { .. } => None,
+        }
+    }
+}
+
+/// Appends one key to a JSON pointer, escaping `~` and `/` as RFC 6901 says.
+pub fn pointer_push(path: &str, key: &str) -> String {
+    format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// Resolves variables that may reference each other into literal values.
+///
+/// Each value is a template (`SUBDOMAIN: "kargo.${DOMAIN}"`); the result holds every
+/// variable with its references substituted and `$$` turned into `$`. Errors: a cycle
+/// (named once, with its members in order), a reference to a variable that is not set
+/// (naming both variables), and syntax errors (with the pointer `/spec/variables/NAME`).
+/// A variable that fails only because one it references failed is not reported again.
+pub fn resolve_variables(
+    vars: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, Vec<InterpolationError>> {
+    let (resolved, errors) = resolve_variables_partial(vars);
+    if errors.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`resolve_variables`], but returns the variables that did resolve along with the
+/// errors, so a caller can go on with what it has.
+pub fn resolve_variables_partial(
+    vars: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<InterpolationError>) {
+    #[derive(Clone)]
+    enum State {
+        Pending,
+        InProgress,
+        Done(Option<String>),
+    }
+
+    let mut state: BTreeMap<&str, State> =
+        vars.keys().map(|k| (k.as_str(), State::Pending)).collect();
+    let mut errors = Vec::new();
+
+    for root in vars.keys() {
+        if !matches!(state.get(root.as_str()), Some(State::Pending)) {
+            continue;
+        }
+        // Explicit stack instead of recursion: a long chain of references cannot
+        // overflow the call stack.
+        let mut stack: Vec<&str> = vec![root.as_str()];
+        while let Some(&current) = stack.last() {
+            state.insert(current, State::InProgress);
+            let template = vars.get(current).map(String::as_str).unwrap_or_default();
+            let mut need: Option<&str> = None;
+            let mut cycle: Option<Vec<String>> = None;
+            let outcome = {
+                let mut lookup = |name: &str| -> Lookup {
+                    let Some((key, _)) = vars.get_key_value(name) else {
+                        return Lookup::Unset;
+                    };
+                    match state.get(name) {
+                        Some(State::Done(Some(v))) => Lookup::Value(v.clone()),
+                        Some(State::Done(None)) => Lookup::Failed,
+                        Some(State::InProgress) => {
+                            if cycle.is_none() {
+                                let start = stack.iter().position(|s| *s == name).unwrap_or(0);
+                                let mut members: Vec<String> =
+                                    stack[start..].iter().map(|s| s.to_string()).collect();
+                                members.push(name.to_string());
+                                cycle = Some(members);
+                            }
+                            Lookup::Failed
+                        }
+                        Some(State::Pending) | None => {
+                            if need.is_none() {
+                                need = Some(key.as_str());
+                            }
+                            Lookup::Failed
+                        }
+                    }
+                };
+                evaluate(template, &mut lookup)
+            };
+            if let Some(next) = need {
+                // Resolve the dependency first, then evaluate `current` again.
+                stack.push(next);
+                continue;
+            }
+            let path = pointer_push("/spec/variables", current);
+            let value = match outcome {
+                Ok(v) => Some(v),
+                Err(issues) => {
+                    for issue in issues {
+                        errors.push(match issue {
+                            Issue::Unset(variable) => InterpolationError::UnresolvedReference {
+                                variable,
+                                referenced_by: current.to_string(),
+                                message: None,
+                            },
+                            Issue::Required(variable, message) => {
+                                InterpolationError::UnresolvedReference {
+                                    variable,
+                                    referenced_by: current.to_string(),
+                                    message: Some(message),
+                                }
+                            }
+                            Issue::Syntax(offset, reason) => InterpolationError::Syntax {
+                                path: path.clone(),
+                                offset,
+                                reason,
+                            },
+                        });
+                    }
+                    if let Some(variables) = cycle {
+                        errors.push(InterpolationError::Cycle { variables });
+                    }
+                    None
+                }
+            };
+            state.insert(current, State::Done(value));
+            stack.pop();
+        }
+    }
+
+    let resolved = state
+        .into_iter()
+        .filter_map(|(k, s)| match s {
+            State::Done(Some(v)) => Some((k.to_string(), v)),
+            _ => None,
+        })
+        .collect();
+    (resolved, errors)
+}
+
+/// Interpolates every string value in `value`, recursively through maps and lists.
+///
+/// `vars` are literal values (the output of [`resolve_variables`]). Map keys, numbers,
+/// booleans and nulls are left as they are. `path` is the JSON pointer of `value` itself
+/// (`""` for a whole document, `/spec` for a spec); each error names the pointer of the
+/// string it is in and the variable. All errors are returned, not only the first.
+pub fn interpolate_value(
+    value: &serde_json::Value,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<serde_json::Value, Vec<InterpolationError>> {
+    let mut errors = Vec::new();
+    let out = interpolate_into(value, vars, path, &mut errors);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn interpolate_into(
+    value: &serde_json::Value,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+    errors: &mut Vec<InterpolationError>,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => match interpolate_str(s, vars, path) {
+            Ok(v) => Value::String(v),
+            Err(mut e) => {
+                errors.append(&mut e);
+                value.clone()
+            }
+        },
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| interpolate_into(v, vars, &format!("{path}/{i}"), errors))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let child = pointer_push(path, k);
+                    (k.clone(), interpolate_into(v, vars, &child, errors))
+                })
+                .collect(),
+        ),
+        Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
+    }
+}
+
+/// Interpolates one string (a value, or a whole file's content); `path` names it in errors.
+pub fn interpolate_str(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<String, Vec<InterpolationError>> {
+    let mut lookup = |name: &str| match vars.get(name) {
+        Some(v) => Lookup::Value(v.clone()),
+        None => Lookup::Unset,
+    };
+    evaluate(text, &mut lookup).map_err(|issues| {
+        issues
+            .into_iter()
+            .map(|issue| match issue {
+                Issue::Unset(variable) => InterpolationError::Unset {
+                    path: path.to_string(),
+                    variable,
+                },
+                Issue::Required(variable, message) => InterpolationError::Required {
+                    path: path.to_string(),
+                    variable,
+                    message,
+                },
+                Issue::Syntax(offset, reason) => InterpolationError::Syntax {
+                    path: path.to_string(),
+                    offset,
+                    reason,
+                },
+            })
+            .collect()
+    })
+}
+
+/// The names of the variables a template references (defaults' references included), in
+/// order of appearance, each once. Syntax errors are ignored.
+pub fn referenced_variables(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut names: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let start = match bytes.get(i + 1) {
+            Some(b'$') => {
+                i += 2;
+                continue;
+            }
+            Some(b'{') => i + 2,
+            _ => i + 1,
+        };
+        let mut j = start;
+        if j < bytes.len() && is_name_start(bytes[j]) {
+            while j < bytes.len() && is_name_char(bytes[j]) {
+                j += 1;
+            }
+            let name = &text[start..j];
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        i = j.max(i + 1);
+    }
+    names
+}
+
+/// Whether a string holds anything interpolation would change (`$` anywhere).
+pub fn has_interpolation(text: &str) -> bool {
+    text.contains('$')
+}
+
+/// Escapes a literal so interpolation gives it back unchanged (`$` → `$$`).
+pub fn escape(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
+/// What a variable lookup found.
+pub(crate) enum Lookup {
+    /// The variable's literal value.
+    Value(String),
+    /// No such variable.
+    Unset,
+    /// The variable exists but could not be resolved; the cause was reported elsewhere.
+    Failed,
+}
+
+/// A problem found by [`evaluate`], before it is given a path.
+#[derive(Debug)]
+enum Issue {
+    Unset(String),
+    Required(String, String),
+    Syntax(usize, String),
+}
+
+/// The operator of a braced reference.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// `:-`
+    DefaultIfEmpty,
+    /// `-`
+    DefaultIfUnset,
+    /// `:?`
+    RequireNonEmpty,
+    /// `?`
+    RequireSet,
+    /// `:+`
+    AlternativeIfNonEmpty,
+    /// `+`
+    AlternativeIfSet,
+}
+
+/// Evaluates a template; returns the text, or every issue found.
+fn evaluate(text: &str, lookup: &mut dyn FnMut(&str) -> Lookup) -> Result<String, Vec<Issue>> {
+    let mut eval = Evaluator {
+        lookup,
+        issues: Vec::new(),
+        failed: false,
+    };
+    let out = eval.run(text, 0, 0);
+    if eval.issues.is_empty() && !eval.failed {
+        Ok(out)
+    } else {
+        Err(eval.issues)
+    }
+}
+
+struct Evaluator<'l> {
+    lookup: &'l mut dyn FnMut(&str) -> Lookup,
+    issues: Vec<Issue>,
+    failed: bool,
+}
+
+fn is_name_start(b: u8) -> bool {
+    b == b'_' || b.is_ascii_alphabetic()
+}
+
+fn is_name_char(b: u8) -> bool {
+    b == b'_' || b.is_ascii_alphanumeric()
+}
+
+/// The index of the `}` closing a `${` whose content starts at `from`, skipping `$$` and
+/// nested `${...}`.
+fn find_closing(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 2,
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 2;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => {
+                depth -= 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A short quote of the text at a byte offset, for error messages.
+fn snippet(text: &str, at: usize) -> String {
+    let rest = text.get(at..).unwrap_or_default();
+    let s: String = rest.chars().take(12).collect();
+    if rest.chars().count() > 12 {
+        format!("{s}...")
+    } else {
+        s
+    }
+}
+
+impl Evaluator<'_> {
+    /// Evaluates `text`; `base` is its byte offset in the outermost text (for errors).
+    fn run(&mut self, text: &str, base: usize, depth: usize) -> String {
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        let mut literal_start = 0;
+        while i < bytes.len() {
+            if bytes[i] != b'$' {
+                i += 1;
+                continue;
+            }
+            out.push_str(&text[literal_start..i]);
+            let dollar = i;
+            match bytes.get(i + 1).copied() {
+                Some(b'$') => {
+                    out.push('$');
+                    i += 2;
+                }
+                Some(b'{') => {
+                    i = self.braced(text, dollar, base, depth, &mut out);
+                }
+                Some(b) if is_name_start(b) => {
+                    let mut j = i + 1;
+                    while j < bytes.len() && is_name_char(bytes[j]) {
+                        j += 1;
+                    }
+                    self.substitute(&text[i + 1..j], None, "", base + i, depth, &mut out);
+                    i = j;
+                }
+                Some(_) => {
+                    self.issues.push(Issue::Syntax(
+                        base + dollar,
+                        format!(
+                            "`$` is followed by {:?}: write `$$` for a literal dollar sign, or `${{NAME}}` for a variable",
+                            snippet(text, dollar + 1)
+                        ),
+                    ));
+                    i += 1;
+                }
+                None => {
+                    self.issues.push(Issue::Syntax(
+                        base + dollar,
+                        "a `$` ends the text: write `$$` for a literal dollar sign".to_string(),
+                    ));
+                    i += 1;
+                }
+            }
+            literal_start = i;
+        }
+        out.push_str(&text[literal_start..]);
+        out
+    }
+
+    /// Handles `${...}` starting at `dollar`; returns the index after it.
+    fn braced(
+        &mut self,
+        text: &str,
+        dollar: usize,
+        base: usize,
+        depth: usize,
+        out: &mut String,
+    ) -> usize {
+        let bytes = text.as_bytes();
+        let content = dollar + 2;
+        let Some(close) = find_closing(bytes, content) else {
+            self.issues.push(Issue::Syntax(
+                base + dollar,
+                format!("{:?} has no closing `}}`", snippet(text, dollar)),
+            ));
+            return bytes.len();
+        };
+        let mut j = content;
+        if j < close && is_name_start(bytes[j]) {
+            j += 1;
+            while j < close && is_name_char(bytes[j]) {
+                j += 1;
+            }
+        }
+        let name = &text[content..j];
+        if name.is_empty() {
+            self.issues.push(Issue::Syntax(
+                base + dollar,
+                format!(
+                    "{:?} does not start with a variable name (letters, digits and `_`, not starting with a digit)",
+                    &text[dollar..=close]
+                ),
+            ));
+            return close + 1;
+        }
+        let rest = &text[j..close];
+        let (op, word_start) = if rest.is_empty() {
+            (None, j)
+        } else if rest.starts_with(":-") {
+            (Some(Op::DefaultIfEmpty), j + 2)
+        } else if rest.starts_with(":?") {
+            (Some(Op::RequireNonEmpty), j + 2)
+        } else if rest.starts_with(":+") {
+            (Some(Op::AlternativeIfNonEmpty), j + 2)
+        } else if rest.starts_with('-') {
+            (Some(Op::DefaultIfUnset), j + 1)
+        } else if rest.starts_with('?') {
+            (Some(Op::RequireSet), j + 1)
+        } else if rest.starts_with('+') {
+            (Some(Op::AlternativeIfSet), j + 1)
+        } else {
+            self.issues.push(Issue::Syntax(
+                base + dollar,
+                format!(
+                    "{:?}: after the name expected `}}`, `:-`, `-`, `:?`, `?`, `:+` or `+`",
+                    &text[dollar..=close]
+                ),
+            ));
+            return close + 1;
+        };
+        let word = &text[word_start..close];
+        self.substitute(name, op, word, base + word_start, depth, out);
+        close + 1
+    }
+
+    /// Substitutes one reference; `word` (at `word_base`) is the text after the operator.
+    fn substitute(
+        &mut self,
+        name: &str,
+        op: Option<Op>,
+        word: &str,
+        word_base: usize,
+        depth: usize,
+        out: &mut String,
+    ) {
+        let found = (self.lookup)(name);
+        let (set, non_empty, value) = match found {
+            Lookup::Failed => {
+                self.failed = true;
+                return;
+            }
+            Lookup::Unset => (false, false, String::new()),
+            Lookup::Value(v) => (true, !v.is_empty(), v),
+        };
+        match op {
+            None => {
+                if set {
+                    out.push_str(&value);
+                } else {
+                    self.issues.push(Issue::Unset(name.to_string()));
+                }
+            }
+            Some(Op::DefaultIfEmpty) | Some(Op::DefaultIfUnset) => {
+                let use_value = if op == Some(Op::DefaultIfEmpty) {
+                    non_empty
+                } else {
+                    set
+                };
+                if use_value {
+                    out.push_str(&value);
+                } else {
+                    let w = self.nested(word, word_base, depth);
+                    out.push_str(&w);
+                }
+            }
+            Some(Op::RequireNonEmpty) | Some(Op::RequireSet) => {
+                let ok = if op == Some(Op::RequireNonEmpty) {
+                    non_empty
+                } else {
+                    set
+                };
+                if ok {
+                    out.push_str(&value);
+                } else {
+                    let message = if word.is_empty() {
+                        "required".to_string()
+                    } else {
+                        word.to_string()
+                    };
+                    self.issues.push(Issue::Required(name.to_string(), message));
+                }
+            }
+            Some(Op::AlternativeIfNonEmpty) | Some(Op::AlternativeIfSet) => {
+                let use_word = if op == Some(Op::AlternativeIfNonEmpty) {
+                    non_empty
+                } else {
+                    set
+                };
+                if use_word {
+                    let w = self.nested(word, word_base, depth);
+                    out.push_str(&w);
+                }
+            }
+        }
+    }
+
+    fn nested(&mut self, word: &str, word_base: usize, depth: usize) -> String {
+        if depth + 1 >= MAX_NESTING {
+            self.issues.push(Issue::Syntax(
+                word_base,
+                format!("references nest more than {MAX_NESTING} deep"),
+            ));
+            return String::new();
+        }
+        self.run(word, word_base, depth + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn interp(text: &str, pairs: &[(&str, &str)]) -> Result<String, Vec<InterpolationError>> {
+        interpolate_str(text, &vars(pairs), "/x")
+    }
+
+    #[test]
+    fn braced_and_bare_references_are_substituted() {
+        let v = [("DOMAIN", "kalisio.xyz"), ("S", "kargo")];
+        assert_eq!(
+            interp("${S}.$DOMAIN/x", &v).ok().as_deref(),
+            Some("kargo.kalisio.xyz/x")
+        );
+        // A bare name stops at the first character that cannot be part of a name.
+        assert_eq!(interp("$S-1", &v).ok().as_deref(), Some("kargo-1"));
+    }
+
+    #[test]
+    fn double_dollar_is_a_literal_dollar_and_is_not_rescanned() {
+        let v = [("A", "$B")];
+        assert_eq!(interp("$$A", &v).ok().as_deref(), Some("$A"));
+        assert_eq!(interp("${A}", &v).ok().as_deref(), Some("$B"));
+        assert_eq!(interp("($$|/)", &v).ok().as_deref(), Some("($|/)"));
+    }
+
+    #[test]
+    fn colon_dash_default_applies_when_unset_or_empty() {
+        assert_eq!(interp("${A:-d}", &[]).ok().as_deref(), Some("d"));
+        assert_eq!(interp("${A:-d}", &[("A", "")]).ok().as_deref(), Some("d"));
+        assert_eq!(interp("${A:-d}", &[("A", "a")]).ok().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn dash_default_applies_only_when_unset() {
+        assert_eq!(interp("${A-d}", &[]).ok().as_deref(), Some("d"));
+        assert_eq!(interp("${A-d}", &[("A", "")]).ok().as_deref(), Some(""));
+    }
+
+    #[test]
+    fn defaults_may_hold_references() {
+        let v = [("B", "b")];
+        assert_eq!(interp("${A:-x${B}y}", &v).ok().as_deref(), Some("xby"));
+        assert_eq!(interp("${A:-${C:-${B}}}", &v).ok().as_deref(), Some("b"));
+        // The default is not evaluated when the variable is set.
+        assert_eq!(interp("${B:-${MISSING}}", &v).ok().as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn question_forms_fail_with_the_message() {
+        let e = interp("${PASSWORD:?set PASSWORD please}", &[]).err();
+        assert_eq!(
+            e,
+            Some(vec![InterpolationError::Required {
+                path: "/x".into(),
+                variable: "PASSWORD".into(),
+                message: "set PASSWORD please".into(),
+            }])
+        );
+        assert!(interp("${P:?m}", &[("P", "")]).is_err());
+        assert_eq!(interp("${P?m}", &[("P", "")]).ok().as_deref(), Some(""));
+        assert!(interp("${P?m}", &[]).is_err());
+    }
+
+    #[test]
+    fn plus_forms_give_the_alternative_when_set() {
+        assert_eq!(
+            interp("${A:+yes}", &[("A", "1")]).ok().as_deref(),
+            Some("yes")
+        );
+        assert_eq!(interp("${A:+yes}", &[("A", "")]).ok().as_deref(), Some(""));
+        assert_eq!(
+            interp("${A+yes}", &[("A", "")]).ok().as_deref(),
+            Some("yes")
+        );
+        assert_eq!(interp("${A+yes}", &[]).ok().as_deref(), Some(""));
+    }
+
+    #[test]
+    fn unset_variable_is_an_error_naming_path_and_variable() {
+        let e = interp("${NOPE}", &[]).err().unwrap_or_default();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].to_string(), "/x: variable NOPE is not set");
+    }
+
+    #[test]
+    fn every_error_in_a_string_is_reported() {
+        let e = interp("$A ${B} ${C:?c} $", &[]).err().unwrap_or_default();
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert_eq!(e[0].variable(), Some("A"));
+        assert_eq!(e[1].variable(), Some("B"));
+        assert_eq!(e[2].variable(), Some("C"));
+        assert!(matches!(
+            e[3],
+            InterpolationError::Syntax { offset: 16, .. }
+        ));
+    }
+
+    #[test]
+    fn malformed_references_are_syntax_errors() {
+        for bad in [
+            "${", "${A", "${}", "${1A}", "${A B}", "$(date)", "cost: 5$", "${A:=x}",
+        ] {
+            let e = interp(bad, &[("A", "a")]).err().unwrap_or_default();
+            assert!(
+                matches!(e.first(), Some(InterpolationError::Syntax { .. })),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing() {
+        let text = format!("{}x{}", "${A:-".repeat(10_000), "}".repeat(10_000));
+        let e = interp(&text, &[]).err().unwrap_or_default();
+        assert!(matches!(e.first(), Some(InterpolationError::Syntax { .. })));
+    }
+
+    #[test]
+    fn values_interpolate_strings_only_and_keep_keys() {
+        let v = vars(&[("TAG", "4.2"), ("K", "nope")]);
+        let value = json!({
+            "image": "mongo:${TAG}",
+            "${K}": "key untouched",
+            "deploy": {"replicas": 2, "x": true, "n": null},
+            "args": ["a", "${TAG}"]
+        });
+        let out = interpolate_value(&value, &v, "/spec").ok();
+        assert_eq!(
+            out,
+            Some(json!({
+                "image": "mongo:4.2",
+                "${K}": "key untouched",
+                "deploy": {"replicas": 2, "x": true, "n": null},
+                "args": ["a", "4.2"]
+            }))
+        );
+    }
+
+    #[test]
+    fn value_errors_name_json_pointers_and_are_all_collected() {
+        let value = json!({
+            "env": {"DB_URL": "${DB}", "a/b": "${X}"},
+            "args": ["ok", "${Y}"]
+        });
+        let e = interpolate_value(&value, &BTreeMap::new(), "/spec")
+            .err()
+            .unwrap_or_default();
+        let rendered: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rendered,
+            vec![
+                "/spec/args/1: variable Y is not set",
+                "/spec/env/DB_URL: variable DB is not set",
+                "/spec/env/a~1b: variable X is not set",
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_resolve_through_each_other() {
+        let v = vars(&[
+            ("DOMAIN", "kalisio.xyz"),
+            ("SUBDOMAIN", "kargo.$DOMAIN"),
+            ("URL", "https://api.${SUBDOMAIN}"),
+            ("HASH", "$$apr1$$x"),
+        ]);
+        let r = resolve_variables(&v).unwrap_or_default();
+        assert_eq!(r["SUBDOMAIN"], "kargo.kalisio.xyz");
+        assert_eq!(r["URL"], "https://api.kargo.kalisio.xyz");
+        assert_eq!(r["HASH"], "$apr1$x");
+    }
+
+    #[test]
+    fn a_cycle_is_one_error_naming_its_members() {
+        let v = vars(&[
+            ("A", "${B}"),
+            ("B", "x${C}"),
+            ("C", "$A"),
+            ("D", "${A}"),
+            ("E", "e"),
+        ]);
+        let (ok, errors) = resolve_variables_partial(&v);
+        assert_eq!(
+            errors,
+            vec![InterpolationError::Cycle {
+                variables: vec!["A".into(), "B".into(), "C".into(), "A".into()]
+            }]
+        );
+        assert_eq!(
+            errors[0].to_string(),
+            "variables reference each other in a cycle: A -> B -> C -> A"
+        );
+        assert_eq!(ok.keys().collect::<Vec<_>>(), vec!["E"]);
+    }
+
+    #[test]
+    fn a_self_reference_is_a_cycle() {
+        let e = resolve_variables(&vars(&[("PATH", "$PATH:/x")]))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            vec![InterpolationError::Cycle {
+                variables: vec!["PATH".into(), "PATH".into()]
+            }]
+        );
+    }
+
+    #[test]
+    fn an_unset_reference_names_the_variable_and_who_referenced_it() {
+        let v = vars(&[("A", "${MISSING}"), ("B", "$A"), ("C", "${GONE:?set GONE}")]);
+        let e = resolve_variables(&v).err().unwrap_or_default();
+        assert_eq!(
+            e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                "variable A references MISSING, which is not set",
+                "variable C references GONE, which is not set: set GONE",
+            ]
+        );
+        assert_eq!(e[0].unresolved_entry().as_deref(), Some("MISSING (in A)"));
+    }
+
+    #[test]
+    fn defaults_in_variables_cover_unset_references() {
+        let v = vars(&[("A", "${NOPE:-fallback}"), ("B", "${A:+on}")]);
+        let r = resolve_variables(&v).unwrap_or_default();
+        assert_eq!(r["A"], "fallback");
+        assert_eq!(r["B"], "on");
+    }
+
+    #[test]
+    fn long_reference_chains_resolve_without_recursion() {
+        let mut v = BTreeMap::new();
+        for i in 0..20_000 {
+            v.insert(format!("V{i:05}"), format!("${{V{:05}}}", i + 1));
+        }
+        v.insert("V20000".to_string(), "end".to_string());
+        let r = resolve_variables(&v).unwrap_or_default();
+        assert_eq!(r.get("V00000").map(String::as_str), Some("end"));
+    }
+
+    #[test]
+    fn syntax_errors_in_variables_name_their_pointer() {
+        let e = resolve_variables(&vars(&[("A", "5$")]))
+            .err()
+            .unwrap_or_default();
+        assert!(matches!(
+            &e[0],
+            InterpolationError::Syntax { path, .. } if path == "/spec/variables/A"
+        ));
+    }
+
+    #[test]
+    fn referenced_variables_lists_nested_names_once() {
+        assert_eq!(
+            referenced_variables("$A ${B:-${C}} ${A} $$D ${E+$F}"),
+            vec![
+                "A".to_string(),
+                "B".into(),
+                "C".into(),
+                "E".into(),
+                "F".into()
+            ]
+        );
+    }
+}

@@ -1,0 +1,670 @@
+//! Strict validation of manifests, with every error at its `file:line:column`.
+//!
+//! One file goes: bytes → [`crate::manifest::yaml`] (documents with positions, YAML errors
+//! such as duplicate keys and tabs, and the [`Limits`] that bound hostile input) → the kind's
+//! JSON Schema ([`crate::api::schema`], stored mode) through the `jsonschema` crate → each
+//! error's instance path mapped back to the YAML node, worded in plain terms (unknown fields
+//! with a suggestion, numbers that should be quoted strings, the values an enum allows, what
+//! a duration looks like). Then checks across the objects of all the inputs
+//! ([`cross`]): a Stack's members exist, `dependsOn` has no cycle, and so on.
+//!
+//! Every error of every file is reported, not only the first; files are checked in
+//! parallel. `kargo validate` and `kargo apply` both call [`validate_inputs`] /
+//! [`validate_sources`], so they accept and refuse the same manifests. Nothing here does
+//! network I/O.
+//!
+//! # Cross-object checks
+//!
+//! A reference is checked only when the input holds objects of the referenced kind, so a
+//! file validated alone is not blamed for objects that live elsewhere: a Stack's `services`
+//! must be Services of the input or built-in catalog entries (when the input has any
+//! Service); its `dependsOn` must name Stacks of the input (when it has any Stack); an
+//! Environment's `stacks` likewise, and its `services` settings must name Services or
+//! catalog entries; a Configuration's `environment` must be an Environment of the input
+//! (when it has any); a Service's `configs`/`secrets` must name files of a Configuration of
+//! the input (when it has any). Always checked: `dependsOn` cycles among the input's Stacks
+//! and among its Services, an object defined twice, and the Swarm service name
+//! `kargo-<stack>_<service>` fitting in 63 characters.
+
+mod cross;
+mod messages;
+mod report;
+mod schema_errors;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use cross::Facts;
+pub use messages::pattern_text;
+pub use report::{OutputFormat, render};
+
+use super::load::Source;
+use super::yaml::{self, Document, Limits, Position};
+use crate::api::schema::Mode;
+use crate::api::{API_VERSION, DynamicObject, Kind, ObjectMeta};
+
+/// What kind of problem a [`Diagnostic`] reports (the `rule` field of JSON output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// The file could not be read.
+    Io,
+    /// The YAML itself: syntax, duplicate keys, tabs, limits, encoding.
+    Yaml,
+    /// A document that is not a kargo object (not a map, no or unknown kind).
+    Document,
+    /// A field the schema does not know.
+    UnknownField,
+    /// A required field is missing.
+    Required,
+    /// A value of the wrong type.
+    Type,
+    /// A value an enum does not allow.
+    Enum,
+    /// A string of the wrong shape: name, duration, memory, constraint...
+    Pattern,
+    /// A number out of range.
+    Range,
+    /// A string or list of the wrong length.
+    Length,
+    /// Another wrong value.
+    Value,
+    /// A reference to an object that is not in the input.
+    Reference,
+    /// A `dependsOn` cycle.
+    Cycle,
+    /// The same object twice in the input.
+    Duplicate,
+}
+
+impl Rule {
+    /// The rule as written in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Io => "io",
+            Rule::Yaml => "yaml",
+            Rule::Document => "document",
+            Rule::UnknownField => "unknown-field",
+            Rule::Required => "required",
+            Rule::Type => "type",
+            Rule::Enum => "enum",
+            Rule::Pattern => "pattern",
+            Rule::Range => "range",
+            Rule::Length => "length",
+            Rule::Value => "value",
+            Rule::Reference => "reference",
+            Rule::Cycle => "cycle",
+            Rule::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// One problem in one input, at the line and column of the offending node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnostic {
+    /// The input, as the user named it (`-` for stdin).
+    pub file: String,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
+    /// The document's place in its file, from 0 (empty documents counted); none for file-wide problems.
+    pub document: Option<usize>,
+    /// The object, as `kind/name`, when known.
+    pub object: Option<String>,
+    /// The field, as `spec.ports[0].published`; empty for the document or file as a whole.
+    pub path: String,
+    /// What kind of problem.
+    pub rule: Rule,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(object) = &self.object {
+            write!(f, "{object}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A schema violation without a file: a field and what is wrong with it (from
+/// [`validate_spec`], or before it is placed in a file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON pointer of the offending node.
+    pub pointer: String,
+    /// The field, as `spec.ports[0].published`.
+    pub path: String,
+    /// Where it was written (the start of the input when unknown).
+    pub position: Position,
+    /// What kind of problem.
+    pub rule: Rule,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// How much validation may cost and how it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Bounds on reading each file (size, depth, nodes, documents).
+    pub limits: Limits,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Most errors reported for one document; the rest are counted in one last message.
+    pub max_errors_per_document: usize,
+    /// Keep the objects of valid documents in [`Report::objects`] (`kargo apply` needs
+    /// them; `kargo validate` does not, and saves their memory).
+    pub keep_objects: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: Limits::default(),
+            threads: 0,
+            max_errors_per_document: 50,
+            keep_objects: true,
+        }
+    }
+}
+
+/// One input to validate.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A file, read by a worker (at most [`Limits::max_bytes`] of it).
+    File(PathBuf),
+    /// Bytes already read (stdin, tests, `kargo apply`).
+    Source(Source),
+    /// An input that could not even be listed: reported as an I/O error.
+    Unreadable {
+        /// The input as named.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+impl Input {
+    /// The input as the user named it.
+    pub fn name(&self) -> String {
+        match self {
+            Input::File(path) => path.display().to_string(),
+            Input::Source(source) => source.name.clone(),
+            Input::Unreadable { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// What validation found in one file.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileReport {
+    /// The input, as named.
+    pub file: String,
+    /// Documents read (empty ones not counted).
+    pub documents: usize,
+    /// Documents read with no error.
+    pub valid: usize,
+    /// Documents read that have errors.
+    pub invalid: usize,
+    /// Documents that could not be read (YAML errors), or 1 for an unreadable file.
+    pub unreadable: usize,
+    /// Every problem in the file, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The documents' objects with their place: `(document index, kind/name)`, for reports.
+    #[serde(skip)]
+    pub objects: Vec<(usize, String)>,
+}
+
+/// What validation found in all the inputs.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// One entry per file, in input order (folders expanded).
+    pub files: Vec<FileReport>,
+    /// The objects of the valid documents, in input order; complete only when [`Report::is_valid`].
+    pub objects: Vec<DynamicObject>,
+}
+
+/// Totals of a [`Report`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Files checked.
+    pub files: usize,
+    /// Documents read.
+    pub documents: usize,
+    /// Documents without error.
+    pub valid: usize,
+    /// Documents with errors.
+    pub invalid: usize,
+    /// Documents or files that could not be read.
+    pub unreadable: usize,
+    /// Problems reported.
+    pub errors: usize,
+}
+
+impl Report {
+    /// True when no input has any problem.
+    pub fn is_valid(&self) -> bool {
+        self.files.iter().all(|f| f.diagnostics.is_empty())
+    }
+
+    /// True when some input could not be read at all (exit 2 for `kargo validate`).
+    pub fn has_io_errors(&self) -> bool {
+        self.diagnostics().any(|d| d.rule == Rule::Io)
+    }
+
+    /// Every diagnostic, file by file, each file's sorted by position.
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.files.iter().flat_map(|f| f.diagnostics.iter())
+    }
+
+    /// The totals.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            files: self.files.len(),
+            ..Summary::default()
+        };
+        for f in &self.files {
+            s.documents += f.documents;
+            s.valid += f.valid;
+            s.invalid += f.invalid;
+            s.unreadable += f.unreadable;
+            s.errors += f.diagnostics.len();
+        }
+        s
+    }
+}
+
+/// Validates sources already read (as `kargo apply` has them), in parallel.
+pub fn validate_sources(sources: &[Source], options: &Options) -> Report {
+    validate_inputs(
+        sources.iter().cloned().map(Input::Source).collect(),
+        options,
+    )
+}
+
+/// Validates every input (files read by the workers, in parallel), then checks across the
+/// objects of all of them. Never fails: unreadable inputs become [`Rule::Io`] diagnostics.
+pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
+    let checked = run_parallel(inputs, options);
+    let mut files: Vec<FileReport> = Vec::with_capacity(checked.len());
+    let mut facts: Vec<Facts> = Vec::new();
+    let mut objects: Vec<DynamicObject> = Vec::new();
+    for file in checked {
+        files.push(file.report);
+        facts.extend(file.facts);
+        objects.extend(file.objects);
+    }
+    let by_name: HashMap<String, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.file.clone(), i))
+        .collect();
+    for diagnostic in cross::check(&facts) {
+        if let Some(f) = by_name
+            .get(&diagnostic.file)
+            .and_then(|&i| files.get_mut(i))
+        {
+            f.diagnostics.push(diagnostic);
+        }
+    }
+    for f in &mut files {
+        finish_counts(f);
+    }
+    Report { files, objects }
+}
+
+/// What a worker returns for one file.
+#[derive(Default)]
+struct Checked {
+    report: FileReport,
+    facts: Vec<Facts>,
+    objects: Vec<DynamicObject>,
+}
+
+/// Checks every input on worker threads; results in input order.
+fn run_parallel(inputs: Vec<Input>, options: &Options) -> Vec<Checked> {
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    }
+    .min(inputs.len())
+    .max(1);
+    if threads == 1 {
+        return inputs.iter().map(|i| check_input(i, options)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let inputs = &inputs;
+    let next = &next;
+    let mut results: Vec<(usize, Checked)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else {
+                            break;
+                        };
+                        done.push((i, check_input(input, options)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    // A worker that died (a bug) loses its files: report them rather than drop them silently.
+    let mut out: Vec<Checked> = Vec::with_capacity(inputs.len());
+    let mut results = results.into_iter().peekable();
+    for (i, input) in inputs.iter().enumerate() {
+        match results.next_if(|(j, _)| *j == i) {
+            Some((_, checked)) => out.push(checked),
+            None => out.push(Checked {
+                report: unreadable(
+                    &input.name(),
+                    "internal error: the worker checking it failed",
+                ),
+                ..Checked::default()
+            }),
+        }
+    }
+    out
+}
+
+/// Reads (if needed) and checks one input.
+fn check_input(input: &Input, options: &Options) -> Checked {
+    let name = input.name();
+    match input {
+        Input::File(path) => match read_bounded(path, options.limits.max_bytes) {
+            Ok(bytes) => check_bytes(&name, &bytes, options),
+            Err(error) => Checked {
+                report: unreadable(&name, &error),
+                ..Checked::default()
+            },
+        },
+        Input::Source(source) => check_bytes(&name, &source.bytes, options),
+        Input::Unreadable { error, .. } => Checked {
+            report: unreadable(&name, error),
+            ..Checked::default()
+        },
+    }
+}
+
+/// Reads at most `max + 1` bytes, so a huge file costs no more memory than the limit.
+fn read_bounded(path: &std::path::Path, max: usize) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// The report of a file that could not be read.
+fn unreadable(name: &str, error: &str) -> FileReport {
+    FileReport {
+        file: name.to_string(),
+        unreadable: 1,
+        diagnostics: vec![Diagnostic {
+            file: name.to_string(),
+            line: 1,
+            column: 1,
+            document: None,
+            object: None,
+            path: String::new(),
+            rule: Rule::Io,
+            message: format!("cannot read: {error}"),
+        }],
+        ..FileReport::default()
+    }
+}
+
+/// Checks the documents of one file on their own (no cross-object checks), keeping what
+/// the cross-object checks need and, with [`Options::keep_objects`], the objects.
+fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
+    let parsed = yaml::parse_stream(bytes, &options.limits);
+    let mut report = FileReport {
+        file: name.to_string(),
+        documents: parsed.documents.len(),
+        ..FileReport::default()
+    };
+    // A document with a YAML error is left out of `documents`; count the gaps it leaves.
+    let starts: Vec<usize> = parsed.documents.iter().map(|d| d.start_line).collect();
+    let mut gaps: Vec<usize> = parsed
+        .errors
+        .iter()
+        .map(|e| starts.partition_point(|&s| s <= e.position().line))
+        .collect();
+    gaps.dedup();
+    report.unreadable = gaps.len();
+    for error in &parsed.errors {
+        let position = error.position();
+        report.diagnostics.push(Diagnostic {
+            file: name.to_string(),
+            line: position.line,
+            column: position.column,
+            document: None,
+            object: None,
+            path: String::new(),
+            rule: Rule::Yaml,
+            message: error.to_string(),
+        });
+    }
+    let schemas = schema_errors::schemas();
+    let mut checked = Checked::default();
+    for doc in parsed.documents {
+        let (mut violations, kind, object_name) = match schemas {
+            Ok(schemas) => check_document(schemas, &doc, options.max_errors_per_document),
+            Err(internal) => (
+                vec![Violation {
+                    pointer: String::new(),
+                    path: String::new(),
+                    position: Position::START,
+                    rule: Rule::Document,
+                    message: internal.to_string(),
+                }],
+                None,
+                None,
+            ),
+        };
+        let reference = match (kind, &object_name) {
+            (Some(k), Some(n)) => Some(format!("{}/{n}", k.singular())),
+            _ => None,
+        };
+        if let (Some(k), Some(n), Some(r)) = (kind, &object_name, &reference) {
+            report.objects.push((doc.index, r.clone()));
+            checked.facts.push(Facts::extract(name, &doc, k, n));
+        }
+        if violations.len() > options.max_errors_per_document {
+            let more = violations.len() - options.max_errors_per_document;
+            violations.truncate(options.max_errors_per_document);
+            violations.push(Violation {
+                pointer: String::new(),
+                path: String::new(),
+                position: violations.last().map_or(Position::START, |v| v.position),
+                rule: Rule::Document,
+                message: format!("and more errors in this document ({more}+ not shown)"),
+            });
+        }
+        let index = doc.index;
+        if violations.is_empty()
+            && options.keep_objects
+            && let Some(object) = kind.and_then(|k| to_object(k, doc.value))
+        {
+            checked.objects.push(object);
+        }
+        for v in violations {
+            report.diagnostics.push(Diagnostic {
+                file: name.to_string(),
+                line: v.position.line,
+                column: v.position.column,
+                document: Some(index),
+                object: reference.clone(),
+                path: v.path,
+                rule: v.rule,
+                message: v.message,
+            });
+        }
+    }
+    checked.report = report;
+    checked
+}
+
+/// Sorts a file's diagnostics and counts its valid and invalid documents.
+fn finish_counts(report: &mut FileReport) {
+    report
+        .diagnostics
+        .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
+    report.diagnostics.dedup();
+    let mut bad: Vec<usize> = report
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.document)
+        .collect();
+    bad.sort_unstable();
+    bad.dedup();
+    report.invalid = bad.len();
+    report.valid = report.documents.saturating_sub(report.invalid);
+}
+
+/// Checks one document against its kind's schema: the violations, its kind and its name.
+fn check_document(
+    schemas: &schema_errors::Schemas,
+    doc: &Document,
+    max: usize,
+) -> (Vec<Violation>, Option<Kind>, Option<String>) {
+    let value = &doc.value;
+    let root = doc.positions.value("").unwrap_or(Position {
+        line: doc.start_line,
+        column: 1,
+    });
+    let Value::Object(map) = value else {
+        let what = messages::describe(value, doc.positions.scalar_source(""));
+        return (
+            vec![Violation {
+                pointer: String::new(),
+                path: String::new(),
+                position: root,
+                rule: Rule::Document,
+                message: format!(
+                    "a document must be a map with apiVersion, kind, metadata and spec; got {what}"
+                ),
+            }],
+            None,
+            None,
+        );
+    };
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let kind_value = map.get("kind");
+    let kind = kind_value
+        .and_then(Value::as_str)
+        .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k));
+    let Some(kind) = kind else {
+        // Not a known kind: the umbrella schema words apiVersion and kind problems.
+        let mut violations =
+            schema_errors::check(schemas.umbrella(), value, Some(&doc.positions), max);
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        for v in violations.iter_mut().filter(|v| v.pointer == "/kind") {
+            if let Some(given) = kind_value.and_then(Value::as_str) {
+                v.message = format!(
+                    "unknown kind {}: expected {}{}",
+                    messages::quote(given),
+                    messages::one_of(names.iter().copied()),
+                    messages::did_you_mean(messages::closest(given, names.iter().copied()))
+                );
+            }
+        }
+        for v in violations
+            .iter_mut()
+            .filter(|v| v.rule == Rule::Required && v.path == "kind")
+        {
+            v.message = format!(
+                "missing required field `kind`: one of {}",
+                messages::one_of(names.iter().copied())
+            );
+        }
+        return (violations, None, name);
+    };
+    let violations = match schemas.document(kind, Mode::Stored) {
+        Some(compiled) => schema_errors::check(compiled, value, Some(&doc.positions), max),
+        None => Vec::new(),
+    };
+    (violations, Some(kind), name)
+}
+
+/// The object a valid document describes: its spec as given (nulls kept), its name, labels
+/// and annotations (the store owns the rest of metadata), no status.
+fn to_object(kind: Kind, value: Value) -> Option<DynamicObject> {
+    let Value::Object(mut map) = value else {
+        return None;
+    };
+    let metadata: ObjectMeta = serde_json::from_value(map.remove("metadata")?).ok()?;
+    Some(DynamicObject {
+        api_version: API_VERSION.to_string(),
+        kind,
+        metadata: ObjectMeta {
+            name: metadata.name,
+            labels: metadata.labels,
+            annotations: metadata.annotations,
+            ..ObjectMeta::default()
+        },
+        spec: map
+            .remove("spec")
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        status: None,
+    })
+}
+
+/// Checks a spec alone against `kind`'s schema in `mode`: [`Mode::Merged`] for the result
+/// of merge and interpolation (required fields enforced, no nulls), as the controller and
+/// `kargo render` need. Positions are unknown, so violations name fields only.
+pub fn validate_spec(kind: Kind, mode: Mode, spec: &Value) -> Vec<Violation> {
+    match schema_errors::schemas() {
+        Ok(schemas) => match schemas.spec(kind, mode) {
+            Some(compiled) => schema_errors::check(compiled, spec, None, usize::MAX),
+            None => Vec::new(),
+        },
+        Err(internal) => vec![Violation {
+            pointer: String::new(),
+            path: String::new(),
+            position: Position::START,
+            rule: Rule::Document,
+            message: internal.to_string(),
+        }],
+    }
+}

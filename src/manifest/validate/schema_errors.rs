@@ -1,0 +1,333 @@
+//! Compiled schemas, and the validator's errors turned into [`Diagnostic`]s at YAML positions.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
+use serde_json::Value;
+
+use super::messages::{
+    closest, describe, did_you_mean, expected_type, one_of, pattern_meaning, quote,
+};
+use super::{Rule, Violation};
+use crate::api::Kind;
+use crate::api::schema::{self, Mode};
+use crate::manifest::yaml::{Position, Positions};
+
+/// The schemas of every kind in both modes, their spec-only variants, and the umbrella,
+/// compiled once for the life of the process.
+pub(crate) struct Schemas {
+    documents: HashMap<(Kind, Mode), Compiled>,
+    specs: HashMap<(Kind, Mode), Compiled>,
+    umbrella: Compiled,
+}
+
+/// A schema and its compiled validator (the schema is kept to word errors).
+pub(crate) struct Compiled {
+    pub(crate) schema: Value,
+    pub(crate) validator: Validator,
+}
+
+/// The schema set, compiled on first use; `Err` only if kargo's own schemas do not compile
+/// (a bug the unit tests catch).
+pub(crate) fn schemas() -> Result<&'static Schemas, &'static str> {
+    static SCHEMAS: OnceLock<Result<Schemas, String>> = OnceLock::new();
+    SCHEMAS.get_or_init(build).as_ref().map_err(String::as_str)
+}
+
+fn build() -> Result<Schemas, String> {
+    let mut documents = HashMap::new();
+    let mut specs = HashMap::new();
+    for kind in Kind::ALL {
+        for mode in [Mode::Stored, Mode::Merged] {
+            documents.insert((kind, mode), compile(schema::kind_schema(kind, mode))?);
+            specs.insert((kind, mode), compile(schema::spec_schema(kind, mode))?);
+        }
+    }
+    Ok(Schemas {
+        documents,
+        specs,
+        umbrella: compile(schema::umbrella_schema(Mode::Stored))?,
+    })
+}
+
+fn compile(schema: Value) -> Result<Compiled, String> {
+    let validator = jsonschema::options()
+        .with_draft(Draft::Draft7)
+        .should_validate_formats(false)
+        .with_pattern_options(PatternOptions::regex())
+        .build(&schema)
+        .map_err(|e| format!("kargo's own schema does not compile: {e}"))?;
+    Ok(Compiled { schema, validator })
+}
+
+impl Schemas {
+    /// The schema of a whole document of `kind`.
+    pub(crate) fn document(&self, kind: Kind, mode: Mode) -> Option<&Compiled> {
+        self.documents.get(&(kind, mode))
+    }
+
+    /// The schema of `kind`'s spec alone.
+    pub(crate) fn spec(&self, kind: Kind, mode: Mode) -> Option<&Compiled> {
+        self.specs.get(&(kind, mode))
+    }
+
+    /// The umbrella schema (any kind).
+    pub(crate) fn umbrella(&self) -> &Compiled {
+        &self.umbrella
+    }
+}
+
+/// Checks `value` against `compiled`, every error worded, at most `max` of them.
+pub(crate) fn check(
+    compiled: &Compiled,
+    value: &Value,
+    positions: Option<&Positions>,
+    max: usize,
+) -> Vec<Violation> {
+    if compiled.validator.is_valid(value) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for error in compiled.validator.iter_errors(value) {
+        word(&error, &compiled.schema, value, positions, &mut out);
+        if out.len() > max {
+            break;
+        }
+    }
+    out
+}
+
+/// Turns one validator error into violations (an unknown-fields error may name several).
+fn word(
+    error: &ValidationError<'_>,
+    schema: &Value,
+    document: &Value,
+    positions: Option<&Positions>,
+    out: &mut Vec<Violation>,
+) {
+    let pointer = error.instance_path().as_str().to_string();
+    let schema_path = error.schema_path().as_str();
+    // The schema holding the failed keyword.
+    let node = schema
+        .pointer(parent_pointer(schema_path))
+        .unwrap_or(&Value::Null);
+    let instance = error.instance();
+    let source = positions.and_then(|p| p.scalar_source(&pointer));
+    let value_at = |ptr: &str| -> Position {
+        positions.map_or(Position::START, |p| {
+            p.value(ptr).unwrap_or_else(|| p.nearest(ptr))
+        })
+    };
+    let key_at = |ptr: &str| -> Position {
+        positions.map_or(Position::START, |p| {
+            p.key(ptr)
+                .or_else(|| p.value(ptr))
+                .unwrap_or_else(|| p.nearest(ptr))
+        })
+    };
+    let shown = display_path(document, &pointer);
+    let violation = |rule: Rule, position: Position, path: String, message: String| Violation {
+        pointer: pointer.clone(),
+        path,
+        position,
+        rule,
+        message,
+    };
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let known: Vec<&str> = node
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let place = if shown.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in {shown}")
+            };
+            for key in unexpected {
+                let child = format!("{pointer}/{}", escape(key));
+                let hint = match closest(key, known.iter().copied()) {
+                    Some(s) => did_you_mean(Some(s)),
+                    None => format!("; expected one of {}", one_of(known.iter().copied())),
+                };
+                out.push(Violation {
+                    pointer: child.clone(),
+                    path: join_path(&shown, key),
+                    position: key_at(&child),
+                    rule: Rule::UnknownField,
+                    message: format!("unknown field `{key}` {place}{hint}"),
+                });
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            let place = if shown.is_empty() {
+                String::new()
+            } else {
+                format!(" in {shown}")
+            };
+            out.push(violation(
+                Rule::Required,
+                key_at(&pointer),
+                join_path(&shown, name),
+                format!("missing required field `{name}`{place}"),
+            ));
+        }
+        ValidationErrorKind::Type { .. } => {
+            let expected = expected_type(node);
+            let mut message = format!("expected {expected}, got {}", describe(instance, source));
+            let wants_string = schema::has_type(node, "string");
+            let plain = positions.and_then(|p| p.is_plain(&pointer)) == Some(true);
+            if wants_string && plain && matches!(**instance, Value::Number(_) | Value::Bool(_)) {
+                let text = source
+                    .map(str::to_string)
+                    .unwrap_or_else(|| instance.to_string());
+                message.push_str(&format!("; quote it: \"{text}\""));
+            }
+            // A block list or map starts on the line after its key: point at the key.
+            let at = if matches!(**instance, Value::Array(_) | Value::Object(_)) {
+                key_at(&pointer)
+            } else {
+                value_at(&pointer)
+            };
+            out.push(violation(Rule::Type, at, shown, message));
+        }
+        ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<&str> = options
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let given = instance.as_str();
+            let hint = given.and_then(|g| closest(g, allowed.iter().copied()));
+            let message = format!(
+                "unknown value {}: expected {}{}",
+                given.map_or_else(|| describe(instance, source), quote),
+                one_of(allowed.iter().copied()),
+                did_you_mean(hint)
+            );
+            out.push(violation(Rule::Enum, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            let message = format!(
+                "expected {}, got {}",
+                expected_value,
+                describe(instance, source)
+            );
+            out.push(violation(Rule::Value, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            let message = format!(
+                "{} {}",
+                instance
+                    .as_str()
+                    .map_or_else(|| instance.to_string(), quote),
+                pattern_meaning(pattern)
+            );
+            out.push(violation(Rule::Pattern, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::Minimum { .. }
+        | ValidationErrorKind::Maximum { .. }
+        | ValidationErrorKind::ExclusiveMinimum { .. }
+        | ValidationErrorKind::ExclusiveMaximum { .. } => {
+            let range = match (node.get("minimum"), node.get("maximum")) {
+                (Some(min), Some(max)) => format!("from {min} to {max}"),
+                (Some(min), None) => format!("of at least {min}"),
+                (None, Some(max)) => format!("of at most {max}"),
+                (None, None) => "in range".into(),
+            };
+            let message = format!("{instance} is out of range: expected a number {range}");
+            out.push(violation(Rule::Range, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            let length = instance.as_str().map_or(0, |s| s.chars().count());
+            let message = format!(
+                "{} is {length} characters long; at most {limit} are allowed",
+                instance
+                    .as_str()
+                    .map_or_else(|| instance.to_string(), quote)
+            );
+            out.push(violation(Rule::Length, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::MinLength { limit } => {
+            let message = format!("must be at least {limit} characters long");
+            out.push(violation(Rule::Length, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            let message = format!("expected at least {limit} item(s), got none");
+            out.push(violation(Rule::Length, value_at(&pointer), shown, message));
+        }
+        ValidationErrorKind::PropertyNames { error: inner } => {
+            let key = inner.instance().as_str().unwrap_or_default().to_string();
+            let child = format!("{pointer}/{}", escape(&key));
+            let meaning = match inner.kind() {
+                ValidationErrorKind::Pattern { pattern } => pattern_meaning(pattern),
+                ValidationErrorKind::MaxLength { limit } => {
+                    format!("is longer than {limit} characters")
+                }
+                _ => inner.to_string(),
+            };
+            out.push(Violation {
+                pointer: child.clone(),
+                path: join_path(&shown, &key),
+                position: key_at(&child),
+                rule: Rule::Pattern,
+                message: format!("key {} {meaning}", quote(&key)),
+            });
+        }
+        _ => {
+            out.push(violation(
+                Rule::Value,
+                value_at(&pointer),
+                shown,
+                error.to_string(),
+            ));
+        }
+    }
+}
+
+/// The pointer of the schema node that holds the keyword at the end of `schema_path`.
+fn parent_pointer(schema_path: &str) -> &str {
+    schema_path.rfind('/').map_or("", |i| &schema_path[..i])
+}
+
+/// Escapes a key for a JSON pointer (RFC 6901).
+pub(crate) fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// `spec.ports[0].published` for `/spec/ports/0/published`, walking the document to tell
+/// list indexes from keys; keys that are not identifiers are quoted: `labels["a.b"]`.
+pub(crate) fn display_path(document: &Value, pointer: &str) -> String {
+    let mut out = String::new();
+    let mut node = Some(document);
+    for raw in pointer.split('/').skip(1) {
+        let segment = raw.replace("~1", "/").replace("~0", "~");
+        match node {
+            Some(Value::Array(items)) => {
+                out.push_str(&format!("[{segment}]"));
+                node = segment.parse::<usize>().ok().and_then(|i| items.get(i));
+            }
+            other => {
+                out = join_path(&out, &segment);
+                node = other.and_then(|n| n.get(&segment));
+            }
+        }
+    }
+    out
+}
+
+/// `parent.key`, or `parent["odd key"]`.
+pub(crate) fn join_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_string(),
+        (false, true) => format!("{parent}.{key}"),
+        (_, false) => format!("{parent}[{key:?}]"),
+    }
+}

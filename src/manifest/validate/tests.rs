@@ -1,0 +1,208 @@
+//! Validation of whole inputs: modes, positions, wording, cross-object checks.
+
+use serde_json::json;
+
+use super::*;
+
+fn run(files: &[(&str, &str)]) -> Report {
+    let sources: Vec<Source> = files
+        .iter()
+        .map(|(name, text)| Source {
+            name: (*name).to_string(),
+            bytes: text.as_bytes().to_vec(),
+        })
+        .collect();
+    validate_sources(&sources, &Options::default())
+}
+
+fn messages(report: &Report) -> Vec<String> {
+    report.diagnostics().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_stored_service_may_overlay_a_default_partially_and_delete_with_null() {
+    let report = run(&[(
+        "overlay.yaml",
+        "apiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata: {name: kano}\nspec:\n  healthcheck: null\n  env:\n    LOG_LEVEL: null\n  deploy:\n    replicas: 3\n    resources: {limits: null}\n",
+    )]);
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    let spec = &report.objects[0].spec;
+    assert_eq!(
+        spec["env"]["LOG_LEVEL"],
+        json!(null),
+        "nulls are kept as given"
+    );
+}
+
+#[test]
+fn the_merged_mode_requires_an_image_and_refuses_nulls() {
+    let missing = validate_spec(
+        Kind::Service,
+        Mode::Merged,
+        &json!({"deploy": {"replicas": 1}}),
+    );
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].rule, Rule::Required);
+    assert_eq!(missing[0].message, "missing required field `image`");
+    let null = validate_spec(Kind::Service, Mode::Merged, &json!({"image": null}));
+    assert_eq!(
+        null[0].message,
+        "expected a string, got null (an empty value)"
+    );
+    let ok = validate_spec(
+        Kind::Service,
+        Mode::Merged,
+        &json!({"image": "redis:7", "healthcheck": {"test": ["CMD", "true"], "interval": "5s"}}),
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+}
+
+#[test]
+fn the_merged_mode_checks_patterns_strictly_after_interpolation() {
+    let stored = validate_spec(
+        Kind::Service,
+        Mode::Stored,
+        &json!({"stopGracePeriod": "${GRACE:-10s}"}),
+    );
+    assert!(
+        stored.is_empty(),
+        "a ${{VAR}} reference waits for interpolation: {stored:?}"
+    );
+    let merged = validate_spec(
+        Kind::Service,
+        Mode::Merged,
+        &json!({"image": "a", "stopGracePeriod": "${GRACE:-10s}"}),
+    );
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    assert!(merged[0].message.contains("is not a duration"));
+}
+
+#[test]
+fn errors_carry_file_line_column_object_and_field() {
+    let report = run(&[(
+        "a.yaml",
+        "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata:\n  name: apps\nspec:\n  services: [web]\n  suspend: maybe\n",
+    )]);
+    let d = report.diagnostics().next().cloned().expect("an error");
+    assert_eq!((d.file.as_str(), d.line, d.column), ("a.yaml", 7, 12));
+    assert_eq!(d.object.as_deref(), Some("stack/apps"));
+    assert_eq!(d.path, "spec.suspend");
+    assert_eq!(d.document, Some(0));
+    assert_eq!(
+        d.to_string(),
+        "a.yaml:7:12: stack/apps: spec.suspend: expected true or false, got the string \"maybe\""
+    );
+}
+
+#[test]
+fn all_errors_of_all_documents_are_reported() {
+    let text = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: a}\nspec: {services: [], suspend: 1, rollback: never}\n---\nkind: Stack\nmetadata: {name: b}\nspec: {servics: []}\n";
+    let report = run(&[("a.yaml", text)]);
+    let all = messages(&report);
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(report.summary().invalid, 2);
+}
+
+#[test]
+fn yaml_errors_and_sound_documents_are_both_reported() {
+    let text = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: a}\nspec: {services: [], services: []}\n---\napiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: b}\nspec: {suspend: 1}\n";
+    let report = run(&[("a.yaml", text)]);
+    let all = messages(&report);
+    assert!(
+        all[0].starts_with("a.yaml:4:22: duplicate key \"services\""),
+        "{all:?}"
+    );
+    assert!(all[1].contains("spec.suspend"), "{all:?}");
+    let s = report.summary();
+    assert_eq!((s.documents, s.invalid, s.unreadable), (1, 1, 1));
+}
+
+#[test]
+fn references_are_checked_only_when_the_input_holds_the_kind() {
+    let stack = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: apps}\nspec: {services: [web, redis]}\n";
+    assert!(
+        run(&[("s.yaml", stack)]).is_valid(),
+        "no Service in the input: not checked"
+    );
+    let other =
+        "apiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata: {name: api}\nspec: {image: x}\n";
+    let report = run(&[("s.yaml", stack), ("svc.yaml", other)]);
+    let all = messages(&report);
+    assert_eq!(all.len(), 1, "redis is a catalog entry: {all:?}");
+    assert!(all[0].starts_with("s.yaml:4:"), "{all:?}");
+    assert!(all[0].contains("service `web` is neither"), "{all:?}");
+}
+
+#[test]
+fn stack_cycles_across_files_are_found_once() {
+    let a = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: a}\nspec: {dependsOn: [b]}\n";
+    let b = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: b}\nspec: {dependsOn: [c]}\n";
+    let c = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: c}\nspec: {dependsOn: [a]}\n";
+    let report = run(&[("a.yaml", a), ("b.yaml", b), ("c.yaml", c)]);
+    let all = messages(&report);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].contains("dependsOn cycle: a → b → c → a"), "{all:?}");
+}
+
+#[test]
+fn a_long_dependency_chain_does_not_overflow() {
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&format!(
+            "---\napiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {{name: s{i}}}\nspec: {{dependsOn: [s{}]}}\n",
+            (i + 1) % 5000
+        ));
+    }
+    let report = run(&[("chain.yaml", &text)]);
+    let all = messages(&report);
+    assert_eq!(
+        all.len(),
+        1,
+        "one cycle through all 5000: {:?}",
+        all.first()
+    );
+}
+
+#[test]
+fn the_umbrella_schema_agrees_with_the_per_kind_schemas() {
+    let schemas = schema_errors::schemas().expect("schemas compile");
+    let documents = [
+        json!({"apiVersion": "kargo.dev/v1alpha1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"image": "x", "ports": [{"target": 80}]}}),
+        json!({"apiVersion": "kargo.dev/v1alpha1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"imag": "x"}}),
+        json!({"apiVersion": "kargo.dev/v1alpha1", "kind": "Stack", "metadata": {"name": "a"}, "spec": {"services": ["Web"]}}),
+        json!({"apiVersion": "kargo.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "a"}, "spec": {"services": {"k": {"tag": 4.2}}}}),
+        json!({"apiVersion": "kargo.dev/v1alpha1", "kind": "Configuration", "metadata": {"name": "a"}, "spec": {"defaults": "none"}}),
+        json!({"apiVersion": "v1", "kind": "Configuration", "metadata": {"name": "a"}, "spec": {}}),
+    ];
+    for doc in &documents {
+        let kind = doc["kind"]
+            .as_str()
+            .and_then(|k| k.parse::<Kind>().ok())
+            .expect("kind");
+        let one = schemas.document(kind, Mode::Stored).expect("schema");
+        assert_eq!(
+            schemas.umbrella().validator.is_valid(doc),
+            one.validator.is_valid(doc),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn every_catalog_entry_is_valid_stored_and_merged() {
+    for name in crate::manifest::defaults::names() {
+        let text = crate::manifest::defaults::source(name).unwrap_or_default();
+        let report = run(&[(name, text)]);
+        assert!(report.is_valid(), "{name}: {:?}", messages(&report));
+        let spec = &report.objects[0].spec;
+        let merged: Vec<String> = validate_spec(Kind::Service, Mode::Merged, spec)
+            .iter()
+            .filter(|v| !v.message.contains("${"))
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            merged.iter().all(|m| !m.contains("missing required")),
+            "{name} has no image: {merged:?}"
+        );
+    }
+}
