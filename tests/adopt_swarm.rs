@@ -46,7 +46,9 @@ spec:
 async fn a_kargo_service_is_adopted_only_when_asked() {
     let store = common::etcd_store(PREFIX).await;
     let swarm = common::swarm().await;
-    let _ = Command::new("docker").args(["stack", "rm", "kargo-adx"]).output();
+    let _ = Command::new("docker")
+        .args(["stack", "rm", "kargo-adx"])
+        .output();
     let dir = tempfile::tempdir().expect("dir");
     let compose = dir.path().join("docker-compose.yml");
     std::fs::write(
@@ -63,8 +65,16 @@ async fn a_kargo_service_is_adopted_only_when_asked() {
         .arg("kargo-adx")
         .output()
         .expect("docker stack deploy");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let before = swarm.inspect_service("kargo-adx_web").await.expect("inspect").expect("deployed by docker stack");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = swarm
+        .inspect_service("kargo-adx_web")
+        .await
+        .expect("inspect")
+        .expect("deployed by docker stack");
 
     // Without adopt: untouched, and reported.
     for o in common::objects(&manifests(false)) {
@@ -73,10 +83,23 @@ async fn a_kargo_service_is_adopted_only_when_asked() {
     let controller = common::controller(&store, swarm.clone());
     let report = controller.pass().await.expect("pass");
     assert!(!report.all_ready);
-    let st: ServiceStatus = serde_json::from_value(store.get(Kind::Service, "web").await.expect("get").expect("web").status.expect("status")).expect("status");
+    let st: ServiceStatus = serde_json::from_value(
+        store
+            .get(Kind::Service, "web")
+            .await
+            .expect("get")
+            .expect("web")
+            .status
+            .expect("status"),
+    )
+    .expect("status");
     let ready = st.common.condition("Ready").expect("Ready");
     assert_eq!(ready.reason, "NotAdopted", "{ready:?}");
-    let same = swarm.inspect_service("kargo-adx_web").await.expect("inspect").expect("still there");
+    let same = swarm
+        .inspect_service("kargo-adx_web")
+        .await
+        .expect("inspect")
+        .expect("still there");
     assert_eq!(same.version, before.version, "not touched without adopt");
 
     // With adopt: the same service becomes kargo's and keeps its volume.
@@ -84,16 +107,31 @@ async fn a_kargo_service_is_adopted_only_when_asked() {
         store.apply(&o).await.expect("apply");
     }
     common::converge(&controller, Duration::from_secs(90)).await;
-    let after = swarm.inspect_service("kargo-adx_web").await.expect("inspect").expect("adopted");
+    let after = swarm
+        .inspect_service("kargo-adx_web")
+        .await
+        .expect("inspect")
+        .expect("adopted");
     assert_eq!(after.id, before.id, "adopted, not re-created");
-    assert_eq!(after.labels.get("dev.kargo.installation").map(String::as_str), Some(PREFIX));
     assert_eq!(
-        after.spec.pointer("/TaskTemplate/ContainerSpec/Mounts/0/Source").and_then(|v| v.as_str()),
+        after
+            .labels
+            .get("dev.kargo.installation")
+            .map(String::as_str),
+        Some(PREFIX)
+    );
+    assert_eq!(
+        after
+            .spec
+            .pointer("/TaskTemplate/ContainerSpec/Mounts/0/Source")
+            .and_then(|v| v.as_str()),
         Some("kargo-adx_data"),
         "the Kargo volume is found again"
     );
 
     common::remove_installation(&swarm, PREFIX).await;
-    let _ = Command::new("docker").args(["stack", "rm", "kargo-adx"]).output();
+    let _ = Command::new("docker")
+        .args(["stack", "rm", "kargo-adx"])
+        .output();
     common::wipe_prefix(&store).await;
 }

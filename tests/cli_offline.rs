@@ -33,7 +33,10 @@ fn render_the_example_offline_shows_merge_and_swarm_specs() {
     assert_eq!(worker["merged"]["deploy"]["replicas"], 2);
     assert_eq!(worker["swarm"]["Mode"]["Replicated"]["Replicas"], 2);
     assert_eq!(worker["swarm"]["Name"], "kargo-frontend_worker");
-    assert_eq!(worker["swarm"]["Labels"]["com.docker.stack.namespace"], "kargo-frontend");
+    assert_eq!(
+        worker["swarm"]["Labels"]["com.docker.stack.namespace"],
+        "kargo-frontend"
+    );
 }
 
 #[test]
@@ -72,8 +75,14 @@ spec:
     );
     let (code, out, _) = kargo(&["render", "-f", &f]);
     assert_eq!(code, 1);
-    assert!(out.contains("web") && out.contains("/spec/env/URL") && out.contains("HOST"), "{out}");
-    assert!(!out.contains("very-secret"), "a sensitive file never prints: {out}");
+    assert!(
+        out.contains("web") && out.contains("/spec/env/URL") && out.contains("HOST"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("very-secret"),
+        "a sensitive file never prints: {out}"
+    );
     assert!(out.contains("<redacted>"), "{out}");
 }
 
@@ -86,7 +95,10 @@ fn defaults_are_listed_and_shown() {
     }
     let (code, out, _) = kargo(&["defaults", "show", "redis"]);
     assert_eq!(code, 0);
-    assert!(out.contains("kind: Service") && out.contains("redis"), "{out}");
+    assert!(
+        out.contains("kind: Service") && out.contains("redis"),
+        "{out}"
+    );
     let (code, _, err) = kargo(&["defaults", "show", "nope"]);
     assert_eq!(code, 1, "{err}");
 }
@@ -94,7 +106,11 @@ fn defaults_are_listed_and_shown() {
 #[test]
 fn env_import_maps_kargo_env_files_and_warns_by_line() {
     let dir = tempfile::tempdir().expect("dir");
-    let d = write(dir.path(), ".env.default", "DOMAIN=example.org\nSTACKS=\"dbs\"\nDBS_STACK=\"mongodb\"\n");
+    let d = write(
+        dir.path(),
+        ".env.default",
+        "DOMAIN=example.org\nSTACKS=\"dbs\"\nDBS_STACK=\"mongodb\"\n",
+    );
     let e = write(
         dir.path(),
         ".env",
@@ -104,9 +120,18 @@ fn env_import_maps_kargo_env_files_and_warns_by_line() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("name: production"));
     assert!(out.contains("SUBDOMAIN: kargo.${DOMAIN}"), "{out}");
-    assert!(out.contains("DOMAIN: kalisio.xyz"), "later files win: {out}");
-    assert!(out.contains("replicas: 2") && out.contains("tag: '1.2'"), "{out}");
-    assert!(err.contains(":7:") && err.contains("KANO_EXTENSION"), "{err}");
+    assert!(
+        out.contains("DOMAIN: kalisio.xyz"),
+        "later files win: {out}"
+    );
+    assert!(
+        out.contains("replicas: 2") && out.contains("tag: '1.2'"),
+        "{out}"
+    );
+    assert!(
+        err.contains(":7:") && err.contains("KANO_EXTENSION"),
+        "{err}"
+    );
     assert!(err.contains(":8:"), "command substitution warned: {err}");
 }
 
@@ -129,7 +154,13 @@ services:
     );
     let (code, out, err) = kargo(&["import", "compose", &f, "--stack", "site"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("kind: Stack") && out.contains("name: site"), "{out}");
-    assert!(out.contains("image: nginx:1.25") && out.contains("published: 8080"), "{out}");
+    assert!(
+        out.contains("kind: Stack") && out.contains("name: site"),
+        "{out}"
+    );
+    assert!(
+        out.contains("image: nginx:1.25") && out.contains("published: 8080"),
+        "{out}"
+    );
     assert!(err.contains("services.web.build"), "{err}");
 }

@@ -37,26 +37,47 @@ async fn controller_converges_again_after_a_daemon_restart() {
     let _ = Command::new("pkill").args(["-x", "dockerd"]).status();
     // Wait until the daemon has really exited (it stops its containers first).
     eventually(Duration::from_secs(90), "dockerd exited", async || {
-        (!Command::new("pgrep").args(["-x", "dockerd"]).output().map(|o| o.status.success()).unwrap_or(false)).then_some(())
+        (!Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false))
+        .then_some(())
     })
     .await;
     let setup = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup.sh"))
         .output()
         .expect("scripts/setup.sh");
-    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
 
     // A change made after the restart is carried out: the controller talks to the new daemon.
-    let mut o = store.get(Kind::Service, "tick").await.expect("get").expect("tick");
+    let mut o = store
+        .get(Kind::Service, "tick")
+        .await
+        .expect("get")
+        .expect("tick");
     o.spec["deploy"] = serde_json::json!({"replicas": 2});
     store.update(&o, None).await.expect("update");
     let swarm = common::swarm().await;
-    eventually(Duration::from_secs(120), "scaled to 2 after the restart", async || {
-        let s = swarm.inspect_service("kargo-dr_tick").await.ok()??;
-        (s.spec.pointer("/Mode/Replicated/Replicas")?.as_u64()? == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(120),
+        "scaled to 2 after the restart",
+        async || {
+            let s = swarm.inspect_service("kargo-dr_tick").await.ok()??;
+            (s.spec.pointer("/Mode/Replicated/Replicas")?.as_u64()? == 2).then_some(())
+        },
+    )
     .await;
     eventually(Duration::from_secs(120), "Ready again", ready).await;
-    assert!(ctl.log().contains("reconnecting") || ctl.log().contains("reconcile failed"), "the restart was seen:\n{}", ctl.log());
+    assert!(
+        ctl.log().contains("reconnecting") || ctl.log().contains("reconcile failed"),
+        "the restart was seen:\n{}",
+        ctl.log()
+    );
     drop(ctl);
     common::remove_installation(&swarm, PREFIX).await;
     common::wipe_prefix(&store).await;

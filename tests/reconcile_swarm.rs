@@ -42,6 +42,12 @@ spec:
     )
 }
 
+/// The newest write under a prefix (etcd's revision is global: other tests move it).
+async fn last_write(store: &Store, prefix: &str) -> i64 {
+    let (entries, _) = store.kv().range(prefix).await.expect("range");
+    entries.iter().map(|e| e.mod_revision).max().unwrap_or(0)
+}
+
 async fn service_status(store: &Store, name: &str) -> ServiceStatus {
     let obj = store
         .get(Kind::Service, name)
@@ -126,11 +132,7 @@ async fn apply_update_restart_and_delete_against_swarm() {
     );
 
     // restart on a converged workspace → no Docker write, no etcd write, no duplicate.
-    let (_, revision_before) = store
-        .kv()
-        .range(&format!("{prefix}/"))
-        .await
-        .expect("range");
+    let revision_before = last_write(&store, &format!("{prefix}/")).await;
     let restarted = common::controller(&store, common::swarm().await);
     let report = restarted.pass().await.expect("pass");
     assert!(report.all_ready, "{report:?}");
@@ -141,11 +143,7 @@ async fn apply_update_restart_and_delete_against_swarm() {
         restarted.swarm().writes()
     );
     assert_eq!(report.etcd_writes, 0);
-    let (_, revision_after) = store
-        .kv()
-        .range(&format!("{prefix}/"))
-        .await
-        .expect("range");
+    let revision_after = last_write(&store, &format!("{prefix}/")).await;
     assert_eq!(
         revision_before, revision_after,
         "a converged resync must not write to etcd"
@@ -239,20 +237,12 @@ async fn stale_resource_version_is_a_conflict_and_writes_nothing() {
     let mut first = read.clone();
     first.spec["deploy"]["replicas"] = serde_json::json!(3);
     store.update(&first, None).await.expect("first writer wins");
-    let (_, revision) = store
-        .kv()
-        .range("/kargo-test-conflict/")
-        .await
-        .expect("range");
+    let revision = last_write(&store, "/kargo-test-conflict/").await;
     let mut stale = read.clone();
     stale.spec["deploy"]["replicas"] = serde_json::json!(5);
     let err = store.update(&stale, None).await;
     assert!(matches!(err, Err(StoreError::Conflict { .. })), "{err:?}");
-    let (_, after) = store
-        .kv()
-        .range("/kargo-test-conflict/")
-        .await
-        .expect("range");
+    let after = last_write(&store, "/kargo-test-conflict/").await;
     assert_eq!(revision, after, "nothing written");
     let now = store
         .get(Kind::Service, "loop")

@@ -77,7 +77,11 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
                 "millis": (millis * 10.0).round() / 10.0,
             })
         ))?;
-        return Ok(if report.all_ready { ExitStatus::Success } else { ExitStatus::Failure });
+        return Ok(if report.all_ready {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        });
     }
     controller.run(shutdown_signal()).await?;
     Ok(ExitStatus::Success)

@@ -18,8 +18,12 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum DefaultsCommand {
     /// Names of the catalog's services, with their images.
+    ///
+    /// Example: kargo defaults list
     List,
     /// One service's manifest, as compiled in.
+    ///
+    /// Example: kargo defaults show mongodb
     Show {
         /// The service.
         name: String,

@@ -43,7 +43,11 @@ async fn stack_names(
         return Ok(given.to_vec());
     }
     let env = match store.get(Kind::Configuration, configuration).await? {
-        Some(cfg) => cfg.spec.get("environment").and_then(|e| e.as_str()).map(str::to_string),
+        Some(cfg) => cfg
+            .spec
+            .get("environment")
+            .and_then(|e| e.as_str())
+            .map(str::to_string),
         None => None,
     };
     let listed: Option<Vec<String>> = match env {
@@ -51,18 +55,32 @@ async fn stack_names(
             o.spec
                 .get("stacks")
                 .and_then(|s| s.as_array())
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         }),
         None => None,
     };
     Ok(match listed {
         Some(l) => l,
-        None => store.list(Kind::Stack).await?.items.into_iter().map(|o| o.metadata.name).collect(),
+        None => store
+            .list(Kind::Stack)
+            .await?
+            .items
+            .into_iter()
+            .map(|o| o.metadata.name)
+            .collect(),
     })
 }
 
-async fn set_suspend(g: &GlobalArgs, names: Vec<String>, suspend: bool) -> Result<ExitStatus, CliError> {
+async fn set_suspend(
+    g: &GlobalArgs,
+    names: Vec<String>,
+    suspend: bool,
+) -> Result<ExitStatus, CliError> {
     let store = g.store().await?;
     let mut status = ExitStatus::Success;
     for name in names {

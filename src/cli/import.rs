@@ -26,6 +26,8 @@ pub struct EnvArgs {
 #[derive(Debug, clap::Subcommand)]
 enum EnvCommand {
     /// Read Kargo env files and print an Environment and its Stacks.
+    ///
+    /// Example: kargo env import .env.default .env --name production > env.yaml
     Import {
         /// The env files, in sourcing order.
         #[arg(required = true)]
@@ -47,8 +49,11 @@ pub struct ImportArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum ImportCommand {
-    /// A compose v3 file → Service manifests, a Stack, and Configuration files; what
-    /// `docker stack deploy` would not honour or kargo cannot map is a warning by key.
+    /// A compose v3 file → Service manifests, a Stack, and Configuration files.
+    ///
+    /// What `docker stack deploy` would not honour or kargo cannot map is a warning by key.
+    ///
+    /// Example: kargo import compose docker-compose.yml --stack apps > apps.yaml
     Compose {
         /// The compose file.
         file: PathBuf,

@@ -695,7 +695,14 @@ impl Reconciler<'_> {
         mut status: ServiceStatus,
         ctx: &ServiceContext<'_>,
     ) -> Result<ServiceOutcome, ControllerError> {
-        let ServiceContext { live, known_tasks, network_ids, deadline, now, adopt } = *ctx;
+        let ServiceContext {
+            live,
+            known_tasks,
+            network_ids,
+            deadline,
+            now,
+            adopt,
+        } = *ctx;
         let spec = resolve_ids(&desired.spec, network_ids);
         let kind = Kind::Service;
         let svc = desired.service.as_str();
@@ -716,15 +723,40 @@ impl Reconciler<'_> {
                     "Swarm service {} exists and kargo does not own it; set `adopt: true` in the Environment to take it over",
                     desired.name
                 );
-                if status.common.condition("Ready").map(|c| c.reason.as_str()) != Some("NotAdopted") {
-                    self.events.record(kind, svc, EventType::Warning, "NotAdopted", &msg, self.fence).await;
+                if status.common.condition("Ready").map(|c| c.reason.as_str()) != Some("NotAdopted")
+                {
+                    self.events
+                        .record(
+                            kind,
+                            svc,
+                            EventType::Warning,
+                            "NotAdopted",
+                            &msg,
+                            self.fence,
+                        )
+                        .await;
                 }
                 set_ready(&mut status.common, false, "NotAdopted", msg, now);
-                return Ok(ServiceOutcome { status, ready: false });
+                return Ok(ServiceOutcome {
+                    status,
+                    ready: false,
+                });
             }
-            self.swarm.update_service(&f.id, &desired.name, f.version, &spec).await?;
+            self.swarm
+                .update_service(&f.id, &desired.name, f.version, &spec)
+                .await?;
             self.events
-                .record(kind, svc, EventType::Normal, "Adopted", &format!("took over Swarm service {} (same ID, same volumes)", desired.name), self.fence)
+                .record(
+                    kind,
+                    svc,
+                    EventType::Normal,
+                    "Adopted",
+                    &format!(
+                        "took over Swarm service {} (same ID, same volumes)",
+                        desired.name
+                    ),
+                    self.fence,
+                )
                 .await;
             status.last_push_time = Some(now);
             wrote = true;
@@ -777,7 +809,10 @@ impl Reconciler<'_> {
         let (current, tasks) = match (wrote, live, known_tasks) {
             (false, Some(l), Some(t)) => (Some(l.clone()), t.to_vec()),
             (false, Some(l), None) => (Some(l.clone()), Vec::new()),
-            _ => (self.swarm.inspect_service(&id).await?, self.swarm.tasks(&id).await?),
+            _ => (
+                self.swarm.inspect_service(&id).await?,
+                self.swarm.tasks(&id).await?,
+            ),
         };
         let conv = match &current {
             Some(c) => assess(c, &spec, &tasks, desired.mode, desired.replicas),

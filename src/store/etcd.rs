@@ -118,7 +118,9 @@ impl EtcdKv {
             timeout,
         };
         // A cheap read proves the endpoint answers (and that auth, if any, works).
-        kv.get("/kargo-probe").await?;
+        // One attempt only: a dead etcd must fail within the timeout, not after retries.
+        let mut probe = kv.client.kv_client();
+        kv.timed(probe.get("/kargo-probe", None)).await?;
         Ok(kv)
     }
 
@@ -144,6 +146,29 @@ impl EtcdKv {
                 endpoints: self.endpoints.clone(),
                 message: other.to_string(),
             },
+        }
+    }
+
+    /// Runs a unary request, retrying transport failures a few times. etcd-client
+    /// balances requests over the endpoints and can send one to a member that just died
+    /// (its upstream issue 39); a retry goes to a live one. Writes are transactions with
+    /// compares, so a retried write that had in fact landed is refused by its compare,
+    /// never applied twice (the caller then sees a conflict and re-reads).
+    async fn call<T, F, Fut>(&self, mut request: F) -> Result<T, KvError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        const ATTEMPTS: u32 = 4;
+        let mut attempt = 1;
+        loop {
+            match self.timed(request(self.client.clone())).await {
+                Err(KvError::Unavailable { .. }) if attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(150 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -202,8 +227,12 @@ impl EtcdKv {
             .when(compares)
             .and_then(vec![op])
             .or_else(otherwise);
-        let mut client = self.client.kv_client();
-        let resp = self.timed(client.txn(txn)).await?;
+        let resp = self
+            .call(|c| {
+                let txn = txn.clone();
+                async move { c.kv_client().txn(txn).await }
+            })
+            .await?;
         if resp.succeeded() {
             let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
             return Ok(TxnResult::Written(rev));
@@ -233,15 +262,25 @@ fn entry(kv: &etcd_client::KeyValue) -> KvEntry {
 #[async_trait]
 impl Kv for EtcdKv {
     async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
-        let mut client = self.client.kv_client();
-        let resp = self.timed(client.get(key, None)).await?;
+        let resp = self
+            .call(|c| {
+                let key = key.to_string();
+                async move { c.kv_client().get(key, None).await }
+            })
+            .await?;
         Ok(resp.kvs().first().map(entry))
     }
 
     async fn range(&self, prefix: &str) -> Result<(Vec<KvEntry>, i64), KvError> {
-        let mut client = self.client.kv_client();
         let resp = self
-            .timed(client.get(prefix, Some(GetOptions::new().with_prefix())))
+            .call(|c| {
+                let prefix = prefix.to_string();
+                async move {
+                    c.kv_client()
+                        .get(prefix, Some(GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
             .await?;
         let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
         Ok((resp.kvs().iter().map(entry).collect(), rev))
@@ -266,8 +305,9 @@ impl Kv for EtcdKv {
         precondition: Precondition,
         fence: Option<&Fence>,
     ) -> Result<TxnResult, KvError> {
-        let mut lease = self.client.lease_client();
-        let granted = self.timed(lease.grant(ttl_seconds, None)).await?;
+        let granted = self
+            .call(|c| async move { c.lease_client().grant(ttl_seconds, None).await })
+            .await?;
         let options = etcd_client::PutOptions::new().with_lease(granted.id());
         self.txn(
             key,

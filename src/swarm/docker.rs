@@ -462,7 +462,10 @@ impl SwarmClient {
     }
 
     /// The tasks of several services in one request, by service ID, newest first.
-    pub async fn tasks_of(&self, service_ids: &[String]) -> Result<BTreeMap<String, Vec<TaskInfo>>, SwarmError> {
+    pub async fn tasks_of(
+        &self,
+        service_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<TaskInfo>>, SwarmError> {
         let mut out: BTreeMap<String, Vec<TaskInfo>> = BTreeMap::new();
         if service_ids.is_empty() {
             return Ok(out);
