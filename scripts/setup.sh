@@ -242,7 +242,7 @@ out="$(docker run --rm "$IMAGE:${IMAGE_TAGS[0]}" echo ok 2>&1 || true)"
 log "image: 'docker run --rm $IMAGE:${IMAGE_TAGS[0]} echo ok' works"
 
 # --- 6. node tools for the tests ------------------------------------------------------
-# yaml-language-server (tests/lsp.rs drives it over LSP) and ajv-cli (scripts/bench-validate.sh),
+# yaml-language-server (tests/lsp.rs drives it over LSP) and ajv-cli (bench/validate.sh),
 # pinned by tests/lsp/package-lock.json. Reinstalled only when the lock file is newer than
 # what npm last installed.
 NODE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/lsp"

@@ -162,8 +162,9 @@ async fn files_become_configs_and_secrets_and_nodes_get_labels() {
         );
     }
 
+    // Objects first, so nothing brings the services back; then the Swarm side.
+    common::wipe_prefix(&store).await;
     common::remove_installation(&swarm, PREFIX).await;
-    controller.pass().await.ok();
     swarm
         .set_node_labels(&node.id, &labels_before)
         .await

@@ -122,8 +122,8 @@ async fn an_imported_compose_file_deploys_and_becomes_ready() {
             .iter()
             .any(|c| c.name.starts_with("api_conf-"))
     );
+    common::wipe_prefix(&store).await;
     common::remove_installation(&swarm, prefix).await;
-    controller.pass().await.ok();
     for f in swarm.list_files(prefix, false).await.unwrap_or_default() {
         let _ = swarm.remove_file(&f.id, false).await;
     }

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, LeaderKey, ResignOptions};
+use etcd_client::{Client, LeaderKey, ResignOptions};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -48,15 +48,7 @@ impl Election {
         ttl: Duration,
     ) -> Result<Self, KvError> {
         let endpoints = config.endpoints.join(",");
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
-        if let Some((user, password)) = &config.credentials {
-            // The token expires; a long-running replica must fetch a new one.
-            options = options
-                .with_user(user.clone(), password.clone())
-                .with_auto_token_refresh(true);
-        }
+        let options = config.connect_options(Duration::from_secs(5));
         let client = Client::connect(config.endpoints.clone(), Some(options))
             .await
             .map_err(|e| KvError::Unavailable {

@@ -59,6 +59,36 @@ pub struct EtcdKv {
     timeout: Duration,
 }
 
+impl EtcdConfig {
+    /// The client options every connection of kargo uses (the store's and the election's):
+    /// auth with token refresh, TLS, keep-alive.
+    pub(super) fn connect_options(&self, connect_timeout: Duration) -> ConnectOptions {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(connect_timeout)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if let Some((user, password)) = &self.credentials {
+            // The token etcd gives expires (`--auth-token-ttl`): a request refused for
+            // an invalid token re-authenticates and is sent again, once.
+            options = options
+                .with_user(user.clone(), password.clone())
+                .with_auto_token_refresh(true);
+        }
+        let https = self.endpoints.iter().any(|e| e.starts_with("https://"));
+        if self.tls.is_some() || https {
+            let tls = self.tls.clone().unwrap_or_default();
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = tls.ca_pem {
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = tls.identity {
+                t = t.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(t);
+        }
+        options
+    }
+}
+
 impl EtcdKv {
     /// Connects and probes etcd, so an unreachable store fails here within the timeout
     /// rather than on first use (etcd-client connects lazily).
@@ -71,28 +101,7 @@ impl EtcdKv {
             endpoints: endpoints.clone(),
             message,
         };
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        if let Some((user, password)) = &config.credentials {
-            // The token etcd gives expires (`--auth-token-ttl`): a request refused for
-            // an invalid token re-authenticates and is sent again, once.
-            options = options
-                .with_user(user.clone(), password.clone())
-                .with_auto_token_refresh(true);
-        }
-        let https = config.endpoints.iter().any(|e| e.starts_with("https://"));
-        if config.tls.is_some() || https {
-            let tls = config.tls.clone().unwrap_or_default();
-            let mut t = etcd_client::TlsOptions::new();
-            if let Some(ca) = tls.ca_pem {
-                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
-            }
-            if let Some((cert, key)) = tls.identity {
-                t = t.identity(etcd_client::Identity::from_pem(cert, key));
-            }
-            options = options.with_tls(t);
-        }
+        let options = config.connect_options(timeout);
         let connect = Client::connect(config.endpoints.clone(), Some(options));
         let client = tokio::time::timeout(timeout, connect)
             .await

@@ -2,7 +2,7 @@
 # Throughput of `kargo validate` against ajv-cli on the same documents and the same
 # umbrella schema (schemas/kargo.json), each in one invocation over the whole corpus.
 #
-#   scripts/bench-validate.sh [DOCUMENTS]      # default 10000
+#   bench/validate.sh [DOCUMENTS]      # default 10000
 #
 # The corpus is generated into a temporary folder: one document per file (ajv-cli reads
 # only single-document YAML files), 60% Services, 20% Stacks, 10% Environments and 10%
