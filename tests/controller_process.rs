@@ -175,6 +175,30 @@ async fn controller_orders_corrects_drift_reports_and_rolls_back() {
         (l.spec.pointer("/Mode/Replicated/Replicas")?.as_u64()? == 2).then_some(())
     })
     .await;
+    let live = swarm
+        .inspect_service("kargo-pb_app")
+        .await
+        .expect("inspect")
+        .expect("app");
+    let mut spec = live.spec.clone();
+    spec["TaskTemplate"]["ContainerSpec"]["Image"] = serde_json::json!(common::image("1.1"));
+    swarm
+        .update_service(&live.id, &live.name, live.version, &spec)
+        .await
+        .expect("hand update --image");
+    eventually(
+        Duration::from_secs(30),
+        "hand image change undone",
+        async || {
+            let l = swarm.inspect_service("kargo-pb_app").await.ok()??;
+            (l.spec
+                .pointer("/TaskTemplate/ContainerSpec/Image")?
+                .as_str()?
+                == common::image("1.0"))
+            .then_some(())
+        },
+    )
+    .await;
     swarm.remove_service(&live.id).await.expect("hand rm");
     eventually(
         Duration::from_secs(30),

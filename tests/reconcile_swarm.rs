@@ -252,3 +252,44 @@ async fn stale_resource_version_is_a_conflict_and_writes_nothing() {
     assert_eq!(now.spec["deploy"]["replicas"], serde_json::json!(3));
     common::wipe_prefix(&store).await;
 }
+
+#[tokio::test]
+async fn a_command_that_exits_is_not_ready_and_says_why() {
+    let prefix = "/kargo-test-exits";
+    let store = common::etcd_store(prefix).await;
+    let swarm = common::swarm().await;
+    common::remove_installation(&swarm, prefix).await;
+    let yaml = format!(
+        "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {{name: ex1}}\nspec: {{services: [crash]}}\n---\napiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata: {{name: crash}}\nspec:\n  image: \"{}\"\n  command: [\"sh\", \"-c\", \"exit 3\"]\n  endpointMode: dnsrr\n",
+        common::image("1.0")
+    );
+    apply_all(&store, &yaml).await;
+    let controller = common::controller(&store, swarm.clone());
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let message = loop {
+        let report = controller.pass().await.expect("pass");
+        assert!(!report.all_ready, "a crashing service is never Ready");
+        let st = service_status(&store, "crash").await;
+        let ready = st
+            .common
+            .condition("Ready")
+            .cloned()
+            .expect("Ready condition");
+        if ready.message.contains("exit") {
+            assert_eq!(ready.reason, "TasksFailing", "{ready:?}");
+            assert!(!st.task_errors.is_empty());
+            break ready.message;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no task error reported: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert!(
+        message.contains("(3)") || message.contains("exit"),
+        "{message}"
+    );
+    common::wipe_prefix(&store).await;
+    common::remove_installation(&swarm, prefix).await;
+}
