@@ -8,7 +8,8 @@
 # only single-document YAML files), 60% Services, 20% Stacks, 10% Environments and 10%
 # Configurations, all valid, and shaped like the example workspace. Each tool runs three
 # times; the best run counts. Needs the release build (built here) and ajv-cli
-# (tests/lsp/node_modules, installed by scripts/setup.sh).
+# (tests/lsp/node_modules, installed by scripts/setup.sh). KEEP_CORPUS=1 keeps the
+# generated folder (for profiling: perf record ./target/release/kargo validate -f DIR).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +22,7 @@ SCHEMA="$ROOT/schemas/kargo.json"
 (cd "$ROOT" && cargo build --release --quiet --bin kargo)
 
 DIR="$(mktemp -d)"
-trap 'rm -rf "$DIR"' EXIT
+trap '[[ -n "${KEEP_CORPUS:-}" ]] || rm -rf "$DIR"' EXIT
 
 awk -v n="$N" -v dir="$DIR" 'BEGIN {
   for (i = 0; i < n; i++) {
