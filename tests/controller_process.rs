@@ -17,6 +17,14 @@ fn manifests() -> String {
     format!(
         r#"
 apiVersion: kargo.dev/v1alpha1
+kind: Configuration
+metadata: {{name: main}}
+spec:
+  defaults: none
+  files:
+    token: {{content: "t0p-s3cret-value", sensitive: true}}
+---
+apiVersion: kargo.dev/v1alpha1
 kind: Stack
 metadata: {{name: pa}}
 spec:
@@ -56,6 +64,7 @@ spec:
   image: "{image}"
   command: ["sh", "-c", "while true; do sleep 1; done"]
   endpointMode: dnsrr
+  secrets: [{{file: token}}]
   deploy:
     replicas: 2
 "#
@@ -275,7 +284,40 @@ async fn controller_orders_corrects_drift_reports_and_rolls_back() {
         "log:\n{}",
         ctl.log()
     );
+    // The sensitive file reached Swarm as a secret, and never the log, get or render.
+    assert!(
+        swarm
+            .list_files(PREFIX, true)
+            .await
+            .expect("secrets")
+            .iter()
+            .any(|s| s.name.starts_with("token-"))
+    );
+    assert!(
+        !ctl.log().contains("t0p-s3cret-value"),
+        "secret in the controller's log"
+    );
+    let get = common::kargo(
+        PREFIX,
+        &["get", "configuration", "main", "-o", "yaml"],
+        None,
+    );
+    assert!(get.status.success(), "{}", common::text(&get.stderr));
+    assert!(
+        !common::text(&get.stdout).contains("t0p-s3cret-value"),
+        "secret in get"
+    );
+    assert!(common::text(&get.stdout).contains("<redacted>"));
+    let render = common::kargo(PREFIX, &["render"], None);
+    assert!(
+        !common::text(&render.stdout).contains("t0p-s3cret-value"),
+        "secret in render"
+    );
+    assert!(common::text(&render.stdout).contains("<redacted>"));
     drop(ctl);
-    common::remove_installation(&swarm, PREFIX).await;
     common::wipe_prefix(&store).await;
+    common::remove_installation(&swarm, PREFIX).await;
+    for f in swarm.list_files(PREFIX, true).await.unwrap_or_default() {
+        let _ = swarm.remove_file(&f.id, true).await;
+    }
 }
