@@ -423,8 +423,10 @@ fn check_input(input: &Input, options: &Options) -> Checked {
 /// Reads at most `max + 1` bytes, so a huge file costs no more memory than the limit.
 fn read_bounded(path: &std::path::Path, max: usize) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
     let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    // Sized from the metadata, so a small file is read in one call rather than probed.
+    let size = file.metadata().map(|m| m.len().min(cap)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
     file.take(cap)
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
