@@ -7,12 +7,15 @@ pub mod plan;
 mod queue;
 mod reconcile;
 mod run;
+mod status;
+mod swarm_objects;
 
 pub use metrics::Metrics;
 pub use plan::{Plan, PlannedService, PlannedStack, Snapshot, plan};
 pub use queue::WorkQueue;
-pub use reconcile::{Action, HasCommon, INSTALLATION_KEY, PassReport, Reconciler, StackOutcome};
+pub use reconcile::{Action, INSTALLATION_KEY, PassReport, Reconciler, StackOutcome};
 pub use run::{Catalog, Controller, ControllerOptions, ElectionOptions};
+pub use status::HasCommon;
 
 use crate::store::StoreError;
 use crate::swarm::SwarmError;

@@ -1,5 +1,6 @@
 //! Reconciling onto Swarm: one Stack at a time (the unit of reconciliation), plus the
-//! installation-wide work (garbage collection, finalizers, Environment/Configuration status).
+//! installation-wide work (garbage collection, finalizers, files, node labels; the
+//! statuses of what no stack covers are in [`super::status`]).
 //!
 //! Level-based and idempotent: a reconcile is never told why it runs. It compares the
 //! desired ServiceSpec with the live one over the fields kargo sets, so a converged
@@ -9,13 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::api::{
-    CommonStatus, ConditionStatus, ConfigurationStatus, EnvironmentStatus, Kind, RollbackMode,
-    SWARM_FINALIZER, ServiceStatus, StackStatus,
+    ConditionStatus, Kind, RollbackMode, SWARM_FINALIZER, ServiceStatus, StackStatus,
 };
 use crate::store::{Fence, Store, StoreError};
 use crate::swarm::names::{
@@ -31,6 +30,7 @@ use super::ControllerError;
 use super::events::{EventRecorder, EventType};
 use super::history;
 use super::plan::{CASCADE_ANNOTATION, Plan, PlannedStack, Snapshot, plan};
+use super::status::set_ready;
 
 /// How soon to look again at a stack that is converging.
 pub const CONVERGING_REQUEUE: Duration = Duration::from_secs(1);
@@ -103,7 +103,7 @@ pub struct StackOutcome {
 }
 
 impl Reconciler<'_> {
-    fn installation(&self) -> &str {
+    pub(super) fn installation(&self) -> &str {
         self.store.prefix()
     }
 
@@ -567,87 +567,6 @@ impl Reconciler<'_> {
         Ok(StackOutcome { ready, etcd_writes })
     }
 
-    /// Creates the Swarm configs and secrets this stack's services mount (content-named,
-    /// so a changed file is a new object) and records their IDs in `ids`.
-    async fn ensure_files(
-        &self,
-        plan: &Plan,
-        stack: &PlannedStack,
-        ids: &mut BTreeMap<String, String>,
-    ) -> Result<(), ControllerError> {
-        let wanted: BTreeSet<(String, bool)> = stack
-            .services
-            .iter()
-            .filter_map(|p| p.desired.as_ref().ok())
-            .flat_map(|d| file_refs(&d.spec))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        for secret in [false, true] {
-            let existing = self.swarm.list_files(self.installation(), secret).await?;
-            for (name, _) in wanted.iter().filter(|(_, s)| *s == secret) {
-                let id = match existing.iter().find(|f| &f.name == name) {
-                    Some(f) => f.id.clone(),
-                    None => {
-                        let Some(file) = plan.files.values().find(|f| &f.swarm_name == name) else {
-                            continue;
-                        };
-                        let labels = BTreeMap::from([(
-                            INSTALLATION_LABEL.to_string(),
-                            self.installation().to_string(),
-                        )]);
-                        let id = self
-                            .swarm
-                            .create_file(name, file.content.as_bytes(), &labels, secret)
-                            .await?;
-                        let what = if secret { "secret" } else { "config" };
-                        self.events
-                            .record(
-                                Kind::Stack,
-                                &stack.name,
-                                EventType::Normal,
-                                "Created",
-                                &format!("created Swarm {what} {name}"),
-                                self.fence,
-                            )
-                            .await;
-                        id
-                    }
-                };
-                let prefix = if secret { "secret:" } else { "config:" };
-                ids.insert(format!("{prefix}{name}"), id);
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes configs and secrets of this installation that no desired service mounts;
-    /// one still in use (a service not moved yet) stays until a later pass.
-    async fn collect_files(&self, plan: &Plan) -> Result<(), ControllerError> {
-        let wanted: BTreeSet<String> = plan
-            .stacks
-            .iter()
-            .flat_map(|s| s.services.iter())
-            .filter_map(|p| p.desired.as_ref().ok())
-            .flat_map(|d| file_refs(&d.spec).into_iter().map(|(n, _)| n))
-            .collect();
-        for secret in [false, true] {
-            for f in self.swarm.list_files(self.installation(), secret).await? {
-                if wanted.contains(&f.name) {
-                    continue;
-                }
-                match self.swarm.remove_file(&f.id, secret).await {
-                    Ok(()) => info!(name = %f.name, "removed unused Swarm config/secret"),
-                    Err(e) => {
-                        debug!(name = %f.name, error = %e, "config/secret still in use; later")
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// `rollback: auto`: writes the last Ready set of specs back as the Services' specs.
     async fn auto_rollback(
         &self,
@@ -931,35 +850,6 @@ impl Reconciler<'_> {
         }
     }
 
-    /// Keeps the labels of the nodes the Environment in force names exactly as declared
-    /// (adds missing, removes extra); nodes it does not name are left alone.
-    async fn sync_node_labels(
-        &self,
-        snapshot: &Snapshot,
-        plan: &Plan,
-    ) -> Result<(), ControllerError> {
-        let Some(env) = plan
-            .environment
-            .as_ref()
-            .and_then(|e| snapshot.environments.get(e))
-        else {
-            return Ok(());
-        };
-        if env.spec.nodes.is_empty() {
-            return Ok(());
-        }
-        for node in self.swarm.nodes().await? {
-            let Some(want) = env.spec.nodes.get(&node.hostname) else {
-                continue;
-            };
-            if node.labels != want.labels {
-                self.swarm.set_node_labels(&node.id, &want.labels).await?;
-                info!(node = %node.hostname, "node labels set as the Environment declares");
-            }
-        }
-        Ok(())
-    }
-
     /// Drops the finalizer of deleted Stacks and Services whose Swarm services are gone.
     async fn release_finalizers(
         &self,
@@ -1002,251 +892,10 @@ impl Reconciler<'_> {
         }
         Ok(writes)
     }
-
-    /// Status of what no stack reconcile covers: undeployed Services and Stacks, the
-    /// Environments and the Configurations.
-    async fn write_installation_statuses(
-        &self,
-        snapshot: &Snapshot,
-        plan: &Plan,
-        is_ready: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<u64, ControllerError> {
-        let now = Utc::now();
-        let mut writes = 0;
-        for (name, svc) in &snapshot.services {
-            if svc.metadata.deletion_timestamp.is_some() || plan.stack_of(name).is_some() {
-                continue;
-            }
-            let mut status = ServiceStatus {
-                common: svc.status.common.clone(),
-                ..ServiceStatus::default()
-            };
-            set_ready(
-                &mut status.common,
-                false,
-                "NotDeployed",
-                "no deployed Stack lists this Service".into(),
-                now,
-            );
-            status.common.conditions.retain(|c| c.type_ == "Ready");
-            writes += self
-                .put_status(
-                    Kind::Service,
-                    name,
-                    svc.metadata.generation,
-                    &svc.status,
-                    status,
-                )
-                .await?;
-        }
-        for (name, st) in &snapshot.stacks {
-            if st.metadata.deletion_timestamp.is_some()
-                || plan.stacks.iter().any(|p| &p.name == name)
-            {
-                continue;
-            }
-            let mut status = StackStatus {
-                common: st.status.common.clone(),
-                last_ready_revision: st.status.last_ready_revision,
-                services_total: st.spec.services.len() as u64,
-                ..StackStatus::default()
-            };
-            let (reason, msg) = if st.spec.suspend {
-                ("Suspended", "suspended: its Swarm objects are removed")
-            } else {
-                (
-                    "NotDeployed",
-                    "the Environment in force does not list this Stack",
-                )
-            };
-            set_ready(&mut status.common, false, reason, msg.into(), now);
-            status.common.conditions.retain(|c| c.type_ == "Ready");
-            writes += self
-                .put_status(
-                    Kind::Stack,
-                    name,
-                    st.metadata.generation,
-                    &st.status,
-                    status,
-                )
-                .await?;
-        }
-        for (name, env) in &snapshot.environments {
-            let mut status = EnvironmentStatus {
-                common: env.status.common.clone(),
-                ..EnvironmentStatus::default()
-            };
-            match crate::manifest::resolve_environment(&env.spec.variables) {
-                Ok(n) => {
-                    status.variables_resolved = n;
-                    set_ready(
-                        &mut status.common,
-                        true,
-                        "Resolved",
-                        "every variable resolves".into(),
-                        now,
-                    );
-                }
-                Err(unresolved) => {
-                    status.variables_resolved = (env.spec.variables.len()
-                        - unresolved.len().min(env.spec.variables.len()))
-                        as u64;
-                    set_ready(
-                        &mut status.common,
-                        false,
-                        "UnresolvedVariables",
-                        unresolved.join("; "),
-                        now,
-                    );
-                    status.unresolved = unresolved;
-                }
-            }
-            writes += self
-                .put_status(
-                    Kind::Environment,
-                    name,
-                    env.metadata.generation,
-                    &env.status,
-                    status,
-                )
-                .await?;
-        }
-        for (name, cfg) in &snapshot.configurations {
-            let mut status = ConfigurationStatus {
-                common: cfg.status.common.clone(),
-                digest: cfg.status.digest.clone(),
-                ..ConfigurationStatus::default()
-            };
-            if plan.configuration.as_deref() == Some(name.as_str()) {
-                status.stacks = plan.stacks.iter().map(|s| s.name.clone()).collect();
-                status.services = plan
-                    .stacks
-                    .iter()
-                    .flat_map(|s| {
-                        s.services
-                            .iter()
-                            .map(move |p| format!("{}/{}", s.name, p.name))
-                    })
-                    .collect();
-                let digest_input: Vec<(&str, &str)> = plan
-                    .stacks
-                    .iter()
-                    .flat_map(|s| {
-                        s.services
-                            .iter()
-                            .filter_map(|p| p.desired.as_ref().ok())
-                            .map(|d| (d.name.as_str(), d.hash.as_str()))
-                    })
-                    .collect();
-                status.digest = Some(crate::swarm::hash_json(&serde_json::json!(digest_input)));
-                let not_ready: Vec<&str> = plan
-                    .stacks
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .filter(|s| !is_ready(s))
-                    .collect();
-                let (ok, reason, msg) = if !plan.errors.is_empty() {
-                    (false, "InvalidConfiguration", plan.errors.join("; "))
-                } else if not_ready.is_empty() {
-                    (
-                        true,
-                        "Converged",
-                        format!("{} stacks Ready", plan.stacks.len()),
-                    )
-                } else {
-                    (
-                        false,
-                        "Progressing",
-                        format!("stacks not Ready: {}", not_ready.join(", ")),
-                    )
-                };
-                set_ready(&mut status.common, ok, reason, msg, now);
-            } else {
-                set_ready(
-                    &mut status.common,
-                    false,
-                    "NotInForce",
-                    "another Configuration is in force".into(),
-                    now,
-                );
-            }
-            writes += self
-                .put_status(
-                    Kind::Configuration,
-                    name,
-                    cfg.metadata.generation,
-                    &cfg.status,
-                    status,
-                )
-                .await?;
-        }
-        Ok(writes)
-    }
-
-    /// Writes a status when it differs from the stored one; returns the number of writes.
-    async fn put_status<T: Serialize + PartialEq + HasCommon>(
-        &self,
-        kind: Kind,
-        name: &str,
-        generation: Option<i64>,
-        stored: &T,
-        mut next: T,
-    ) -> Result<u64, ControllerError> {
-        next.common_mut().observed_generation = generation;
-        if &next == stored {
-            return Ok(0);
-        }
-        let value =
-            serde_json::to_value(&next).map_err(|e| ControllerError::Internal(e.to_string()))?;
-        match self
-            .store
-            .update_status(kind, name, &value, self.fence)
-            .await
-        {
-            Ok(w) => Ok(u64::from(w.changed)),
-            Err(StoreError::NotFound { .. }) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 /// The queue key of installation-wide work.
 pub const INSTALLATION_KEY: &str = "installation";
-
-fn set_ready(
-    common: &mut CommonStatus,
-    ready: bool,
-    reason: &str,
-    message: String,
-    now: DateTime<Utc>,
-) {
-    let s = if ready {
-        ConditionStatus::True
-    } else {
-        ConditionStatus::False
-    };
-    common.set_condition("Ready", s, reason, message, now);
-}
-
-/// Status types that carry the common fields.
-pub trait HasCommon {
-    /// The common fields.
-    fn common_mut(&mut self) -> &mut CommonStatus;
-}
-
-macro_rules! has_common {
-    ($($t:ty),*) => {$(
-        impl HasCommon for $t {
-            fn common_mut(&mut self) -> &mut CommonStatus { &mut self.common }
-        }
-    )*};
-}
-has_common!(
-    ServiceStatus,
-    StackStatus,
-    EnvironmentStatus,
-    ConfigurationStatus
-);
 
 /// Network, config and secret names → IDs in the task template, as the engine stores
 /// them. `ids` maps network names, and `config:<name>` / `secret:<name>`, to IDs.
@@ -1292,25 +941,4 @@ fn resolve_ids(spec: &Value, ids: &BTreeMap<String, String>) -> Value {
         }
     }
     spec
-}
-
-/// Swarm config and secret names a rendered spec refers to: (name, is_secret).
-fn file_refs(spec: &Value) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    for (list, key, secret) in [
-        ("/TaskTemplate/ContainerSpec/Configs", "ConfigName", false),
-        ("/TaskTemplate/ContainerSpec/Secrets", "SecretName", true),
-    ] {
-        for r in spec
-            .pointer(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = r.get(key).and_then(Value::as_str) {
-                out.push((n.to_string(), secret));
-            }
-        }
-    }
-    out
 }

@@ -1,0 +1,258 @@
+//! Status of what no stack reconcile covers (undeployed Services and Stacks,
+//! Environments, Configurations), and the one place statuses are written.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::api::{
+    CommonStatus, ConditionStatus, ConfigurationStatus, EnvironmentStatus, Kind, ServiceStatus,
+    StackStatus,
+};
+use crate::store::StoreError;
+
+use super::ControllerError;
+use super::plan::{Plan, Snapshot};
+use super::reconcile::Reconciler;
+
+impl Reconciler<'_> {
+    /// Status of what no stack reconcile covers: undeployed Services and Stacks, the
+    /// Environments and the Configurations.
+    pub(super) async fn write_installation_statuses(
+        &self,
+        snapshot: &Snapshot,
+        plan: &Plan,
+        is_ready: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<u64, ControllerError> {
+        let now = Utc::now();
+        let mut writes = 0;
+        for (name, svc) in &snapshot.services {
+            if svc.metadata.deletion_timestamp.is_some() || plan.stack_of(name).is_some() {
+                continue;
+            }
+            let mut status = ServiceStatus {
+                common: svc.status.common.clone(),
+                ..ServiceStatus::default()
+            };
+            set_ready(
+                &mut status.common,
+                false,
+                "NotDeployed",
+                "no deployed Stack lists this Service".into(),
+                now,
+            );
+            status.common.conditions.retain(|c| c.type_ == "Ready");
+            writes += self
+                .put_status(
+                    Kind::Service,
+                    name,
+                    svc.metadata.generation,
+                    &svc.status,
+                    status,
+                )
+                .await?;
+        }
+        for (name, st) in &snapshot.stacks {
+            if st.metadata.deletion_timestamp.is_some()
+                || plan.stacks.iter().any(|p| &p.name == name)
+            {
+                continue;
+            }
+            let mut status = StackStatus {
+                common: st.status.common.clone(),
+                last_ready_revision: st.status.last_ready_revision,
+                services_total: st.spec.services.len() as u64,
+                ..StackStatus::default()
+            };
+            let (reason, msg) = if st.spec.suspend {
+                ("Suspended", "suspended: its Swarm objects are removed")
+            } else {
+                (
+                    "NotDeployed",
+                    "the Environment in force does not list this Stack",
+                )
+            };
+            set_ready(&mut status.common, false, reason, msg.into(), now);
+            status.common.conditions.retain(|c| c.type_ == "Ready");
+            writes += self
+                .put_status(
+                    Kind::Stack,
+                    name,
+                    st.metadata.generation,
+                    &st.status,
+                    status,
+                )
+                .await?;
+        }
+        for (name, env) in &snapshot.environments {
+            let mut status = EnvironmentStatus {
+                common: env.status.common.clone(),
+                ..EnvironmentStatus::default()
+            };
+            match crate::manifest::resolve_environment(&env.spec.variables) {
+                Ok(n) => {
+                    status.variables_resolved = n;
+                    set_ready(
+                        &mut status.common,
+                        true,
+                        "Resolved",
+                        "every variable resolves".into(),
+                        now,
+                    );
+                }
+                Err(unresolved) => {
+                    status.variables_resolved = (env.spec.variables.len()
+                        - unresolved.len().min(env.spec.variables.len()))
+                        as u64;
+                    set_ready(
+                        &mut status.common,
+                        false,
+                        "UnresolvedVariables",
+                        unresolved.join("; "),
+                        now,
+                    );
+                    status.unresolved = unresolved;
+                }
+            }
+            writes += self
+                .put_status(
+                    Kind::Environment,
+                    name,
+                    env.metadata.generation,
+                    &env.status,
+                    status,
+                )
+                .await?;
+        }
+        for (name, cfg) in &snapshot.configurations {
+            let mut status = ConfigurationStatus {
+                common: cfg.status.common.clone(),
+                digest: cfg.status.digest.clone(),
+                ..ConfigurationStatus::default()
+            };
+            if plan.configuration.as_deref() == Some(name.as_str()) {
+                status.stacks = plan.stacks.iter().map(|s| s.name.clone()).collect();
+                status.services = plan
+                    .stacks
+                    .iter()
+                    .flat_map(|s| {
+                        s.services
+                            .iter()
+                            .map(move |p| format!("{}/{}", s.name, p.name))
+                    })
+                    .collect();
+                let digest_input: Vec<(&str, &str)> = plan
+                    .stacks
+                    .iter()
+                    .flat_map(|s| {
+                        s.services
+                            .iter()
+                            .filter_map(|p| p.desired.as_ref().ok())
+                            .map(|d| (d.name.as_str(), d.hash.as_str()))
+                    })
+                    .collect();
+                status.digest = Some(crate::swarm::hash_json(&serde_json::json!(digest_input)));
+                let not_ready: Vec<&str> = plan
+                    .stacks
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .filter(|s| !is_ready(s))
+                    .collect();
+                let (ok, reason, msg) = if !plan.errors.is_empty() {
+                    (false, "InvalidConfiguration", plan.errors.join("; "))
+                } else if not_ready.is_empty() {
+                    (
+                        true,
+                        "Converged",
+                        format!("{} stacks Ready", plan.stacks.len()),
+                    )
+                } else {
+                    (
+                        false,
+                        "Progressing",
+                        format!("stacks not Ready: {}", not_ready.join(", ")),
+                    )
+                };
+                set_ready(&mut status.common, ok, reason, msg, now);
+            } else {
+                set_ready(
+                    &mut status.common,
+                    false,
+                    "NotInForce",
+                    "another Configuration is in force".into(),
+                    now,
+                );
+            }
+            writes += self
+                .put_status(
+                    Kind::Configuration,
+                    name,
+                    cfg.metadata.generation,
+                    &cfg.status,
+                    status,
+                )
+                .await?;
+        }
+        Ok(writes)
+    }
+
+    /// Writes a status when it differs from the stored one; returns the number of writes.
+    pub(super) async fn put_status<T: Serialize + PartialEq + HasCommon>(
+        &self,
+        kind: Kind,
+        name: &str,
+        generation: Option<i64>,
+        stored: &T,
+        mut next: T,
+    ) -> Result<u64, ControllerError> {
+        next.common_mut().observed_generation = generation;
+        if &next == stored {
+            return Ok(0);
+        }
+        let value =
+            serde_json::to_value(&next).map_err(|e| ControllerError::Internal(e.to_string()))?;
+        match self
+            .store
+            .update_status(kind, name, &value, self.fence)
+            .await
+        {
+            Ok(w) => Ok(u64::from(w.changed)),
+            Err(StoreError::NotFound { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+pub(super) fn set_ready(
+    common: &mut CommonStatus,
+    ready: bool,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) {
+    let s = if ready {
+        ConditionStatus::True
+    } else {
+        ConditionStatus::False
+    };
+    common.set_condition("Ready", s, reason, message, now);
+}
+
+/// Status types that carry the common fields.
+pub trait HasCommon {
+    /// The common fields.
+    fn common_mut(&mut self) -> &mut CommonStatus;
+}
+
+macro_rules! has_common {
+    ($($t:ty),*) => {$(
+        impl HasCommon for $t {
+            fn common_mut(&mut self) -> &mut CommonStatus { &mut self.common }
+        }
+    )*};
+}
+has_common!(
+    ServiceStatus,
+    StackStatus,
+    EnvironmentStatus,
+    ConfigurationStatus
+);
