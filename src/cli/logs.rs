@@ -39,15 +39,11 @@ pub struct Args {
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let (kind, names) = target::one_kind(&args.target)?;
-    let [name] = names.as_slice() else {
-        return Err(CliError::usage("name one service"));
-    };
-    if kind != Kind::Service {
-        return Err(CliError::usage(
-            "logs are per service: kargo logs service NAME (see `kargo ps stack NAME` for a stack)",
-        ));
-    }
+    let (kind, name) = target::one_of(&args.target, &[Kind::Service], "name one service", |_| {
+        "logs are per service: kargo logs service NAME (see `kargo ps stack NAME` for a stack)"
+            .to_string()
+    })?;
+    let name = &name;
     let swarm = g.swarm().await?;
     let services = swarmref::services_of(&swarm, &g.prefix, kind, name).await?;
     if services.is_empty() {

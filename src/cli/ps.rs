@@ -24,15 +24,13 @@ pub struct Args {
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let (kind, names) = target::one_kind(&args.target)?;
-    let [name] = names.as_slice() else {
-        return Err(CliError::usage("name one service or stack"));
-    };
-    if !matches!(kind, crate::api::Kind::Service | crate::api::Kind::Stack) {
-        return Err(CliError::usage(format!(
-            "{kind} objects have no tasks: name a service or a stack"
-        )));
-    }
+    let (kind, name) = target::one_of(
+        &args.target,
+        &[crate::api::Kind::Service, crate::api::Kind::Stack],
+        "name one service or stack",
+        |kind| format!("{kind} objects have no tasks: name a service or a stack"),
+    )?;
+    let name = &name;
     let swarm = g.swarm().await?;
     let services = swarmref::services_of(&swarm, &g.prefix, kind, name).await?;
     if services.is_empty() {

@@ -87,16 +87,12 @@ struct UndoArgs {
 }
 
 fn stack_or_service(named: &Named) -> Result<(Kind, String), CliError> {
-    let (kind, names) = target::one_kind(&named.target)?;
-    let [name] = names.as_slice() else {
-        return Err(CliError::usage("name one stack or service"));
-    };
-    if !matches!(kind, Kind::Stack | Kind::Service) {
-        return Err(CliError::usage(format!(
-            "{kind} objects have no rollout: name a stack or a service"
-        )));
-    }
-    Ok((kind, name.clone()))
+    target::one_of(
+        &named.target,
+        &[Kind::Stack, Kind::Service],
+        "name one stack or service",
+        |kind| format!("{kind} objects have no rollout: name a stack or a service"),
+    )
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {

@@ -62,15 +62,10 @@ pub(super) fn set_path(root: &mut Value, path: &[&str], value: Value) -> Result<
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let (kind, names) = target::one_kind(&args.target)?;
-    let [name] = names.as_slice() else {
-        return Err(CliError::usage("name one service"));
-    };
-    if kind != Kind::Service {
-        return Err(CliError::usage(
-            "only services scale: kargo scale service NAME --replicas N",
-        ));
-    }
+    let (_, name) = target::one_of(&args.target, &[Kind::Service], "name one service", |_| {
+        "only services scale: kargo scale service NAME --replicas N".to_string()
+    })?;
+    let name = &name;
     let store = g.store().await?;
     let env_name = store
         .get(Kind::Configuration, &args.configuration)

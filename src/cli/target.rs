@@ -68,6 +68,24 @@ pub fn one_kind(words: &[String]) -> Result<(Kind, Vec<String>), CliError> {
     Ok((k, refs.into_iter().map(|r| r.name).collect()))
 }
 
+/// Exactly one object, of one of the `allowed` kinds: its kind and name. `one` is the
+/// usage message when several or none are named; `wrong` words the refusal of a kind.
+pub fn one_of(
+    words: &[String],
+    allowed: &[Kind],
+    one: &str,
+    wrong: impl FnOnce(Kind) -> String,
+) -> Result<(Kind, String), CliError> {
+    let (kind, names) = one_kind(words)?;
+    let [name] = names.as_slice() else {
+        return Err(CliError::usage(one));
+    };
+    if !allowed.contains(&kind) {
+        return Err(CliError::usage(wrong(kind)));
+    }
+    Ok((kind, name.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -700,8 +700,9 @@ impl Reconciler<'_> {
             }
             (Some(l), _) => {
                 let seen = comparable(&spec);
-                let hash_differs = l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash);
-                if (hash_differs || !covers(&l.spec, &seen)) && !failed_before {
+                let differs =
+                    l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash) || !covers(&l.spec, &seen);
+                if differs && !failed_before {
                     let why = first_difference(&l.spec, &seen, "")
                         .unwrap_or_else(|| "/Labels/dev.kargo.spec-hash".into());
                     self.swarm
@@ -718,7 +719,7 @@ impl Reconciler<'_> {
                             self.fence,
                         )
                         .await;
-                } else if hash_differs || !covers(&l.spec, &seen) {
+                } else if differs {
                     debug!(service = %desired.name, "spec failed before; not pushed again");
                 }
                 l.id.clone()
