@@ -155,10 +155,23 @@ fn list_dir(dir: &Path, recursive: bool, out: &mut Vec<Input>) {
             return;
         }
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
+    // The entry's type comes from the directory listing itself (no stat per file, which
+    // matters for folders of thousands of manifests); a symlink is followed to see what it names.
+    let mut found: Vec<(std::ffi::OsString, PathBuf, bool)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_symlink() => entry.path().is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => entry.path().is_dir(),
+            };
+            Some((entry.file_name(), entry.path(), is_dir))
+        })
+        .collect();
+    // One folder's entries differ only in their last component: sorting by it is sorting by path.
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (_, path, is_dir) in found {
+        if is_dir {
             if recursive {
                 list_dir(&path, recursive, out);
             }

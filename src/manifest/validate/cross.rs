@@ -57,9 +57,17 @@ pub(crate) struct Facts {
     references: Vec<Reference>,
     /// A Configuration's file names.
     files: Vec<String>,
+    /// The positions above are real (false for a document the fast reader read, whose
+    /// positions are unknown until its file is read again).
+    located: bool,
 }
 
 impl Facts {
+    /// Whether the positions of these facts are real.
+    pub(crate) fn is_located(&self) -> bool {
+        self.located
+    }
+
     /// The facts of a document of `kind` named `name`.
     pub(crate) fn extract(file: &str, doc: &Document, kind: Kind, name: &str) -> Facts {
         let mut facts = Facts {
@@ -73,6 +81,7 @@ impl Facts {
                 .unwrap_or(Position::START),
             references: Vec::new(),
             files: Vec::new(),
+            located: doc.positions.is_known(),
         };
         let value = &doc.value;
         let mut strings = |field: Field, pointer: &str| {

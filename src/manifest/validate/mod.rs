@@ -311,21 +311,39 @@ pub fn validate_sources(sources: &[Source], options: &Options) -> Report {
 /// Validates every input (files read by the workers, in parallel), then checks across the
 /// objects of all of them. Never fails: unreadable inputs become [`Rule::Io`] diagnostics.
 pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
-    let checked = run_parallel(inputs, options);
+    let checked = run_parallel(&inputs, options, Reader::Fast);
     let mut files: Vec<FileReport> = Vec::with_capacity(checked.len());
-    let mut facts: Vec<Facts> = Vec::new();
+    let mut facts: Vec<Vec<Facts>> = Vec::with_capacity(checked.len());
     let mut objects: Vec<DynamicObject> = Vec::new();
     for file in checked {
         files.push(file.report);
-        facts.extend(file.facts);
+        facts.push(file.facts);
         objects.extend(file.objects);
+    }
+    let mut found = cross::check(&facts.concat());
+    if !found.is_empty() {
+        // The problems need positions the fast reader did not keep: read the files it
+        // took again with the full reader (their values and schema results are the same).
+        let again: Vec<usize> = (0..facts.len())
+            .filter(|&i| facts[i].iter().any(|f| !f.is_located()))
+            .collect();
+        if !again.is_empty() {
+            let inputs: Vec<Input> = again.iter().map(|&i| inputs[i].clone()).collect();
+            for (i, file) in again
+                .into_iter()
+                .zip(run_parallel(&inputs, options, Reader::Full))
+            {
+                facts[i] = file.facts;
+            }
+            found = cross::check(&facts.concat());
+        }
     }
     let by_name: HashMap<String, usize> = files
         .iter()
         .enumerate()
         .map(|(i, f)| (f.file.clone(), i))
         .collect();
-    for diagnostic in cross::check(&facts) {
+    for diagnostic in found {
         if let Some(f) = by_name
             .get(&diagnostic.file)
             .and_then(|&i| files.get_mut(i))
@@ -339,6 +357,16 @@ pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
     Report { files, objects }
 }
 
+/// Which YAML reader a worker tries first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    /// The fast reader ([`yaml::parse_fast`]), and the full one when it declines or the
+    /// file has a problem to report.
+    Fast,
+    /// The full reader only (positions for every node).
+    Full,
+}
+
 /// What a worker returns for one file.
 #[derive(Default)]
 struct Checked {
@@ -348,7 +376,7 @@ struct Checked {
 }
 
 /// Checks every input on worker threads; results in input order.
-fn run_parallel(inputs: Vec<Input>, options: &Options) -> Vec<Checked> {
+fn run_parallel(inputs: &[Input], options: &Options, reader: Reader) -> Vec<Checked> {
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -356,22 +384,26 @@ fn run_parallel(inputs: Vec<Input>, options: &Options) -> Vec<Checked> {
     .min(inputs.len())
     .max(1);
     if threads == 1 {
-        return inputs.iter().map(|i| check_input(i, options)).collect();
+        let mut buffer = Vec::new();
+        return inputs
+            .iter()
+            .map(|i| check_input(i, options, reader, &mut buffer))
+            .collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let inputs = &inputs;
     let next = &next;
     let mut results: Vec<(usize, Checked)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(move || {
                     let mut done = Vec::new();
+                    let mut buffer = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(input) = inputs.get(i) else {
                             break;
                         };
-                        done.push((i, check_input(input, options)));
+                        done.push((i, check_input(input, options, reader, &mut buffer)));
                     }
                     done
                 })
@@ -401,36 +433,98 @@ fn run_parallel(inputs: Vec<Input>, options: &Options) -> Vec<Checked> {
     out
 }
 
-/// Reads (if needed) and checks one input.
-fn check_input(input: &Input, options: &Options) -> Checked {
+/// Reads (if needed, into `buffer`) and checks one input.
+fn check_input(input: &Input, options: &Options, reader: Reader, buffer: &mut Vec<u8>) -> Checked {
     let name = input.name();
-    match input {
-        Input::File(path) => match read_bounded(path, options.limits.max_bytes) {
-            Ok(bytes) => check_bytes(&name, &bytes, options),
-            Err(error) => Checked {
-                report: unreadable(&name, &error),
+    let bytes: &[u8] = match input {
+        Input::File(path) => match read_bounded(path, options.limits.max_bytes, buffer) {
+            Ok(()) => buffer,
+            Err(error) => {
+                return Checked {
+                    report: unreadable(&name, &error),
+                    ..Checked::default()
+                };
+            }
+        },
+        Input::Source(source) => &source.bytes,
+        Input::Unreadable { error, .. } => {
+            return Checked {
+                report: unreadable(&name, error),
                 ..Checked::default()
-            },
-        },
-        Input::Source(source) => check_bytes(&name, &source.bytes, options),
-        Input::Unreadable { error, .. } => Checked {
-            report: unreadable(&name, error),
-            ..Checked::default()
-        },
+            };
+        }
+    };
+    if reader == Reader::Fast
+        && let Some(checked) = check_fast(&name, bytes, options)
+    {
+        return checked;
     }
+    check_bytes(&name, bytes, options)
 }
 
-/// Reads at most `max + 1` bytes, so a huge file costs no more memory than the limit.
-fn read_bounded(path: &std::path::Path, max: usize) -> Result<Vec<u8>, String> {
+/// Checks a file the quick way, when it can: the fast reader, then each document's schema
+/// as a yes/no. `None` when the fast reader declines the file or any document is invalid;
+/// the full check then finds and places every problem.
+fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
+    let documents = yaml::parse_fast(bytes, &options.limits)?;
+    let schemas = schema_errors::schemas();
+    let mut checked = Checked {
+        report: FileReport {
+            file: name.to_string(),
+            documents: documents.len(),
+            ..FileReport::default()
+        },
+        ..Checked::default()
+    };
+    let mut kept = Vec::new();
+    for doc in documents {
+        let kind = doc
+            .value
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))?;
+        let object_name = doc
+            .value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)?;
+        if !schemas
+            .document(kind, Mode::Stored)
+            .ok()?
+            .validator
+            .is_valid(&doc.value)
+        {
+            return None;
+        }
+        checked
+            .report
+            .objects
+            .push((doc.index, format!("{}/{object_name}", kind.singular())));
+        checked
+            .facts
+            .push(Facts::extract(name, &doc, kind, object_name));
+        if options.keep_objects {
+            kept.push((kind, doc.value));
+        }
+    }
+    for (kind, value) in kept {
+        checked.objects.push(to_object(kind, value)?);
+    }
+    Some(checked)
+}
+
+/// Reads at most `max + 1` bytes into `buffer` (cleared first, reused from file to file by
+/// a worker), so a huge file costs no more memory than the limit and a small one costs no
+/// allocation and no `stat`.
+fn read_bounded(path: &std::path::Path, max: usize, buffer: &mut Vec<u8>) -> Result<(), String> {
+    buffer.clear();
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    // Sized from the metadata, so a small file is read in one call rather than probed.
-    let size = file.metadata().map(|m| m.len().min(cap)).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+    buffer.reserve(64 * 1024);
     file.take(cap)
-        .read_to_end(&mut bytes)
+        .read_to_end(buffer)
         .map_err(|e| e.to_string())?;
-    Ok(bytes)
+    Ok(())
 }
 
 /// The report of a file that could not be read.
@@ -486,20 +580,8 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
     let schemas = schema_errors::schemas();
     let mut checked = Checked::default();
     for doc in parsed.documents {
-        let (mut violations, kind, object_name) = match schemas {
-            Ok(schemas) => check_document(schemas, &doc, options.max_errors_per_document),
-            Err(internal) => (
-                vec![Violation {
-                    pointer: String::new(),
-                    path: String::new(),
-                    position: Position::START,
-                    rule: Rule::Document,
-                    message: internal.to_string(),
-                }],
-                None,
-                None,
-            ),
-        };
+        let (mut violations, kind, object_name) =
+            check_document(schemas, &doc, options.max_errors_per_document);
         let reference = match (kind, &object_name) {
             (Some(k), Some(n)) => Some(format!("{}/{n}", k.singular())),
             _ => None,
@@ -598,8 +680,10 @@ fn check_document(
         .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k));
     let Some(kind) = kind else {
         // Not a known kind: the umbrella schema words apiVersion and kind problems.
-        let mut violations =
-            schema_errors::check(schemas.umbrella(), value, Some(&doc.positions), max);
+        let mut violations = match schemas.umbrella() {
+            Ok(umbrella) => schema_errors::check(umbrella, value, Some(&doc.positions), max),
+            Err(internal) => vec![internal_violation(internal)],
+        };
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
         for v in violations.iter_mut().filter(|v| v.pointer == "/kind") {
             if let Some(given) = kind_value.and_then(Value::as_str) {
@@ -623,8 +707,8 @@ fn check_document(
         return (violations, None, name);
     };
     let violations = match schemas.document(kind, Mode::Stored) {
-        Some(compiled) => schema_errors::check(compiled, value, Some(&doc.positions), max),
-        None => Vec::new(),
+        Ok(compiled) => schema_errors::check(compiled, value, Some(&doc.positions), max),
+        Err(internal) => vec![internal_violation(internal)],
     };
     (violations, Some(kind), name)
 }
@@ -656,17 +740,19 @@ fn to_object(kind: Kind, value: Value) -> Option<DynamicObject> {
 /// of merge and interpolation (required fields enforced, no nulls), as the controller and
 /// `kargo render` need. Positions are unknown, so violations name fields only.
 pub fn validate_spec(kind: Kind, mode: Mode, spec: &Value) -> Vec<Violation> {
-    match schema_errors::schemas() {
-        Ok(schemas) => match schemas.spec(kind, mode) {
-            Some(compiled) => schema_errors::check(compiled, spec, None, usize::MAX),
-            None => Vec::new(),
-        },
-        Err(internal) => vec![Violation {
-            pointer: String::new(),
-            path: String::new(),
-            position: Position::START,
-            rule: Rule::Document,
-            message: internal.to_string(),
-        }],
+    match schema_errors::schemas().spec(kind, mode) {
+        Ok(compiled) => schema_errors::check(compiled, spec, None, usize::MAX),
+        Err(internal) => vec![internal_violation(internal)],
+    }
+}
+
+/// A violation standing for a bug: kargo's own schema did not compile.
+fn internal_violation(message: &str) -> Violation {
+    Violation {
+        pointer: String::new(),
+        path: String::new(),
+        position: Position::START,
+        rule: Rule::Document,
+        message: message.to_string(),
     }
 }

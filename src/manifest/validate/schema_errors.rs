@@ -1,6 +1,5 @@
 //! Compiled schemas, and the validator's errors turned into [`Diagnostic`]s at YAML positions.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
@@ -16,12 +15,17 @@ use crate::api::schema::{self, Mode};
 use crate::manifest::yaml::{Position, Positions};
 
 /// The schemas of every kind in both modes, their spec-only variants, and the umbrella,
-/// compiled once for the life of the process.
+/// each compiled on first use and kept for the life of the process: `kargo validate` of a
+/// few files pays for the kinds it meets, not for all seventeen schemas.
 pub(crate) struct Schemas {
-    documents: HashMap<(Kind, Mode), Compiled>,
-    specs: HashMap<(Kind, Mode), Compiled>,
-    umbrella: Compiled,
+    documents: [Slot; 8],
+    specs: [Slot; 8],
+    umbrella: Slot,
 }
+
+/// One schema, compiled on first use; `Err` only if kargo's own schema does not compile (a
+/// bug the unit tests catch).
+type Slot = OnceLock<Result<Compiled, String>>;
 
 /// A schema and its compiled validator (the schema is kept to word errors).
 pub(crate) struct Compiled {
@@ -29,27 +33,26 @@ pub(crate) struct Compiled {
     pub(crate) validator: Validator,
 }
 
-/// The schema set, compiled on first use; `Err` only if kargo's own schemas do not compile
-/// (a bug the unit tests catch).
-pub(crate) fn schemas() -> Result<&'static Schemas, &'static str> {
-    static SCHEMAS: OnceLock<Result<Schemas, String>> = OnceLock::new();
-    SCHEMAS.get_or_init(build).as_ref().map_err(String::as_str)
+/// The schema set (each schema compiled when first asked for).
+pub(crate) fn schemas() -> &'static Schemas {
+    static SCHEMAS: Schemas = Schemas {
+        documents: [const { OnceLock::new() }; 8],
+        specs: [const { OnceLock::new() }; 8],
+        umbrella: OnceLock::new(),
+    };
+    &SCHEMAS
 }
 
-fn build() -> Result<Schemas, String> {
-    let mut documents = HashMap::new();
-    let mut specs = HashMap::new();
-    for kind in Kind::ALL {
-        for mode in [Mode::Stored, Mode::Merged] {
-            documents.insert((kind, mode), compile(schema::kind_schema(kind, mode))?);
-            specs.insert((kind, mode), compile(schema::spec_schema(kind, mode))?);
-        }
-    }
-    Ok(Schemas {
-        documents,
-        specs,
-        umbrella: compile(schema::umbrella_schema(Mode::Stored))?,
-    })
+/// The place of `(kind, mode)` in a slot array.
+fn slot_index(kind: Kind, mode: Mode) -> usize {
+    let k = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    k * 2 + usize::from(mode == Mode::Merged)
+}
+
+fn get(slot: &Slot, schema: impl FnOnce() -> Value) -> Result<&Compiled, &str> {
+    slot.get_or_init(|| compile(schema()))
+        .as_ref()
+        .map_err(String::as_str)
 }
 
 fn compile(schema: Value) -> Result<Compiled, String> {
@@ -64,18 +67,20 @@ fn compile(schema: Value) -> Result<Compiled, String> {
 
 impl Schemas {
     /// The schema of a whole document of `kind`.
-    pub(crate) fn document(&self, kind: Kind, mode: Mode) -> Option<&Compiled> {
-        self.documents.get(&(kind, mode))
+    pub(crate) fn document(&self, kind: Kind, mode: Mode) -> Result<&Compiled, &str> {
+        let slot = &self.documents[slot_index(kind, mode)];
+        get(slot, || schema::kind_schema(kind, mode))
     }
 
     /// The schema of `kind`'s spec alone.
-    pub(crate) fn spec(&self, kind: Kind, mode: Mode) -> Option<&Compiled> {
-        self.specs.get(&(kind, mode))
+    pub(crate) fn spec(&self, kind: Kind, mode: Mode) -> Result<&Compiled, &str> {
+        let slot = &self.specs[slot_index(kind, mode)];
+        get(slot, || schema::spec_schema(kind, mode))
     }
 
     /// The umbrella schema (any kind).
-    pub(crate) fn umbrella(&self) -> &Compiled {
-        &self.umbrella
+    pub(crate) fn umbrella(&self) -> Result<&Compiled, &str> {
+        get(&self.umbrella, || schema::umbrella_schema(Mode::Stored))
     }
 }
 
@@ -301,33 +306,49 @@ pub(crate) fn escape(key: &str) -> String {
 /// `spec.ports[0].published` for `/spec/ports/0/published`, walking the document to tell
 /// list indexes from keys; keys that are not identifiers are quoted: `labels["a.b"]`.
 pub(crate) fn display_path(document: &Value, pointer: &str) -> String {
-    let mut out = String::new();
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(pointer.len() + 8);
     let mut node = Some(document);
     for raw in pointer.split('/').skip(1) {
-        let segment = raw.replace("~1", "/").replace("~0", "~");
+        let segment: std::borrow::Cow<'_, str> = if raw.contains('~') {
+            raw.replace("~1", "/").replace("~0", "~").into()
+        } else {
+            raw.into()
+        };
         match node {
             Some(Value::Array(items)) => {
-                out.push_str(&format!("[{segment}]"));
+                let _ = write!(out, "[{segment}]");
                 node = segment.parse::<usize>().ok().and_then(|i| items.get(i));
             }
             other => {
-                out = join_path(&out, &segment);
-                node = other.and_then(|n| n.get(&segment));
+                push_key(&mut out, &segment);
+                node = other.and_then(|n| n.get(segment.as_ref()));
             }
         }
     }
     out
 }
 
-/// `parent.key`, or `parent["odd key"]`.
-pub(crate) fn join_path(parent: &str, key: &str) -> String {
+/// Appends `.key` (or `key` at the start), or `["odd key"]`, to a display path.
+fn push_key(out: &mut String, key: &str) {
+    use std::fmt::Write as _;
     let plain = !key.is_empty()
         && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    match (parent.is_empty(), plain) {
-        (true, true) => key.to_string(),
-        (false, true) => format!("{parent}.{key}"),
-        (_, false) => format!("{parent}[{key:?}]"),
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if !plain {
+        let _ = write!(out, "[{key:?}]");
+        return;
     }
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out.push_str(key);
+}
+
+/// `parent.key`, or `parent["odd key"]`.
+pub(crate) fn join_path(parent: &str, key: &str) -> String {
+    let mut out = parent.to_string();
+    push_key(&mut out, key);
+    out
 }

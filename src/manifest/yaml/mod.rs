@@ -54,6 +54,9 @@
 
 mod builder;
 mod error;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 mod positions;
 mod scalar;
 mod source;
@@ -165,4 +168,18 @@ pub fn parse_stream(text: &[u8], limits: &Limits) -> Parsed {
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     builder::read_stream(text, limits)
+}
+
+/// Reads every document of `text` with the fast reader for plain block-style YAML, which
+/// keeps no positions: `Some` only when every document is in the subset it knows and would
+/// read without error, with exactly the values [`parse_stream`] gives; `None` means "ask
+/// [`parse_stream`]", never "invalid". For callers that only need the values of files that
+/// are usually fine (`kargo validate` over a large tree).
+pub fn parse_fast(text: &[u8], limits: &Limits) -> Option<Vec<Document>> {
+    if text.len() > limits.max_bytes {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    fast::read(text, limits)
 }

@@ -41,6 +41,11 @@ pub(crate) enum Children {
 }
 
 impl Positions {
+    /// Whether any position was recorded (the fast reader records none).
+    pub fn is_known(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
     /// Records a node and returns its id (the first node recorded is the root).
     pub(crate) fn add(
         &mut self,
