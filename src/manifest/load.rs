@@ -157,20 +157,21 @@ fn list_dir(dir: &Path, recursive: bool, out: &mut Vec<Input>) {
     };
     // The entry's type comes from the directory listing itself (no stat per file, which
     // matters for folders of thousands of manifests); a symlink is followed to see what it names.
-    let mut found: Vec<(std::ffi::OsString, PathBuf, bool)> = entries
+    let mut found: Vec<(PathBuf, bool)> = entries
         .filter_map(|entry| {
             let entry = entry.ok()?;
+            let path = entry.path();
             let is_dir = match entry.file_type() {
-                Ok(t) if t.is_symlink() => entry.path().is_dir(),
-                Ok(t) => t.is_dir(),
-                Err(_) => entry.path().is_dir(),
+                Ok(t) if !t.is_symlink() => t.is_dir(),
+                _ => path.is_dir(),
             };
-            Some((entry.file_name(), entry.path(), is_dir))
+            Some((path, is_dir))
         })
         .collect();
-    // One folder's entries differ only in their last component: sorting by it is sorting by path.
-    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (_, path, is_dir) in found {
+    // One folder's entries share everything up to their last component, so comparing
+    // the bytes of the paths orders them by name, as sorting the paths would.
+    found.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    for (path, is_dir) in found {
         if is_dir {
             if recursive {
                 list_dir(&path, recursive, out);

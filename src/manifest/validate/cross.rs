@@ -192,7 +192,7 @@ fn reference(doc: &Document, field: Field, name: &str, pointer: &str, key: bool)
 }
 
 /// Every cross-object problem among `objects`.
-pub(super) fn check(objects: &[Facts]) -> Vec<Diagnostic> {
+pub(super) fn check(objects: &[&Facts]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let names = |kind: Kind| -> BTreeSet<&str> {
         objects
@@ -218,9 +218,10 @@ pub(super) fn check(objects: &[Facts]) -> Vec<Diagnostic> {
         for r in &f.references {
             let problem = match r.field {
                 Field::StackMember => {
-                    let swarm = format!("kargo-{}_{}", f.name, r.name);
-                    let length = swarm.chars().count();
+                    // `kargo-<stack>_<service>`, counted without building it.
+                    let length = 7 + f.name.chars().count() + r.name.chars().count();
                     if length > SWARM_NAME_MAX {
+                        let swarm = format!("kargo-{}_{}", f.name, r.name);
                         out.push(f.diagnostic(&r.path, r.at, Rule::Length, format!(
                             "the Swarm service name `{swarm}` would be {length} characters; Swarm allows {SWARM_NAME_MAX}: shorten the stack or service name"
                         )));
@@ -288,8 +289,8 @@ pub(super) fn check(objects: &[Facts]) -> Vec<Diagnostic> {
 }
 
 /// The same kind and name twice: the later one is reported, naming the first.
-fn duplicates(objects: &[Facts], out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<(Kind, &str), &Facts> = HashMap::new();
+fn duplicates(objects: &[&Facts], out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<(Kind, &str), &Facts> = HashMap::with_capacity(objects.len());
     for f in objects {
         if let Some(first) = seen.get(&(f.kind, f.name.as_str())) {
             out.push(f.diagnostic(
@@ -309,11 +310,18 @@ fn duplicates(objects: &[Facts], out: &mut Vec<Diagnostic>) {
 
 /// `dependsOn` cycles among the objects of `kind`: each cycle reported once, at the
 /// `dependsOn` item that closes it. Iterative, so a long chain cannot overflow the stack.
-fn cycles(objects: &[Facts], kind: Kind, field: Field, out: &mut Vec<Diagnostic>) {
+fn cycles(objects: &[&Facts], kind: Kind, field: Field, out: &mut Vec<Diagnostic>) {
+    // Most inputs have no `dependsOn` at all: then there is no cycle to look for.
+    if !objects
+        .iter()
+        .any(|f| f.kind == kind && f.references.iter().any(|r| r.field == field))
+    {
+        return;
+    }
     let nodes: HashMap<&str, &Facts> = objects
         .iter()
         .filter(|f| f.kind == kind)
-        .map(|f| (f.name.as_str(), f))
+        .map(|f| (f.name.as_str(), *f))
         .collect();
     let edges = |name: &str| -> Vec<&Reference> {
         nodes
@@ -334,8 +342,14 @@ fn cycles(objects: &[Facts], kind: Kind, field: Field, out: &mut Vec<Diagnostic>
         if done.contains(root) {
             continue;
         }
+        let first = edges(root);
+        if first.is_empty() {
+            // Most objects depend on nothing: no walk to make.
+            done.insert(root);
+            continue;
+        }
         // (name, its edges, next edge to follow)
-        let mut stack: Vec<(&str, Vec<&Reference>, usize)> = vec![(root, edges(root), 0)];
+        let mut stack: Vec<(&str, Vec<&Reference>, usize)> = vec![(root, first, 0)];
         let mut on_path: HashSet<&str> = HashSet::from([root]);
         while let Some((name, list, next)) = stack.last_mut() {
             let name = *name;

@@ -320,7 +320,7 @@ pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
         facts.push(file.facts);
         objects.extend(file.objects);
     }
-    let mut found = cross::check(&facts.concat());
+    let mut found = cross::check(&facts.iter().flatten().collect::<Vec<_>>());
     if !found.is_empty() {
         // The problems need positions the fast reader did not keep: read the files it
         // took again with the full reader (their values and schema results are the same).
@@ -335,19 +335,21 @@ pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
             {
                 facts[i] = file.facts;
             }
-            found = cross::check(&facts.concat());
+            found = cross::check(&facts.iter().flatten().collect::<Vec<_>>());
         }
     }
-    let by_name: HashMap<String, usize> = files
+    let by_name: HashMap<&str, usize> = files
         .iter()
         .enumerate()
-        .map(|(i, f)| (f.file.clone(), i))
+        .map(|(i, f)| (f.file.as_str(), i))
         .collect();
-    for diagnostic in found {
-        if let Some(f) = by_name
-            .get(&diagnostic.file)
-            .and_then(|&i| files.get_mut(i))
-        {
+    let placed: Vec<(usize, Diagnostic)> = found
+        .into_iter()
+        .filter_map(|d| by_name.get(d.file.as_str()).map(|&i| (i, d)))
+        .collect();
+    drop(by_name);
+    for (i, diagnostic) in placed {
+        if let Some(f) = files.get_mut(i) {
             f.diagnostics.push(diagnostic);
         }
     }
@@ -392,27 +394,27 @@ fn run_parallel(inputs: &[Input], options: &Options, reader: Reader) -> Vec<Chec
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let next = &next;
+    // Each worker takes the next input until none is left; the calling thread is one of them.
+    let work = move || {
+        let mut done = Vec::new();
+        let mut buffer = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(input) = inputs.get(i) else {
+                break;
+            };
+            done.push((i, check_input(input, options, reader, &mut buffer)));
+        }
+        done
+    };
     let mut results: Vec<(usize, Checked)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    let mut buffer = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(input) = inputs.get(i) else {
-                            break;
-                        };
-                        done.push((i, check_input(input, options, reader, &mut buffer)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut all =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_default();
+        for helper in helpers {
+            all.extend(helper.join().unwrap_or_default());
+        }
+        all
     });
     results.sort_by_key(|(i, _)| *i);
     // A worker that died (a bug) loses its files: report them rather than drop them silently.
