@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::manifest::load::expand_paths;
-use crate::manifest::validate::{Options, OutputFormat, render, validate_inputs};
+use crate::manifest::validate::{Options, OutputFormat, render, validate_paths};
 
 use super::{CliError, ExitStatus, output};
 
@@ -56,8 +55,13 @@ enum Output {
 }
 
 pub(super) fn run(args: Args) -> Result<ExitStatus, CliError> {
-    let inputs = expand_paths(&args.files, args.recursive);
-    if inputs.is_empty() {
+    let options = Options {
+        threads: args.threads,
+        keep_objects: false,
+        ..Options::default()
+    };
+    let report = validate_paths(&args.files, args.recursive, &options);
+    if report.files.is_empty() {
         return Err(CliError::usage(format!(
             "no manifest files (*.yaml, *.yml, *.json) found in {}{}",
             args.files
@@ -72,12 +76,6 @@ pub(super) fn run(args: Args) -> Result<ExitStatus, CliError> {
             }
         )));
     }
-    let options = Options {
-        threads: args.threads,
-        keep_objects: false,
-        ..Options::default()
-    };
-    let report = validate_inputs(inputs, &options);
     let format = match args.output {
         Output::Text => OutputFormat::Text,
         Output::Json => OutputFormat::Json,
@@ -92,6 +90,9 @@ pub(super) fn run(args: Args) -> Result<ExitStatus, CliError> {
         ExitStatus::Failure
     };
     output::out_text(&text)?;
+    // The process ends now: freeing a report of many thousand files, piece by piece, would
+    // only delay the exit (as ripgrep and rustc leave their last structures to the OS).
+    std::mem::forget(report);
     Ok(status)
 }
 

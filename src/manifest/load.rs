@@ -115,40 +115,79 @@ pub fn parse_objects(sources: &[Source]) -> Result<Vec<DynamicObject>, Vec<Manif
 /// path (recursing with `recursive`), and `-` read from stdin at once. Paths that cannot be
 /// read or listed become [`Input::Unreadable`], so the run reports them and goes on.
 pub fn expand_paths(paths: &[PathBuf], recursive: bool) -> Vec<Input> {
-    let mut out = Vec::new();
-    for p in paths {
+    let mut listed = Vec::new();
+    list_inputs(paths, recursive, &mut |item| listed.push(item));
+    sort_listed(&mut listed);
+    listed.into_iter().map(|item| item.input).collect()
+}
+
+/// An input as [`list_inputs`] finds it: which command-line path it came from, and itself.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The place of its path on the command line.
+    pub arg: usize,
+    /// The input.
+    pub input: Input,
+}
+
+/// Calls `found` with each input named by `paths`, as soon as it is found: folders in the
+/// order the file system lists them (so a caller can start on the first files before a
+/// large folder is fully listed); [`sort_listed`] puts them in the order of [`expand_paths`].
+pub fn list_inputs(paths: &[PathBuf], recursive: bool, found: &mut dyn FnMut(Listed)) {
+    for (arg, p) in paths.iter().enumerate() {
+        let mut add = |input: Input| found(Listed { arg, input });
         if p.as_os_str() == "-" {
             let mut bytes = Vec::new();
             match std::io::stdin().read_to_end(&mut bytes) {
-                Ok(_) => out.push(Input::Source(Source {
+                Ok(_) => add(Input::Source(Source {
                     name: "-".into(),
                     bytes,
                 })),
-                Err(e) => out.push(Input::Unreadable {
+                Err(e) => add(Input::Unreadable {
                     name: "-".into(),
                     error: e.to_string(),
                 }),
             }
         } else if p.is_dir() {
-            list_dir(p, recursive, &mut out);
+            list_dir(p, recursive, &mut add);
         } else if p.exists() {
-            out.push(Input::File(p.clone()));
+            add(Input::File(p.clone()));
         } else {
-            out.push(Input::Unreadable {
+            add(Input::Unreadable {
                 name: p.display().to_string(),
                 error: "no such file or directory".into(),
             });
         }
     }
-    out
 }
 
-/// Adds the manifest files of `dir` to `out`, sorted, recursing with `recursive`.
-fn list_dir(dir: &Path, recursive: bool, out: &mut Vec<Input>) {
+/// Sorts what [`list_inputs`] found into command-line order, and each folder's files by
+/// path: component by component, so `a/x.yaml` (in folder `a`) comes before `a.yaml`, as a
+/// walk that visits each folder's sorted entries in turn would give them.
+pub fn sort_listed(listed: &mut [Listed]) {
+    listed.sort_by_cached_key(Listed::order_key);
+}
+
+impl Listed {
+    /// Where it sorts: its command-line place, then its path with each `/` made a NUL byte
+    /// (which no path holds), so plain byte order is component-by-component order.
+    pub fn order_key(&self) -> (usize, Vec<u8>) {
+        let key = self
+            .input
+            .path_bytes()
+            .iter()
+            .map(|&b| if b == b'/' { 0 } else { b })
+            .collect();
+        (self.arg, key)
+    }
+}
+
+/// Passes the manifest files of `dir` to `found`, recursing with `recursive`.
+fn list_dir(dir: &Path, recursive: bool, found: &mut dyn FnMut(Input)) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            out.push(Input::Unreadable {
+            found(Input::Unreadable {
                 name: dir.display().to_string(),
                 error: e.to_string(),
             });
@@ -157,30 +196,21 @@ fn list_dir(dir: &Path, recursive: bool, out: &mut Vec<Input>) {
     };
     // The entry's type comes from the directory listing itself (no stat per file, which
     // matters for folders of thousands of manifests); a symlink is followed to see what it names.
-    let mut found: Vec<(PathBuf, bool)> = entries
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let path = entry.path();
-            let is_dir = match entry.file_type() {
-                Ok(t) if !t.is_symlink() => t.is_dir(),
-                _ => path.is_dir(),
-            };
-            Some((path, is_dir))
-        })
-        .collect();
-    // One folder's entries share everything up to their last component, so comparing
-    // the bytes of the paths orders them by name, as sorting the paths would.
-    found.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-    for (path, is_dir) in found {
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => path.is_dir(),
+        };
         if is_dir {
             if recursive {
-                list_dir(&path, recursive, out);
+                list_dir(&path, recursive, found);
             }
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml" | "json")
         ) {
-            out.push(Input::File(path));
+            found(Input::File(path));
         }
     }
 }
@@ -195,5 +225,51 @@ pub fn strip_nulls(v: &Value) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_listed_in_path_order_with_sub_folders_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for name in [
+            "b.yaml",
+            "a.yaml",
+            "a/x.yaml",
+            "a/c/z.yml",
+            "a-b.yaml",
+            "a.json",
+            "notes.txt",
+        ] {
+            let path = root.join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, "a: 1\n").expect("write");
+        }
+        let names = |recursive| -> Vec<String> {
+            expand_paths(&[root.to_path_buf()], recursive)
+                .iter()
+                .map(|i| {
+                    i.name()
+                        .trim_start_matches(&root.display().to_string())
+                        .to_string()
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(true),
+            [
+                "/a/c/z.yml",
+                "/a/x.yaml",
+                "/a-b.yaml",
+                "/a.json",
+                "/a.yaml",
+                "/b.yaml"
+            ]
+        );
+        assert_eq!(names(false), ["/a-b.yaml", "/a.json", "/a.yaml", "/b.yaml"]);
     }
 }

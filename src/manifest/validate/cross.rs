@@ -49,7 +49,6 @@ pub(crate) struct Reference {
 /// What the cross-object checks need of one document.
 #[derive(Clone, Debug)]
 pub(crate) struct Facts {
-    file: String,
     document: usize,
     kind: Kind,
     name: String,
@@ -69,9 +68,8 @@ impl Facts {
     }
 
     /// The facts of a document of `kind` named `name`.
-    pub(crate) fn extract(file: &str, doc: &Document, kind: Kind, name: &str) -> Facts {
+    pub(crate) fn extract(doc: &Document, kind: Kind, name: &str) -> Facts {
         let mut facts = Facts {
-            file: file.to_string(),
             document: doc.index,
             kind,
             name: name.to_string(),
@@ -104,9 +102,8 @@ impl Facts {
             }
             Kind::Service => {
                 strings(Field::ServiceDependsOn, "/spec/dependsOn");
-                for list in ["configs", "secrets"] {
-                    let pointer = format!("/spec/{list}");
-                    let Some(items) = value.pointer(&pointer).and_then(Value::as_array) else {
+                for pointer in ["/spec/configs", "/spec/secrets"] {
+                    let Some(items) = value.pointer(pointer).and_then(Value::as_array) else {
                         continue;
                     };
                     for (i, item) in items.iter().enumerate() {
@@ -160,10 +157,30 @@ impl Facts {
     fn reference(&self) -> String {
         format!("{}/{}", self.kind.singular(), self.name)
     }
+}
 
+/// The facts of one document and the file they come from (the file's name is kept once per
+/// file, not copied into every document's facts).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InFile<'a> {
+    /// The file, as named.
+    pub(crate) file: &'a str,
+    /// The document's facts.
+    pub(crate) facts: &'a Facts,
+}
+
+impl std::ops::Deref for InFile<'_> {
+    type Target = Facts;
+
+    fn deref(&self) -> &Facts {
+        self.facts
+    }
+}
+
+impl InFile<'_> {
     fn diagnostic(&self, path: &str, at: Position, rule: Rule, message: String) -> Diagnostic {
         Diagnostic {
-            file: self.file.clone(),
+            file: self.file.to_string(),
             line: at.line,
             column: at.column,
             document: Some(self.document),
@@ -178,21 +195,24 @@ impl Facts {
 /// A reference at `pointer` (at its key when `key`).
 fn reference(doc: &Document, field: Field, name: &str, pointer: &str, key: bool) -> Reference {
     let p = &doc.positions;
-    let at = if key {
-        p.key(pointer)
+    // A document the fast reader read has no positions (see `Facts::located`).
+    let at = if !p.is_known() {
+        Position::START
+    } else if key {
+        p.key(pointer).unwrap_or_else(|| p.nearest(pointer))
     } else {
-        p.value(pointer)
+        p.value(pointer).unwrap_or_else(|| p.nearest(pointer))
     };
     Reference {
         field,
         name: name.to_string(),
         path: display_path(&doc.value, pointer),
-        at: at.unwrap_or_else(|| p.nearest(pointer)),
+        at,
     }
 }
 
 /// Every cross-object problem among `objects`.
-pub(super) fn check(objects: &[&Facts]) -> Vec<Diagnostic> {
+pub(super) fn check(objects: &[InFile<'_>]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let names = |kind: Kind| -> BTreeSet<&str> {
         objects
@@ -289,8 +309,8 @@ pub(super) fn check(objects: &[&Facts]) -> Vec<Diagnostic> {
 }
 
 /// The same kind and name twice: the later one is reported, naming the first.
-fn duplicates(objects: &[&Facts], out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<(Kind, &str), &Facts> = HashMap::with_capacity(objects.len());
+fn duplicates(objects: &[InFile<'_>], out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<(Kind, &str), &InFile<'_>> = HashMap::with_capacity(objects.len());
     for f in objects {
         if let Some(first) = seen.get(&(f.kind, f.name.as_str())) {
             out.push(f.diagnostic(
@@ -310,7 +330,7 @@ fn duplicates(objects: &[&Facts], out: &mut Vec<Diagnostic>) {
 
 /// `dependsOn` cycles among the objects of `kind`: each cycle reported once, at the
 /// `dependsOn` item that closes it. Iterative, so a long chain cannot overflow the stack.
-fn cycles(objects: &[&Facts], kind: Kind, field: Field, out: &mut Vec<Diagnostic>) {
+fn cycles(objects: &[InFile<'_>], kind: Kind, field: Field, out: &mut Vec<Diagnostic>) {
     // Most inputs have no `dependsOn` at all: then there is no cycle to look for.
     if !objects
         .iter()
@@ -318,7 +338,7 @@ fn cycles(objects: &[&Facts], kind: Kind, field: Field, out: &mut Vec<Diagnostic
     {
         return;
     }
-    let nodes: HashMap<&str, &Facts> = objects
+    let nodes: HashMap<&str, InFile<'_>> = objects
         .iter()
         .filter(|f| f.kind == kind)
         .map(|f| (f.name.as_str(), *f))

@@ -32,6 +32,7 @@ mod report;
 mod schema_errors;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,7 +42,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use cross::Facts;
+use cross::{Facts, InFile};
 pub use messages::pattern_text;
 pub use report::{OutputFormat, render};
 
@@ -212,9 +213,21 @@ impl Input {
     /// The input as the user named it.
     pub fn name(&self) -> String {
         match self {
-            Input::File(path) => path.display().to_string(),
+            Input::File(path) => match path.to_str() {
+                Some(name) => name.to_string(),
+                None => path.display().to_string(),
+            },
             Input::Source(source) => source.name.clone(),
             Input::Unreadable { name, .. } => name.clone(),
+        }
+    }
+
+    /// The bytes of its path (or name), for sorting.
+    pub fn path_bytes(&self) -> &[u8] {
+        match self {
+            Input::File(path) => path.as_os_str().as_encoded_bytes(),
+            Input::Source(source) => source.name.as_bytes(),
+            Input::Unreadable { name, .. } => name.as_bytes(),
         }
     }
 }
@@ -311,7 +324,37 @@ pub fn validate_sources(sources: &[Source], options: &Options) -> Report {
 /// Validates every input (files read by the workers, in parallel), then checks across the
 /// objects of all of them. Never fails: unreadable inputs become [`Rule::Io`] diagnostics.
 pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
-    let checked = run_parallel(&inputs, options, Reader::Fast);
+    let checked = workers::run_parallel(&inputs, options, Reader::Fast);
+    finish(&inputs, checked, options)
+}
+
+/// Lists `paths` (as [`crate::manifest::load::expand_paths`] does) and validates what it
+/// finds, the workers starting on the first files while large folders are still being
+/// listed: the same report as `validate_inputs(expand_paths(paths, recursive), options)`.
+pub fn validate_paths(paths: &[PathBuf], recursive: bool, options: &Options) -> Report {
+    let (inputs, checked): (Vec<Input>, Vec<Checked>) =
+        workers::run_listed(paths, recursive, options)
+            .into_iter()
+            .unzip();
+    finish(&inputs, checked, options)
+}
+
+/// Each document's facts with the name of its file.
+fn in_files<'a>(files: &'a [FileReport], facts: &'a [Vec<Facts>]) -> Vec<InFile<'a>> {
+    files
+        .iter()
+        .zip(facts)
+        .flat_map(|(file, facts)| {
+            facts.iter().map(move |facts| InFile {
+                file: &file.file,
+                facts,
+            })
+        })
+        .collect()
+}
+
+/// Adds the checks across objects to what the workers found, and counts.
+fn finish(inputs: &[Input], checked: Vec<Checked>, options: &Options) -> Report {
     let mut files: Vec<FileReport> = Vec::with_capacity(checked.len());
     let mut facts: Vec<Vec<Facts>> = Vec::with_capacity(checked.len());
     let mut objects: Vec<DynamicObject> = Vec::new();
@@ -320,7 +363,7 @@ pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
         facts.push(file.facts);
         objects.extend(file.objects);
     }
-    let mut found = cross::check(&facts.iter().flatten().collect::<Vec<_>>());
+    let mut found = cross::check(&in_files(&files, &facts));
     if !found.is_empty() {
         // The problems need positions the fast reader did not keep: read the files it
         // took again with the full reader (their values and schema results are the same).
@@ -329,28 +372,31 @@ pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
             .collect();
         if !again.is_empty() {
             let inputs: Vec<Input> = again.iter().map(|&i| inputs[i].clone()).collect();
-            for (i, file) in again
-                .into_iter()
-                .zip(run_parallel(&inputs, options, Reader::Full))
+            for (i, file) in
+                again
+                    .into_iter()
+                    .zip(workers::run_parallel(&inputs, options, Reader::Full))
             {
                 facts[i] = file.facts;
             }
-            found = cross::check(&facts.iter().flatten().collect::<Vec<_>>());
+            found = cross::check(&in_files(&files, &facts));
         }
     }
-    let by_name: HashMap<&str, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.file.as_str(), i))
-        .collect();
-    let placed: Vec<(usize, Diagnostic)> = found
-        .into_iter()
-        .filter_map(|d| by_name.get(d.file.as_str()).map(|&i| (i, d)))
-        .collect();
-    drop(by_name);
-    for (i, diagnostic) in placed {
-        if let Some(f) = files.get_mut(i) {
-            f.diagnostics.push(diagnostic);
+    if !found.is_empty() {
+        let by_name: HashMap<&str, usize> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.file.as_str(), i))
+            .collect();
+        let placed: Vec<(usize, Diagnostic)> = found
+            .into_iter()
+            .filter_map(|d| by_name.get(d.file.as_str()).map(|&i| (i, d)))
+            .collect();
+        drop(by_name);
+        for (i, diagnostic) in placed {
+            if let Some(f) = files.get_mut(i) {
+                f.diagnostics.push(diagnostic);
+            }
         }
     }
     for f in &mut files {
@@ -375,64 +421,6 @@ struct Checked {
     report: FileReport,
     facts: Vec<Facts>,
     objects: Vec<DynamicObject>,
-}
-
-/// Checks every input on worker threads; results in input order.
-fn run_parallel(inputs: &[Input], options: &Options, reader: Reader) -> Vec<Checked> {
-    let threads = match options.threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    }
-    .min(inputs.len())
-    .max(1);
-    if threads == 1 {
-        let mut buffer = Vec::new();
-        return inputs
-            .iter()
-            .map(|i| check_input(i, options, reader, &mut buffer))
-            .collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let next = &next;
-    // Each worker takes the next input until none is left; the calling thread is one of them.
-    let work = move || {
-        let mut done = Vec::new();
-        let mut buffer = Vec::new();
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(input) = inputs.get(i) else {
-                break;
-            };
-            done.push((i, check_input(input, options, reader, &mut buffer)));
-        }
-        done
-    };
-    let mut results: Vec<(usize, Checked)> = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut all =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_default();
-        for helper in helpers {
-            all.extend(helper.join().unwrap_or_default());
-        }
-        all
-    });
-    results.sort_by_key(|(i, _)| *i);
-    // A worker that died (a bug) loses its files: report them rather than drop them silently.
-    let mut out: Vec<Checked> = Vec::with_capacity(inputs.len());
-    let mut results = results.into_iter().peekable();
-    for (i, input) in inputs.iter().enumerate() {
-        match results.next_if(|(j, _)| *j == i) {
-            Some((_, checked)) => out.push(checked),
-            None => out.push(Checked {
-                report: unreadable(
-                    &input.name(),
-                    "internal error: the worker checking it failed",
-                ),
-                ..Checked::default()
-            }),
-        }
-    }
-    out
 }
 
 /// Reads (if needed, into `buffer`) and checks one input.
@@ -502,9 +490,7 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
             .report
             .objects
             .push((doc.index, format!("{}/{object_name}", kind.singular())));
-        checked
-            .facts
-            .push(Facts::extract(name, &doc, kind, object_name));
+        checked.facts.push(Facts::extract(&doc, kind, object_name));
         if options.keep_objects {
             kept.push((kind, doc.value));
         }
@@ -590,7 +576,7 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
         };
         if let (Some(k), Some(n), Some(r)) = (kind, &object_name, &reference) {
             report.objects.push((doc.index, r.clone()));
-            checked.facts.push(Facts::extract(name, &doc, k, n));
+            checked.facts.push(Facts::extract(&doc, k, n));
         }
         if violations.len() > options.max_errors_per_document {
             let more = violations.len() - options.max_errors_per_document;
