@@ -8,6 +8,11 @@
 //! a duration looks like). Then checks across the objects of all the inputs
 //! ([`cross`]): a Stack's members exist, `dependsOn` has no cycle, and so on.
 //!
+//! Most files are valid, so a file is first tried the quick way: the fast reader
+//! ([`yaml::parse_fast`], no positions) and each document's schema as a yes/no. Only when
+//! that declines or finds a problem is the file read again as above, so every error still
+//! has its position; the answer is the same either way.
+//!
 //! Every error of every file is reported, not only the first; files are checked in
 //! parallel. `kargo validate` and `kargo apply` both call [`validate_inputs`] /
 //! [`validate_sources`], so they accept and refuse the same manifests. Nothing here does

@@ -35,7 +35,8 @@ pub(crate) fn read(text: &str, limits: &Limits) -> Option<Vec<Document>> {
     if !printable_ascii(text.as_bytes()) {
         return None;
     }
-    let mut lines: Vec<Line<'_>> = Vec::new();
+    let breaks = text.bytes().filter(|&b| b == b'\n').count();
+    let mut lines: Vec<Line<'_>> = Vec::with_capacity(breaks + 1);
     for (n, raw) in text.split('\n').enumerate() {
         let content = raw.trim_start_matches(' ');
         lines.push(Line {
@@ -50,7 +51,7 @@ pub(crate) fn read(text: &str, limits: &Limits) -> Option<Vec<Document>> {
     }
     let ends_with_break = text.ends_with('\n');
     let total = lines.len();
-    let mut documents = Vec::new();
+    let mut documents = Vec::with_capacity(1);
     let mut nodes = 0usize;
     let mut start = 0;
     let mut seen = 0usize;
