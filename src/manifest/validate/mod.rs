@@ -337,10 +337,7 @@ pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
 /// finds, the workers starting on the first files while large folders are still being
 /// listed: the same report as `validate_inputs(expand_paths(paths, recursive), options)`.
 pub fn validate_paths(paths: &[PathBuf], recursive: bool, options: &Options) -> Report {
-    let (inputs, checked): (Vec<Input>, Vec<Checked>) =
-        workers::run_listed(paths, recursive, options)
-            .into_iter()
-            .unzip();
+    let (inputs, checked) = workers::run_listed(paths, recursive, options);
     finish(&inputs, checked, options)
 }
 

@@ -140,7 +140,7 @@ pub(super) fn run_listed(
     paths: &[PathBuf],
     recursive: bool,
     options: &Options,
-) -> Vec<(Input, Checked)> {
+) -> (Vec<Input>, Vec<Checked>) {
     let feed = Feed {
         state: Mutex::new(FeedState {
             queue: VecDeque::new(),
@@ -179,5 +179,5 @@ pub(super) fn run_listed(
     results
         .into_iter()
         .map(|(listed, checked)| (listed.input, checked))
-        .collect()
+        .unzip()
 }
