@@ -30,71 +30,29 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
-/// Reads files, folders (`*.yaml`, `*.yml`, `*.json`; recursing with `recursive`) and `-` (stdin).
+/// Reads files, folders (`*.yaml`, `*.yml`, `*.json`; recursing with `recursive`) and `-`
+/// (stdin), in the order of [`expand_paths`]; the first input that cannot be read is the error.
 pub fn read_sources(paths: &[PathBuf], recursive: bool) -> Result<Vec<Source>, ReadError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|source| ReadError {
-                    path: "-".into(),
+    expand_paths(paths, recursive)
+        .into_iter()
+        .map(|input| match input {
+            Input::File(path) => match std::fs::read(&path) {
+                Ok(bytes) => Ok(Source {
+                    name: path.display().to_string(),
+                    bytes,
+                }),
+                Err(source) => Err(ReadError {
+                    path: path.display().to_string(),
                     source,
-                })?;
-            out.push(Source {
-                name: "-".into(),
-                bytes,
-            });
-        } else if p.is_dir() {
-            collect_dir(p, recursive, &mut out)?;
-        } else {
-            let bytes = std::fs::read(p).map_err(|source| ReadError {
-                path: p.display().to_string(),
-                source,
-            })?;
-            out.push(Source {
-                name: p.display().to_string(),
-                bytes,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<Source>) -> Result<(), ReadError> {
-    let err = |source| ReadError {
-        path: dir.display().to_string(),
-        source,
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(err)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            if recursive {
-                collect_dir(&path, recursive, out)?;
-            }
-            continue;
-        }
-        let is_manifest = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        );
-        if is_manifest {
-            let bytes = std::fs::read(&path).map_err(|source| ReadError {
-                path: path.display().to_string(),
-                source,
-            })?;
-            out.push(Source {
-                name: path.display().to_string(),
-                bytes,
-            });
-        }
-    }
-    Ok(())
+                }),
+            },
+            Input::Source(source) => Ok(source),
+            Input::Unreadable { name, error } => Err(ReadError {
+                path: name,
+                source: std::io::Error::other(error),
+            }),
+        })
+        .collect()
 }
 
 /// Checks every document of every source (YAML with positions, the kind's schema in the

@@ -175,9 +175,9 @@ impl<'a> Reader<'a, '_> {
         None
     }
 
-    fn count(&mut self) -> Option<()> {
+    /// Counts one more value node (for [`Limits::max_nodes`]).
+    fn count(&mut self) {
         self.nodes += 1;
-        Some(())
     }
 
     /// A block map whose keys are at column `indent`.
@@ -185,7 +185,7 @@ impl<'a> Reader<'a, '_> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.count()?;
+        self.count();
         let mut map = Map::new();
         while let Some(line) = self.peek() {
             if line.indent < indent {
@@ -209,7 +209,7 @@ impl<'a> Reader<'a, '_> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.count()?;
+        self.count();
         let mut items = Vec::new();
         while let Some(line) = self.peek() {
             if line.indent < indent || (line.indent == indent && !line.is_item()) {
@@ -271,7 +271,7 @@ impl<'a> Reader<'a, '_> {
                 self.list(indent, depth + 1)
             }
             _ => {
-                self.count()?;
+                self.count();
                 Some(Value::Null)
             }
         }
@@ -280,7 +280,7 @@ impl<'a> Reader<'a, '_> {
     /// A value written on the line of its key or `-`: a scalar, a literal block scalar, a
     /// one-line flow list or `{}`. `indent` is the column of its key or `-`.
     fn inline(&mut self, text: &'a str, indent: usize) -> Option<Value> {
-        self.count()?;
+        self.count();
         let first = text.as_bytes().first().copied()?;
         match first {
             b'|' => self.literal(&text[1..], indent),
@@ -311,7 +311,7 @@ impl<'a> Reader<'a, '_> {
             return Some(Value::Array(items));
         }
         loop {
-            self.count()?;
+            self.count();
             let (item, after) = match rest.as_bytes().first()? {
                 b'"' | b'\'' => {
                     let (value, after) = quoted(rest)?;
