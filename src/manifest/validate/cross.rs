@@ -9,11 +9,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde_json::Value;
 
 use super::messages::{closest, did_you_mean};
-use super::schema_errors::{display_path, escape};
+use super::schema_errors::{escape, join_path};
 use super::{Diagnostic, Rule};
 use crate::api::Kind;
 use crate::manifest::defaults;
-use crate::manifest::yaml::{Document, Position};
+use crate::manifest::yaml::tree;
+use crate::manifest::yaml::{Position, Positions};
 
 /// Longest Swarm service name.
 const SWARM_NAME_MAX: usize = 63;
@@ -67,86 +68,95 @@ impl Facts {
         self.located
     }
 
-    /// The facts of a document of `kind` named `name`.
-    pub(crate) fn extract(doc: &Document, kind: Kind, name: &str) -> Facts {
+    /// The facts of document `index` of its file, of `kind` and named `name`, whose value
+    /// is `root` and whose nodes were written at `positions` (unknown for the fast reader).
+    pub(crate) fn extract<'a, V: View<'a>>(
+        root: V,
+        index: usize,
+        positions: &Positions,
+        kind: Kind,
+        name: &str,
+    ) -> Facts {
         let mut facts = Facts {
-            document: doc.index,
+            document: index,
             kind,
             name: name.to_string(),
-            name_at: doc
-                .positions
-                .value("/metadata/name")
-                .unwrap_or(Position::START),
+            name_at: positions.value("/metadata/name").unwrap_or(Position::START),
             references: Vec::new(),
             files: Vec::new(),
-            located: doc.positions.is_known(),
+            located: positions.is_known(),
         };
-        let value = &doc.value;
-        let mut strings = |field: Field, pointer: &str| {
-            let Some(items) = value.pointer(pointer).and_then(Value::as_array) else {
+        let spec = root.get("spec");
+        let field_of = |key: &str| spec.and_then(|s| s.get(key));
+        let mut strings = |field: Field, key: &str| {
+            let Some(items) = field_of(key).and_then(View::items) else {
                 return;
             };
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.enumerate() {
                 if let Some(name) = item.as_str() {
-                    let p = format!("{pointer}/{i}");
+                    let pointer = format!("/spec/{key}/{i}");
+                    let display = format!("spec.{key}[{i}]");
+                    let at = place(positions, &pointer, false);
                     facts
                         .references
-                        .push(reference(doc, field, name, &p, false));
+                        .push(Reference::new(field, name, display, at));
                 }
             }
         };
         match kind {
             Kind::Stack => {
-                strings(Field::StackMember, "/spec/services");
-                strings(Field::StackDependsOn, "/spec/dependsOn");
+                strings(Field::StackMember, "services");
+                strings(Field::StackDependsOn, "dependsOn");
             }
             Kind::Service => {
-                strings(Field::ServiceDependsOn, "/spec/dependsOn");
-                for pointer in ["/spec/configs", "/spec/secrets"] {
-                    let Some(items) = value.pointer(pointer).and_then(Value::as_array) else {
+                strings(Field::ServiceDependsOn, "dependsOn");
+                for key in ["configs", "secrets"] {
+                    let Some(items) = field_of(key).and_then(View::items) else {
                         continue;
                     };
-                    for (i, item) in items.iter().enumerate() {
-                        if let Some(file) = item.get("file").and_then(Value::as_str) {
-                            let p = format!("{pointer}/{i}/file");
-                            facts.references.push(reference(
-                                doc,
+                    for (i, item) in items.enumerate() {
+                        if let Some(file) = item.get("file").and_then(View::as_str) {
+                            let pointer = format!("/spec/{key}/{i}/file");
+                            let display = format!("spec.{key}[{i}].file");
+                            let at = place(positions, &pointer, false);
+                            facts.references.push(Reference::new(
                                 Field::MountedFile,
                                 file,
-                                &p,
-                                false,
+                                display,
+                                at,
                             ));
                         }
                     }
                 }
             }
             Kind::Environment => {
-                strings(Field::EnvironmentStack, "/spec/stacks");
-                if let Some(settings) = value.pointer("/spec/services").and_then(Value::as_object) {
-                    for service in settings.keys() {
-                        let p = format!("/spec/services/{}", escape(service));
-                        facts.references.push(reference(
-                            doc,
+                strings(Field::EnvironmentStack, "stacks");
+                if let Some(services) = field_of("services").and_then(View::keys) {
+                    for service in services {
+                        let pointer = format!("/spec/services/{}", escape(service));
+                        let display = join_path("spec.services", service);
+                        let at = place(positions, &pointer, true);
+                        facts.references.push(Reference::new(
                             Field::EnvironmentSettings,
                             service,
-                            &p,
-                            true,
+                            display,
+                            at,
                         ));
                     }
                 }
             }
             Kind::Configuration => {
-                if let Some(env) = value.pointer("/spec/environment").and_then(Value::as_str) {
-                    facts.references.push(reference(
-                        doc,
+                if let Some(env) = field_of("environment").and_then(View::as_str) {
+                    let at = place(positions, "/spec/environment", false);
+                    facts.references.push(Reference::new(
                         Field::ConfigurationEnvironment,
                         env,
-                        "/spec/environment",
-                        false,
+                        "spec.environment".to_string(),
+                        at,
                     ));
                 }
-                if let Some(files) = value.pointer("/spec/files").and_then(Value::as_object) {
-                    facts.files = files.keys().cloned().collect();
+                if let Some(files) = field_of("files").and_then(View::keys) {
+                    facts.files = files.map(str::to_string).collect();
                 }
             }
         }
@@ -192,22 +202,79 @@ impl InFile<'_> {
     }
 }
 
-/// A reference at `pointer` (at its key when `key`).
-fn reference(doc: &Document, field: Field, name: &str, pointer: &str, key: bool) -> Reference {
-    let p = &doc.positions;
-    // A document the fast reader read has no positions (see `Facts::located`).
-    let at = if !p.is_known() {
+impl Reference {
+    fn new(field: Field, name: &str, path: String, at: Position) -> Self {
+        Reference {
+            field,
+            name: name.to_string(),
+            path,
+            at,
+        }
+    }
+}
+
+/// Where the node at `pointer` (its key when `key`) was written; the start of the file for
+/// a document the fast reader read (see `Facts::located`).
+fn place(positions: &Positions, pointer: &str, key: bool) -> Position {
+    if !positions.is_known() {
         Position::START
     } else if key {
-        p.key(pointer).unwrap_or_else(|| p.nearest(pointer))
+        positions
+            .key(pointer)
+            .unwrap_or_else(|| positions.nearest(pointer))
     } else {
-        p.value(pointer).unwrap_or_else(|| p.nearest(pointer))
-    };
-    Reference {
-        field,
-        name: name.to_string(),
-        path: display_path(&doc.value, pointer),
-        at,
+        positions
+            .value(pointer)
+            .unwrap_or_else(|| positions.nearest(pointer))
+    }
+}
+
+/// What [`Facts::extract`] needs of a document's value: the full reader's `serde_json`
+/// value or the fast reader's tree, read the same way.
+pub(crate) trait View<'a>: Copy {
+    /// The member `key` of a map.
+    fn get(self, key: &str) -> Option<Self>;
+    /// The text of a string.
+    fn as_str(self) -> Option<&'a str>;
+    /// The items of a list.
+    fn items(self) -> Option<impl Iterator<Item = Self>>;
+    /// The keys of a map.
+    fn keys(self) -> Option<impl Iterator<Item = &'a str>>;
+}
+
+impl<'a> View<'a> for &'a Value {
+    fn get(self, key: &str) -> Option<Self> {
+        Value::get(self, key)
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        Value::as_str(self)
+    }
+
+    fn items(self) -> Option<impl Iterator<Item = Self>> {
+        self.as_array().map(|items| items.iter())
+    }
+
+    fn keys(self) -> Option<impl Iterator<Item = &'a str>> {
+        self.as_object().map(|map| map.keys().map(String::as_str))
+    }
+}
+
+impl<'a> View<'a> for tree::Node<'a> {
+    fn get(self, key: &str) -> Option<Self> {
+        tree::Node::get(self, key)
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        tree::Node::as_str(self)
+    }
+
+    fn items(self) -> Option<impl Iterator<Item = Self>> {
+        self.is_seq().then(|| self.children().map(|(_, n)| n))
+    }
+
+    fn keys(self) -> Option<impl Iterator<Item = &'a str>> {
+        self.is_map().then(|| self.children().map(|(k, _)| k))
     }
 }
 

@@ -37,6 +37,7 @@ mod report;
 mod schema_errors;
 #[cfg(test)]
 mod tests;
+mod tree_json;
 mod workers;
 
 use std::collections::HashMap;
@@ -52,9 +53,10 @@ pub use messages::pattern_text;
 pub use report::{OutputFormat, render};
 
 use super::load::Source;
-use super::yaml::{self, Document, Limits, Position};
+use super::yaml::{self, Document, Limits, Position, Positions};
 use crate::api::schema::Mode;
 use crate::api::{API_VERSION, DynamicObject, Kind, ObjectMeta};
+use tree_json::TreeNode;
 
 /// What kind of problem a [`Diagnostic`] reports (the `rule` field of JSON output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -185,6 +187,9 @@ pub struct Options {
     /// Keep the objects of valid documents in [`Report::objects`] (`kargo apply` needs
     /// them; `kargo validate` does not, and saves their memory).
     pub keep_objects: bool,
+    /// Try each file with the fast reader first (off: every file through the full reader,
+    /// which gives the same report more slowly; the fuzz target compares the two).
+    pub fast_path: bool,
 }
 
 impl Default for Options {
@@ -194,6 +199,7 @@ impl Default for Options {
             threads: 0,
             max_errors_per_document: 50,
             keep_objects: true,
+            fast_path: true,
         }
     }
 }
@@ -329,7 +335,7 @@ pub fn validate_sources(sources: &[Source], options: &Options) -> Report {
 /// Validates every input (files read by the workers, in parallel), then checks across the
 /// objects of all of them. Never fails: unreadable inputs become [`Rule::Io`] diagnostics.
 pub fn validate_inputs(inputs: Vec<Input>, options: &Options) -> Report {
-    let checked = workers::run_parallel(&inputs, options, Reader::Fast);
+    let checked = workers::run_parallel(&inputs, options, Reader::first(options));
     finish(&inputs, checked, options)
 }
 
@@ -417,6 +423,17 @@ enum Reader {
     Full,
 }
 
+impl Reader {
+    /// The reader `options` ask to try first.
+    fn first(options: &Options) -> Reader {
+        if options.fast_path {
+            Reader::Fast
+        } else {
+            Reader::Full
+        }
+    }
+}
+
 /// What a worker returns for one file.
 #[derive(Default)]
 struct Checked {
@@ -455,10 +472,10 @@ fn check_input(input: &Input, options: &Options, reader: Reader, buffer: &mut Ve
 }
 
 /// Checks a file the quick way, when it can: the fast reader, then each document's schema
-/// as a yes/no. `None` when the fast reader declines the file or any document is invalid;
-/// the full check then finds and places every problem.
+/// as a yes/no on the reader's tree. `None` when the fast reader declines the file or any
+/// document is invalid; the full check then finds and places every problem.
 fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
-    let documents = yaml::parse_fast(bytes, &options.limits)?;
+    let documents = yaml::parse_fast_trees(bytes, &options.limits)?;
     let schemas = schema_errors::schemas();
     let mut checked = Checked {
         report: FileReport {
@@ -468,23 +485,21 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
         },
         ..Checked::default()
     };
-    let mut kept = Vec::new();
-    for doc in documents {
-        let kind = doc
-            .value
+    let unknown = Positions::default();
+    for doc in &documents {
+        let root = doc.tree.root();
+        let kind = root
             .get("kind")
-            .and_then(Value::as_str)
+            .and_then(|k| k.as_str())
             .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))?;
-        let object_name = doc
-            .value
+        let object_name = root
             .get("metadata")
             .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)?;
+            .and_then(|n| n.as_str())?;
         if !schemas
-            .document(kind, Mode::Stored)
+            .tree_document(kind)
             .ok()?
-            .validator
-            .is_valid(&doc.value)
+            .is_valid(TreeNode::root(&doc.tree))
         {
             return None;
         }
@@ -492,13 +507,20 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
             .report
             .objects
             .push((doc.index, format!("{}/{object_name}", kind.singular())));
-        checked.facts.push(Facts::extract(&doc, kind, object_name));
-        if options.keep_objects {
-            kept.push((kind, doc.value));
-        }
+        checked
+            .facts
+            .push(Facts::extract(root, doc.index, &unknown, kind, object_name));
     }
-    for (kind, value) in kept {
-        checked.objects.push(to_object(kind, value)?);
+    if options.keep_objects {
+        for doc in documents {
+            let kind = doc
+                .tree
+                .root()
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))?;
+            checked.objects.push(to_object(kind, doc.tree.to_value())?);
+        }
     }
     Some(checked)
 }
@@ -578,7 +600,9 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
         };
         if let (Some(k), Some(n), Some(r)) = (kind, &object_name, &reference) {
             report.objects.push((doc.index, r.clone()));
-            checked.facts.push(Facts::extract(&doc, k, n));
+            checked
+                .facts
+                .push(Facts::extract(&doc.value, doc.index, &doc.positions, k, n));
         }
         if violations.len() > options.max_errors_per_document {
             let more = violations.len() - options.max_errors_per_document;

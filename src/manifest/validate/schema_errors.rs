@@ -3,12 +3,14 @@
 use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
+use jsonschema::json::Json;
 use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
 use serde_json::Value;
 
 use super::messages::{
     closest, describe, did_you_mean, expected_type, one_of, pattern_meaning, quote,
 };
+use super::tree_json::TreeJson;
 use super::{Rule, Violation};
 use crate::api::Kind;
 use crate::api::schema::{self, Mode};
@@ -21,7 +23,12 @@ pub(crate) struct Schemas {
     documents: [Slot; 8],
     specs: [Slot; 8],
     umbrella: Slot,
+    /// Each kind's stored-mode document schema for the fast reader's trees.
+    trees: [TreeSlot; 4],
 }
+
+/// A schema compiled for the fast reader's trees (see [`super::tree_json`]).
+type TreeSlot = OnceLock<Result<Validator<TreeJson>, String>>;
 
 /// One schema, compiled on first use; `Err` only if kargo's own schema does not compile (a
 /// bug the unit tests catch).
@@ -39,6 +46,7 @@ pub(crate) fn schemas() -> &'static Schemas {
         documents: [const { OnceLock::new() }; 8],
         specs: [const { OnceLock::new() }; 8],
         umbrella: OnceLock::new(),
+        trees: [const { OnceLock::new() }; 4],
     };
     &SCHEMAS
 }
@@ -56,13 +64,19 @@ fn get(slot: &Slot, schema: impl FnOnce() -> Value) -> Result<&Compiled, &str> {
 }
 
 fn compile(schema: Value) -> Result<Compiled, String> {
-    let validator = jsonschema::options()
+    let validator = build(&schema)?;
+    Ok(Compiled { schema, validator })
+}
+
+/// The validator of `schema` for values of representation `F`: draft 7, patterns by the
+/// `regex` crate, formats not asserted (as ajv and yaml-language-server default to).
+fn build<F: Json>(schema: &Value) -> Result<Validator<F>, String> {
+    jsonschema::options_for::<F>()
         .with_draft(Draft::Draft7)
         .should_validate_formats(false)
         .with_pattern_options(PatternOptions::regex())
-        .build(&schema)
-        .map_err(|e| format!("kargo's own schema does not compile: {e}"))?;
-    Ok(Compiled { schema, validator })
+        .build(schema)
+        .map_err(|e| format!("kargo's own schema does not compile: {e}"))
 }
 
 impl Schemas {
@@ -76,6 +90,17 @@ impl Schemas {
     pub(crate) fn spec(&self, kind: Kind, mode: Mode) -> Result<&Compiled, &str> {
         let slot = &self.specs[slot_index(kind, mode)];
         get(slot, || schema::spec_schema(kind, mode))
+    }
+
+    /// The yes/no check of a stored document of `kind` that the fast reader read.
+    pub(crate) fn tree_document(&self, kind: Kind) -> Result<&Validator<TreeJson>, &str> {
+        let k = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        let Some(slot) = self.trees.get(k) else {
+            return Err("no schema slot for this kind");
+        };
+        slot.get_or_init(|| build(&schema::kind_schema(kind, Mode::Stored)))
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     /// The umbrella schema (any kind).
@@ -330,7 +355,7 @@ pub(crate) fn display_path(document: &Value, pointer: &str) -> String {
 }
 
 /// Appends `.key` (or `key` at the start), or `["odd key"]`, to a display path.
-fn push_key(out: &mut String, key: &str) {
+pub(crate) fn push_key(out: &mut String, key: &str) {
     use std::fmt::Write as _;
     let plain = !key.is_empty()
         && key

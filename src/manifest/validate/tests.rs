@@ -210,3 +210,82 @@ fn every_catalog_entry_is_valid_stored_and_merged() {
         );
     }
 }
+
+#[test]
+fn the_check_on_the_fast_readers_tree_agrees_with_the_check_on_values() {
+    use crate::manifest::yaml::fast_tests::{repository_yaml, variations};
+    let schemas = schema_errors::schemas();
+    let (mut compared, mut invalid) = (0, 0);
+    for (_, text) in repository_yaml() {
+        for variant in std::iter::once(text.clone()).chain(variations(&text)) {
+            let Some(documents) = yaml::parse_fast_trees(variant.as_bytes(), &Limits::DEFAULT)
+            else {
+                continue;
+            };
+            for doc in &documents {
+                let value = doc.tree.to_value();
+                let Some(kind) = value
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))
+                else {
+                    continue;
+                };
+                let on_values = schemas
+                    .document(kind, Mode::Stored)
+                    .expect("schema")
+                    .validator
+                    .is_valid(&value);
+                let on_tree = schemas
+                    .tree_document(kind)
+                    .expect("schema")
+                    .is_valid(TreeNode::root(&doc.tree));
+                assert_eq!(on_tree, on_values, "the checks disagree on:\n{variant}");
+                compared += 1;
+                invalid += usize::from(!on_values);
+            }
+        }
+    }
+    assert!(compared > 5000, "only {compared} documents compared");
+    assert!(
+        invalid > 2000,
+        "only {invalid} invalid documents among them"
+    );
+}
+
+#[test]
+fn the_fast_path_changes_no_report() {
+    use crate::manifest::yaml::fast_tests::{repository_yaml, variations};
+    let fast = Options {
+        threads: 1,
+        ..Options::default()
+    };
+    let full = Options {
+        fast_path: false,
+        ..fast
+    };
+    let mut compared = 0;
+    for (name, text) in repository_yaml() {
+        for variant in std::iter::once(text.clone()).chain(variations(&text)) {
+            if yaml::parse_fast(variant.as_bytes(), &Limits::DEFAULT).is_none() {
+                continue;
+            }
+            // Two copies, so the checks across objects have something to find.
+            let sources = [("a.yaml", &variant), ("b.yaml", &variant)].map(|(n, t)| Source {
+                name: n.to_string(),
+                bytes: t.as_bytes().to_vec(),
+            });
+            let one = validate_sources(&sources, &fast);
+            let other = validate_sources(&sources, &full);
+            assert_eq!(
+                render(&one, OutputFormat::Json, false),
+                render(&other, OutputFormat::Json, false),
+                "the fast path changes the report of a variant of {name}:\n{variant}"
+            );
+            let objects = |r: &Report| serde_json::to_value(&r.objects).ok();
+            assert_eq!(objects(&one), objects(&other), "objects of {name}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 3000, "only {compared} inputs compared");
+}

@@ -153,7 +153,7 @@ pub(super) fn run_listed(
         let mut done = Vec::new();
         let mut buffer = Vec::new();
         while let Some(item) = feed.next() {
-            let checked = check_guarded(&item.input, options, Reader::Fast, &mut buffer);
+            let checked = check_guarded(&item.input, options, Reader::first(options), &mut buffer);
             done.push((item, checked));
         }
         done

@@ -16,18 +16,29 @@
 //! input they find. Documents come back without positions: a caller that needs a position
 //! (to report an error) reads the file again with the full reader.
 
-use saphyr_parser::ScalarStyle;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-use super::scalar;
-use super::{Document, Limits, Positions};
+use super::Limits;
+use super::scalar::{self, Plain};
+use super::tree::{Slot, Tree};
 
 /// Deepest nesting this reader follows; deeper documents go to the full reader.
 const MAX_DEPTH: usize = 64;
 
+/// A document as this reader returns it: no positions, its nodes in a [`Tree`].
+#[derive(Clone, Debug)]
+pub(crate) struct FastDocument<'s> {
+    /// Place of the document in its file, from 0.
+    pub(crate) index: usize,
+    /// The line where the document starts (its `---` line when it has one).
+    pub(crate) start_line: usize,
+    /// The document.
+    pub(crate) tree: Tree<'s>,
+}
+
 /// The documents of `text` (UTF-8, BOM already removed) if every one is in the subset this
 /// reader knows, else `None`.
-pub(crate) fn read(text: &str, limits: &Limits) -> Option<Vec<Document>> {
+pub(crate) fn read<'s>(text: &'s str, limits: &Limits) -> Option<Vec<FastDocument<'s>>> {
     // Other limits than the defaults (tests of the limits) are the full reader's business.
     if *limits != Limits::DEFAULT {
         return None;
@@ -82,20 +93,20 @@ pub(crate) fn read(text: &str, limits: &Limits) -> Option<Vec<Document>> {
                 segment.first().map_or(1, |l| l.number.saturating_sub(1))
             };
             let mut reader = Reader {
+                tree: Tree::with_capacity(segment.len() + 1),
                 lines: segment,
                 next: 0,
                 nodes: 0,
                 breaks_at_end: ends_with_break || end != total,
             };
-            let value = reader.document()?;
+            reader.document()?;
             nodes = nodes.saturating_add(reader.nodes);
             if nodes > limits.max_nodes {
                 return None;
             }
-            documents.push(Document {
+            documents.push(FastDocument {
                 index: seen,
-                value,
-                positions: Positions::default(),
+                tree: reader.tree,
                 start_line,
             });
             seen += 1;
@@ -142,6 +153,8 @@ impl Line<'_> {
 
 /// Reads the lines of one document.
 struct Reader<'a, 's> {
+    /// The document read so far.
+    tree: Tree<'a>,
     lines: &'s mut [Line<'a>],
     next: usize,
     nodes: usize,
@@ -151,15 +164,15 @@ struct Reader<'a, 's> {
 
 impl<'a> Reader<'a, '_> {
     /// The document's root, which must be a map or a list, and nothing after it.
-    fn document(&mut self) -> Option<Value> {
+    fn document(&mut self) -> Option<()> {
         let first = self.peek()?;
-        let value = if first.is_item() {
-            self.list(first.indent, 0)?
+        if first.is_item() {
+            self.list(first.indent, 0)?;
         } else {
-            self.map(first.indent, 0)?
-        };
+            self.map(first.indent, 0)?;
+        }
         match self.peek() {
-            None => Some(value),
+            None => Some(()),
             Some(_) => None,
         }
     }
@@ -180,13 +193,19 @@ impl<'a> Reader<'a, '_> {
         self.nodes += 1;
     }
 
+    /// Appends a scalar or a container still to be filled.
+    fn push(&mut self, slot: Slot<'a>) -> Option<u32> {
+        self.tree.push(slot)
+    }
+
     /// A block map whose keys are at column `indent`.
-    fn map(&mut self, indent: usize, depth: usize) -> Option<Value> {
+    fn map(&mut self, indent: usize, depth: usize) -> Option<u32> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.count();
-        let mut map = Map::new();
+        let at = self.push(Slot::Map(0))?;
+        let mut children = Siblings::default();
         while let Some(line) = self.peek() {
             if line.indent < indent {
                 break;
@@ -196,21 +215,25 @@ impl<'a> Reader<'a, '_> {
             }
             let (key, rest) = split_entry(line.content)?;
             self.next += 1;
-            let value = self.value_after_key(rest, indent, depth)?;
-            if map.insert(key.to_string(), value).is_some() {
-                return None;
-            }
+            let child = self.value_after_key(rest, indent, depth)?;
+            self.tree.set_key(child, key);
+            children.add(&mut self.tree, child);
         }
-        Some(Value::Object(map))
+        self.tree.close(at, Slot::Map(children.count));
+        if has_duplicate(self.tree.keys(at), children.count) {
+            return None;
+        }
+        Some(at)
     }
 
     /// A block list whose `-` are at column `indent`.
-    fn list(&mut self, indent: usize, depth: usize) -> Option<Value> {
+    fn list(&mut self, indent: usize, depth: usize) -> Option<u32> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.count();
-        let mut items = Vec::new();
+        let at = self.push(Slot::Seq(0))?;
+        let mut items = Siblings::default();
         while let Some(line) = self.peek() {
             if line.indent < indent || (line.indent == indent && !line.is_item()) {
                 break;
@@ -243,13 +266,14 @@ impl<'a> Reader<'a, '_> {
                 self.next += 1;
                 self.inline(rest, indent)?
             };
-            items.push(item);
+            items.add(&mut self.tree, item);
         }
-        Some(Value::Array(items))
+        self.tree.close(at, Slot::Seq(items.count));
+        Some(at)
     }
 
     /// The value of a map entry whose key is at column `indent`, given the text after `key:`.
-    fn value_after_key(&mut self, rest: &'a str, indent: usize, depth: usize) -> Option<Value> {
+    fn value_after_key(&mut self, rest: &'a str, indent: usize, depth: usize) -> Option<u32> {
         if rest.is_empty() || rest.starts_with('#') {
             return self.nested(indent, true, depth);
         }
@@ -258,7 +282,7 @@ impl<'a> Reader<'a, '_> {
 
     /// The value on the lines below a node at column `indent` that has none on its own line:
     /// a deeper map or list, a list at the same column (only for map values), or null.
-    fn nested(&mut self, indent: usize, same_column_list: bool, depth: usize) -> Option<Value> {
+    fn nested(&mut self, indent: usize, same_column_list: bool, depth: usize) -> Option<u32> {
         match self.peek() {
             Some(next) if next.indent > indent => {
                 if next.is_item() {
@@ -272,14 +296,14 @@ impl<'a> Reader<'a, '_> {
             }
             _ => {
                 self.count();
-                Some(Value::Null)
+                self.push(Slot::Null)
             }
         }
     }
 
     /// A value written on the line of its key or `-`: a scalar, a literal block scalar, a
     /// one-line flow list or `{}`. `indent` is the column of its key or `-`.
-    fn inline(&mut self, text: &'a str, indent: usize) -> Option<Value> {
+    fn inline(&mut self, text: &'a str, indent: usize) -> Option<u32> {
         self.count();
         let first = text.as_bytes().first().copied()?;
         match first {
@@ -287,35 +311,36 @@ impl<'a> Reader<'a, '_> {
             b'"' | b'\'' => {
                 let (value, after) = quoted(text)?;
                 ends_clean(after)?;
-                Some(Value::String(value))
+                self.push(Slot::Str(value))
             }
             b'[' => self.flow_list(text),
             b'{' => {
                 let after = text.strip_prefix("{}")?;
                 ends_clean(after)?;
-                Some(Value::Object(Map::new()))
+                self.push(Slot::Map(0))
             }
             _ => {
-                let plain = plain_block(text)?;
-                scalar::resolve(plain, ScalarStyle::Plain, None).ok()
+                let slot = plain_slot(plain_block(text)?)?;
+                self.push(slot)
             }
         }
     }
 
     /// A one-line flow list of scalars: `[a, "b", 3]`.
-    fn flow_list(&mut self, text: &'a str) -> Option<Value> {
+    fn flow_list(&mut self, text: &'a str) -> Option<u32> {
         let mut rest = text.strip_prefix('[')?.trim_start_matches(' ');
-        let mut items = Vec::new();
+        let at = self.push(Slot::Seq(0))?;
+        let mut items = Siblings::default();
         if let Some(after) = rest.strip_prefix(']') {
             ends_clean(after)?;
-            return Some(Value::Array(items));
+            return Some(at);
         }
         loop {
             self.count();
             let (item, after) = match rest.as_bytes().first()? {
                 b'"' | b'\'' => {
                     let (value, after) = quoted(rest)?;
-                    (Value::String(value), after)
+                    (Slot::Str(value), after)
                 }
                 _ => {
                     let end = rest.find([',', ']'])?;
@@ -323,11 +348,11 @@ impl<'a> Reader<'a, '_> {
                     if plain.is_empty() || !plain_flow_ok(plain) {
                         return None;
                     }
-                    let value = scalar::resolve(plain, ScalarStyle::Plain, None).ok()?;
-                    (value, &rest[end..])
+                    (plain_slot(plain)?, &rest[end..])
                 }
             };
-            items.push(item);
+            let item = self.push(item)?;
+            items.add(&mut self.tree, item);
             let after = after.trim_start_matches(' ');
             if let Some(more) = after.strip_prefix(',') {
                 rest = more.trim_start_matches(' ');
@@ -337,14 +362,15 @@ impl<'a> Reader<'a, '_> {
             } else {
                 let after = after.strip_prefix(']')?;
                 ends_clean(after)?;
-                return Some(Value::Array(items));
+                self.tree.close(at, Slot::Seq(items.count));
+                return Some(at);
             }
         }
     }
 
     /// A literal block scalar (`|` or `|-`, the header's rest in `header`) under a node at
     /// column `indent`: the following lines indented deeper, as written.
-    fn literal(&mut self, header: &str, indent: usize) -> Option<Value> {
+    fn literal(&mut self, header: &str, indent: usize) -> Option<u32> {
         let (strip, after) = match header.strip_prefix('-') {
             Some(after) => (true, after),
             None => (false, header),
@@ -394,7 +420,7 @@ impl<'a> Reader<'a, '_> {
         if !strip {
             text.push('\n');
         }
-        Some(Value::String(text))
+        self.push(Slot::Str(Cow::Owned(text)))
     }
 }
 
@@ -527,22 +553,31 @@ fn plain_flow_ok(text: &str) -> bool {
         })
 }
 
-/// A one-line quoted scalar at the start of `text`: its value and the text after the closing quote.
-fn quoted(text: &str) -> Option<(String, &str)> {
+/// A one-line quoted scalar at the start of `text`: its value (borrowed when it has no
+/// escapes) and the text after the closing quote.
+fn quoted(text: &str) -> Option<(Cow<'_, str>, &str)> {
     let quote = text.as_bytes().first().copied()?;
     let body = &text[1..];
+    if let Some(close) = body.find(quote as char) {
+        let inner = &body[..close];
+        let doubled = quote == b'\'' && body[close + 1..].starts_with('\'');
+        let escapes = doubled || (quote == b'"' && inner.contains('\\'));
+        if !escapes {
+            return Some((Cow::Borrowed(inner), &body[close + 1..]));
+        }
+    }
     let mut out = String::new();
     let mut chars = body.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' if quote == b'"' => return Some((out, &body[i + 1..])),
+            '"' if quote == b'"' => return Some((Cow::Owned(out), &body[i + 1..])),
             '\'' if quote == b'\'' => {
                 // `''` inside single quotes is one quote.
                 if body[i + 1..].starts_with('\'') {
                     out.push('\'');
                     chars.next();
                 } else {
-                    return Some((out, &body[i + 1..]));
+                    return Some((Cow::Owned(out), &body[i + 1..]));
                 }
             }
             '\\' if quote == b'"' => {
@@ -559,6 +594,52 @@ fn quoted(text: &str) -> Option<(String, &str)> {
         }
     }
     None
+}
+
+/// The value of a plain scalar (as [`scalar::resolve`] gives it), its text borrowed.
+fn plain_slot(text: &str) -> Option<Slot<'_>> {
+    Some(match scalar::plain(text).ok()? {
+        Plain::Null => Slot::Null,
+        Plain::Bool(b) => Slot::Bool(b),
+        Plain::Number(n) => Slot::Number(n),
+        Plain::Str(s) => Slot::Str(Cow::Borrowed(s)),
+    })
+}
+
+/// The children of a container being read: how many, and the last (to link the next to).
+#[derive(Default)]
+struct Siblings {
+    count: u32,
+    last: Option<u32>,
+}
+
+impl Siblings {
+    /// Links `child` after the previous child.
+    fn add(&mut self, tree: &mut Tree<'_>, child: u32) {
+        if let Some(last) = self.last {
+            tree.link(last, child);
+        }
+        self.last = Some(child);
+        self.count += 1;
+    }
+}
+
+/// Whether any of the `count` keys repeats: pairwise for the usual small map, sorted for a
+/// large one (so a map of many keys costs n log n, not n²).
+fn has_duplicate<'k>(keys: impl Iterator<Item = &'k str> + Clone, count: u32) -> bool {
+    if count <= 16 {
+        let mut rest = keys;
+        while let Some(key) = rest.next() {
+            if rest.clone().any(|other| other == key) {
+                return true;
+            }
+        }
+        false
+    } else {
+        let mut all: Vec<&str> = keys.collect();
+        all.sort_unstable();
+        all.windows(2).any(|w| w[0] == w[1])
+    }
 }
 
 /// What may follow a complete value on its line: nothing, or spaces and a comment.

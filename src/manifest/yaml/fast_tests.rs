@@ -23,7 +23,7 @@ fn agree(text: &str) -> bool {
 }
 
 /// The YAML files of the repository: examples, the default catalog, the invalid corpus.
-fn repository_yaml() -> Vec<(String, String)> {
+pub(crate) fn repository_yaml() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
     for dir in ["manifests", "defaults", "tests/invalid", "tests/fixtures"] {
@@ -47,7 +47,7 @@ fn repository_yaml() -> Vec<(String, String)> {
 
 /// Variations of `text` a hand might make: a line dropped, a line indented one more or one
 /// less, a line cut short, the file cut at a line.
-fn variations(text: &str) -> Vec<String> {
+pub(crate) fn variations(text: &str) -> Vec<String> {
     let lines: Vec<&str> = text.split('\n').collect();
     let mut out = Vec::new();
     for i in 0..lines.len() {

@@ -56,14 +56,16 @@ mod builder;
 mod error;
 mod fast;
 #[cfg(test)]
-mod fast_tests;
+pub(crate) mod fast_tests;
 mod positions;
 mod scalar;
 mod source;
 #[cfg(test)]
 mod tests;
+pub(crate) mod tree;
 
 pub use error::{Position, YamlError};
+pub(crate) use fast::FastDocument;
 pub use positions::Positions;
 
 use serde_json::Value;
@@ -176,6 +178,26 @@ pub fn parse_stream(text: &[u8], limits: &Limits) -> Parsed {
 /// [`parse_stream`]", never "invalid". For callers that only need the values of files that
 /// are usually fine (`kargo validate` over a large tree).
 pub fn parse_fast(text: &[u8], limits: &Limits) -> Option<Vec<Document>> {
+    let documents = parse_fast_trees(text, limits)?;
+    Some(
+        documents
+            .into_iter()
+            .map(|d| Document {
+                index: d.index,
+                value: d.tree.to_value(),
+                positions: Positions::default(),
+                start_line: d.start_line,
+            })
+            .collect(),
+    )
+}
+
+/// [`parse_fast`] without building values: each document as the fast reader's [`tree::Tree`],
+/// whose strings borrow from `text`.
+pub(crate) fn parse_fast_trees<'s>(
+    text: &'s [u8],
+    limits: &Limits,
+) -> Option<Vec<FastDocument<'s>>> {
     if text.len() > limits.max_bytes {
         return None;
     }

@@ -92,25 +92,44 @@ pub(crate) fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Resu
 
 /// A plain scalar: null, boolean, integer, float, or else a string.
 fn resolve_plain(text: &str) -> Result<Value, Problem> {
+    Ok(match plain(text)? {
+        Plain::Null => Value::Null,
+        Plain::Bool(b) => Value::Bool(b),
+        Plain::Number(n) => Value::Number(n),
+        Plain::Str(s) => Value::String(s.to_owned()),
+    })
+}
+
+/// What a plain untagged scalar is, its text borrowed when it is a string.
+pub(crate) enum Plain<'t> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    Str(&'t str),
+}
+
+/// A plain untagged scalar by the core schema, without copying its text (the fast reader's
+/// tree keeps strings as slices of the file).
+pub(crate) fn plain(text: &str) -> Result<Plain<'_>, Problem> {
     if is_null(text) {
-        return Ok(Value::Null);
+        return Ok(Plain::Null);
     }
     if let Some(b) = parse_bool(text) {
-        return Ok(Value::Bool(b));
+        return Ok(Plain::Bool(b));
     }
     match parse_int(text) {
-        Some(Ok(n)) => return Ok(Value::Number(n)),
+        Some(Ok(n)) => return Ok(Plain::Number(n)),
         Some(Err(())) => return Err(Problem::OutOfRange),
         None => {}
     }
     if !digits_but_not_number(text) {
         match parse_float(text) {
-            Some(Ok(n)) => return Ok(Value::Number(n)),
+            Some(Ok(n)) => return Ok(Plain::Number(n)),
             Some(Err(())) => return Err(Problem::NonFinite),
             None => {}
         }
     }
-    Ok(Value::String(text.to_owned()))
+    Ok(Plain::Str(text))
 }
 
 /// A scalar with a core-schema tag.
@@ -197,6 +216,15 @@ fn parse_int(text: &str) -> Option<Result<Number, ()>> {
 /// A float as serde_yaml reads one: `None` if the text is not one, `Some(Err)` for
 /// `.inf`/`.nan`, which JSON cannot hold.
 fn parse_float(text: &str) -> Option<Result<Number, ()>> {
+    // Most scalars are words: a float starts with a digit, a sign or a dot (Rust's parser
+    // also reads `inf` and `nan`, which are not finite and so no float here either).
+    if !text
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return None;
+    }
     let unsigned = match text.strip_prefix('+') {
         Some(rest) if rest.starts_with(['+', '-']) => return None,
         Some(rest) => rest,
