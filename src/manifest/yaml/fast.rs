@@ -46,9 +46,16 @@ pub(crate) fn read<'s>(text: &'s str, limits: &Limits) -> Option<Vec<FastDocumen
     if !printable_ascii(text.as_bytes()) {
         return None;
     }
-    let breaks = text.bytes().filter(|&b| b == b'\n').count();
+    // Line breaks found with memchr's vector search (the text is ASCII, so every slice
+    // between breaks is on character boundaries).
+    let bytes = text.as_bytes();
+    let breaks = memchr::memchr_iter(b'\n', bytes).count();
     let mut lines: Vec<Line<'_>> = Vec::with_capacity(breaks + 1);
-    for (n, raw) in text.split('\n').enumerate() {
+    let mut from = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (n, end) in ends.enumerate() {
+        let raw = text.get(from..end)?;
+        from = end + 1;
         let content = raw.trim_start_matches(' ');
         lines.push(Line {
             number: n + 1,
