@@ -432,6 +432,43 @@ async fn get_formats_selectors_and_watch() {
         table.starts_with("NAME") && table.contains("SERVICES") && table.contains("0/1"),
         "{table}"
     );
+    // Several kinds: in the order asked, a table per kind, or one List.
+    let out = kargo(prefix, &["get", "stacks,services", "-o", "name"], None);
+    assert_eq!(
+        expect_code(&out, 0, "two kinds"),
+        "stack/shop\nservice/db\nservice/web\n"
+    );
+    let out = kargo(prefix, &["get", "all", "-o", "name"], None);
+    assert_eq!(
+        expect_code(&out, 0, "all"),
+        "stack/shop\nservice/db\nservice/web\n"
+    );
+    let tables = expect_code(&kargo(prefix, &["get", "svc,st"], None), 0, "tables");
+    assert_eq!(
+        tables.lines().filter(|l| l.starts_with("NAME")).count(),
+        2,
+        "{tables}"
+    );
+    assert!(
+        tables.contains("\n\nNAME") && tables.contains("SERVICES"),
+        "{tables}"
+    );
+    let out = kargo(
+        prefix,
+        &["get", "service/web", "stack/shop", "-o", "json"],
+        None,
+    );
+    let list: Value = serde_json::from_str(&expect_code(&out, 0, "across kinds")).expect("json");
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|o| o["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, ["Service", "Stack"], "{list}");
+    expect_code(
+        &kargo(prefix, &["get", "svc,st", "web"], None),
+        2,
+        "names need KIND/NAME with several kinds",
+    );
     let out = kargo(prefix, &["get", "svc", "web", "nope"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("web") && text(&out.stderr).contains("nope"));

@@ -1,12 +1,12 @@
 //! `kargo get`: list or show objects, optionally watching for changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use crate::api::{DynamicObject, Kind};
-use crate::store::{Store, WatchEvent};
+use crate::store::{ObjectList, ObjectRef, Store, StoreError, WatchEvent};
 
 use super::output::{self, OutputFormat, TableOptions, print_objects};
 use super::selector::Selector;
@@ -14,21 +14,25 @@ use super::{CliError, ExitStatus, GlobalArgs, target};
 
 const EXAMPLES: &str = "Examples:
   kargo get services
+  kargo get stacks,services
+  kargo get all -o name
   kargo get stack apps -o yaml
+  kargo get service/web stack/apps -o json
   kargo get svc -l tier=frontend -o wide --show-labels
   kargo get svc -o jsonpath='{range .items[*]}{.metadata.name}{\"\\n\"}{end}'
   kargo get stacks -w";
 
-/// Show objects of a kind as a table, YAML, JSON, names or a JSONPath template.
+/// Show objects of one or more kinds as tables, YAML, JSON, names or a JSONPath template.
 ///
 /// Services show STACK, IMAGE, REPLICAS (running/desired), READY and AGE; stacks show
-/// SERVICES (ready/total), READY and AGE. `-w` prints a line per change until Ctrl-C.
+/// SERVICES (ready/total), READY and AGE. Several kinds (`stacks,services`, `all`) print a
+/// table per kind, or one List. `-w` prints a line per change until Ctrl-C.
 /// Exit codes: 0 shown, 1 a named object does not exist, 2 usage or unreachable etcd.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// A kind (configuration, environment, stack, service; plurals and svc, st, env, cfg
-    /// work) and names, or KIND/NAME.
+    /// work) and names; kinds joined by commas or `all`; or KIND/NAME....
     #[arg(required = true, value_name = "KIND [NAME]...")]
     targets: Vec<String>,
     /// Output: table, wide, yaml, json, name, or jsonpath=TEMPLATE.
@@ -52,38 +56,72 @@ pub struct Args {
 }
 
 struct Query {
-    kind: Kind,
-    names: Vec<String>,
+    /// The kinds asked for, in the order given.
+    kinds: Vec<Kind>,
+    /// The objects named (none: all of the kinds).
+    names: Vec<ObjectRef>,
     selector: Selector,
 }
 
 impl Query {
     fn wants(&self, o: &DynamicObject) -> bool {
-        o.kind == self.kind
-            && (self.names.is_empty() || self.names.contains(&o.metadata.name))
+        self.kinds.contains(&o.kind)
+            && (self.names.is_empty()
+                || self
+                    .names
+                    .iter()
+                    .any(|r| r.kind == o.kind && r.name == o.metadata.name))
             && self.selector.matches(&o.metadata.labels)
+    }
+
+    /// Lists what may match (one kind, or all kinds in one read and so one revision).
+    async fn list(&self, store: &Store) -> Result<ObjectList, StoreError> {
+        match self.kinds.as_slice() {
+            [kind] => store.list(*kind).await,
+            _ => store.list_all().await,
+        }
+    }
+
+    /// The matching objects of `list`, kind by kind in the order asked, each kind's by name.
+    fn select(&self, list: &ObjectList) -> Vec<DynamicObject> {
+        let mut objects: Vec<DynamicObject> = list
+            .items
+            .iter()
+            .filter(|o| self.wants(o))
+            .cloned()
+            .collect();
+        let place = |k: Kind| self.kinds.iter().position(|x| *x == k);
+        objects.sort_by(|a, b| {
+            (place(a.kind), &a.metadata.name).cmp(&(place(b.kind), &b.metadata.name))
+        });
+        objects
     }
 }
 
+/// Objects seen by a watch, by kind and name.
+type Seen = BTreeMap<(Kind, String), DynamicObject>;
+
+fn key(o: &DynamicObject) -> (Kind, String) {
+    (o.kind, o.metadata.name.clone())
+}
+
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let (kind, names) = target::one_kind(&args.targets)?;
+    let (kinds, names) = target::kinds_and_refs(&args.targets)?;
     let query = Query {
-        kind,
+        kinds,
         names,
         selector: args.selector.clone().unwrap_or_default(),
     };
     let store = g.store().await?;
-    let list = store.list(kind).await?;
+    let list = query.list(&store).await?;
     let mut status = ExitStatus::Success;
-    let objects: Vec<DynamicObject> = list
-        .items
-        .iter()
-        .filter(|o| query.wants(o))
-        .cloned()
-        .collect();
-    for n in &query.names {
-        if !objects.iter().any(|o| &o.metadata.name == n) && !args.ignore_not_found {
-            output::note(format_args!("error: {kind} {n:?} not found"));
+    let objects = query.select(&list);
+    for r in &query.names {
+        let found = objects
+            .iter()
+            .any(|o| o.kind == r.kind && o.metadata.name == r.name);
+        if !found && !args.ignore_not_found {
+            output::note(format_args!("error: {} {:?} not found", r.kind, r.name));
             status = ExitStatus::Failure;
         }
     }
@@ -91,27 +129,28 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         show_labels: args.show_labels,
         no_header: false,
     };
-    let mut header_printed = false;
+    // Kinds whose table header is out (a table per kind).
+    let mut headers: BTreeSet<Kind> = BTreeSet::new();
     if !args.watch_only {
         if objects.is_empty() && query.names.is_empty() && args.output.is_table() {
-            output::note(format_args!("No {} found.", kind.plural()));
+            match query.kinds.as_slice() {
+                [kind] => output::note(format_args!("No {} found.", kind.plural())),
+                _ => output::note("No objects found."),
+            }
         }
         print_objects(&objects, &args.output, query.names.len() == 1, table)?;
-        header_printed = !objects.is_empty();
+        headers = objects.iter().map(|o| o.kind).collect();
     }
     if !(args.watch || args.watch_only) {
         return Ok(status);
     }
-    let cache: BTreeMap<String, DynamicObject> = objects
-        .into_iter()
-        .map(|o| (o.metadata.name.clone(), o))
-        .collect();
+    let cache: Seen = objects.into_iter().map(|o| (key(&o), o)).collect();
     watch(
         &store,
         &query,
         &args.output,
         table,
-        header_printed,
+        headers,
         cache,
         list.revision,
     )
@@ -123,20 +162,20 @@ fn print_change(
     o: &DynamicObject,
     format: &OutputFormat,
     table: TableOptions,
-    header_printed: &mut bool,
+    headers: &mut BTreeSet<Kind>,
 ) -> Result<(), CliError> {
     if matches!(format, OutputFormat::Plain(output::Format::Yaml)) {
         output::out("---")?;
     }
     let opts = TableOptions {
-        no_header: *header_printed,
+        no_header: headers.contains(&o.kind),
         ..table
     };
     print_objects(std::slice::from_ref(o), format, true, opts)?;
     if matches!(format, OutputFormat::JsonPath(_)) {
         output::out("")?;
     }
-    *header_printed = true;
+    headers.insert(o.kind);
     Ok(())
 }
 
@@ -145,8 +184,8 @@ async fn watch(
     query: &Query,
     format: &OutputFormat,
     table: TableOptions,
-    mut header_printed: bool,
-    mut cache: BTreeMap<String, DynamicObject>,
+    mut headers: BTreeSet<Kind>,
+    mut cache: Seen,
     mut revision: i64,
 ) -> Result<ExitStatus, CliError> {
     let interrupted = tokio::signal::ctrl_c();
@@ -171,8 +210,8 @@ async fn watch(
                         revision = revision.max(r.parse().unwrap_or(revision));
                     }
                     if query.wants(&o) {
-                        print_change(&o, format, table, &mut header_printed)?;
-                        cache.insert(o.metadata.name.clone(), *o);
+                        print_change(&o, format, table, &mut headers)?;
+                        cache.insert(key(&o), *o);
                     }
                 }
                 Some(Ok(WatchEvent::Deleted {
@@ -181,16 +220,14 @@ async fn watch(
                     revision: r,
                 })) => {
                     revision = revision.max(r);
-                    if kind == query.kind
-                        && let Some(last) = cache.remove(&name)
-                    {
-                        print_change(&last, format, table, &mut header_printed)?;
+                    if let Some(last) = cache.remove(&(kind, name)) {
+                        print_change(&last, format, table, &mut headers)?;
                     }
                 }
                 // Fell behind compaction, or lost the connection: list again and go on.
                 Some(Ok(WatchEvent::Compacted(_))) | Some(Err(_)) | None => {
                     let list = loop {
-                        match store.list(query.kind).await {
+                        match query.list(store).await {
                             Ok(l) => break l,
                             Err(e) if e.is_retryable() => {
                                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -199,15 +236,14 @@ async fn watch(
                         }
                     };
                     revision = list.revision;
-                    let fresh: BTreeMap<String, DynamicObject> = list
-                        .items
+                    let fresh: Seen = query
+                        .select(&list)
                         .into_iter()
-                        .filter(|o| query.wants(o))
-                        .map(|o| (o.metadata.name.clone(), o))
+                        .map(|o| (key(&o), o))
                         .collect();
-                    for (name, o) in &fresh {
-                        if cache.get(name) != Some(o) {
-                            print_change(o, format, table, &mut header_printed)?;
+                    for (k, o) in &fresh {
+                        if cache.get(k) != Some(o) {
+                            print_change(o, format, table, &mut headers)?;
                         }
                     }
                     cache = fresh;

@@ -218,25 +218,35 @@ pub fn print_objects(
             out_text(&t.render(&root))
         }
         OutputFormat::Plain(f @ (Format::Table | Format::Wide)) => {
-            let Some(first) = objects.first() else {
-                return Ok(());
-            };
             let wide = *f == Format::Wide;
-            let mut header = header(first.kind, wide);
-            if table.show_labels {
-                header.push("LABELS");
+            // A table per kind (the columns differ), a blank line between, as kubectl does.
+            let mut text = String::new();
+            for group in objects.chunk_by(|a, b| a.kind == b.kind) {
+                let Some(first) = group.first() else {
+                    continue;
+                };
+                let mut header = header(first.kind, wide);
+                if table.show_labels {
+                    header.push("LABELS");
+                }
+                let rows: Vec<Vec<String>> = group
+                    .iter()
+                    .map(|o| {
+                        let mut r = row(&redacted(o), wide);
+                        if table.show_labels {
+                            r.push(labels_text(o));
+                        }
+                        r
+                    })
+                    .collect();
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&render_table(&header, &rows, !table.no_header));
             }
-            let rows: Vec<Vec<String>> = objects
-                .iter()
-                .map(|o| {
-                    let mut r = row(&redacted(o), wide);
-                    if table.show_labels {
-                        r.push(labels_text(o));
-                    }
-                    r
-                })
-                .collect();
-            let text = render_table(&header, &rows, !table.no_header);
+            if text.is_empty() {
+                return Ok(());
+            }
             out_text(&text)
         }
     }

@@ -52,6 +52,52 @@ pub fn refs(words: &[String]) -> Result<(Option<Kind>, Vec<ObjectRef>), CliError
     Ok((Some(k), refs))
 }
 
+/// What `kargo get` names: kinds (`services,stacks`, `all`, or one kind) and, optionally,
+/// objects (`KIND NAME...` for one kind, `KIND/NAME...` across kinds). The kinds come in the
+/// order given (`all`: configurations, environments, stacks, services), each once.
+pub fn kinds_and_refs(words: &[String]) -> Result<(Vec<Kind>, Vec<ObjectRef>), CliError> {
+    let Some(first) = words.first() else {
+        return Err(CliError::usage(
+            "name a kind (configuration, environment, stack, service, or `all`)",
+        ));
+    };
+    if first == "all" || (first.contains(',') && !first.contains('/')) {
+        if words.len() > 1 {
+            return Err(CliError::usage(
+                "with several kinds, name objects as KIND/NAME (e.g. service/web stack/shop)",
+            ));
+        }
+        let mut kinds = Vec::new();
+        for word in first.split(',') {
+            let more: Vec<Kind> = if word == "all" {
+                Kind::ALL.to_vec()
+            } else {
+                vec![kind(word)?]
+            };
+            for k in more {
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+        }
+        return Ok((kinds, Vec::new()));
+    }
+    let (k, refs) = refs(words)?;
+    let kinds = match k {
+        Some(k) => vec![k],
+        None => {
+            let mut kinds = Vec::new();
+            for r in &refs {
+                if !kinds.contains(&r.kind) {
+                    kinds.push(r.kind);
+                }
+            }
+            kinds
+        }
+    };
+    Ok((kinds, refs))
+}
+
 /// Like [`refs`], but all objects must be of one kind: the kind and the names.
 pub fn one_kind(words: &[String]) -> Result<(Kind, Vec<String>), CliError> {
     let (k, refs) = refs(words)?;
@@ -89,6 +135,28 @@ pub fn one_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_takes_lists_of_kinds_all_and_objects_across_kinds() {
+        let kinds = |s: &str| kinds_and_refs(&words(s)).map(|(k, r)| (k, r.len()));
+        assert_eq!(
+            kinds("svc,stacks").ok(),
+            Some((vec![Kind::Service, Kind::Stack], 0))
+        );
+        assert_eq!(kinds("all").ok(), Some((Kind::ALL.to_vec(), 0)));
+        assert_eq!(kinds("svc,all").ok().map(|(k, _)| k.len()), Some(4));
+        assert_eq!(kinds("svc web db").ok(), Some((vec![Kind::Service], 2)));
+        assert_eq!(
+            kinds("svc/web stack/shop svc/db").ok(),
+            Some((vec![Kind::Service, Kind::Stack], 3))
+        );
+        assert!(
+            kinds("svc,stacks web").is_err(),
+            "names need KIND/NAME here"
+        );
+        assert!(kinds("svc,pods").is_err());
+        assert!(kinds("").is_err());
+    }
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
