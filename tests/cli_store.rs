@@ -28,6 +28,15 @@ spec:
   deploy: {replicas: 1}
 "#;
 
+async fn annotation(store: &Store, service: &str, key: &str) -> String {
+    store
+        .get(Kind::Service, service)
+        .await
+        .expect("get")
+        .and_then(|o| o.metadata.annotations.get(key).cloned())
+        .unwrap_or_default()
+}
+
 async fn spec_of(store: &Store, kind: Kind, name: &str) -> Value {
     store
         .get(kind, name)
@@ -1010,6 +1019,14 @@ async fn rollout_restart_status_history_and_undo() {
         .cloned()
         .unwrap_or_default();
     assert!(chrono::DateTime::parse_from_rfc3339(&at).is_ok(), "{at:?}");
+    // A second restart right away is a second restart (a new annotation value).
+    expect_code(
+        &kargo(prefix, &["rollout", "restart", "service", "web"], None),
+        0,
+        "restart again",
+    );
+    let again = annotation(&store, "web", "kargo.dev/restartedAt").await;
+    assert_ne!(again, at, "two restarts within a second must differ");
 
     // History as the controller records it: revision 100 (image 1.0), 200 (image 1.1).
     let old_web = spec_of(&store, Kind::Service, "web").await;

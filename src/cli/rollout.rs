@@ -125,7 +125,8 @@ async fn restart(g: &GlobalArgs, named: &Named) -> Result<ExitStatus, CliError> 
             string_list(stack.spec.get("services"))
         }
     };
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Milliseconds, so two restarts within a second are two restarts.
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let mut status = ExitStatus::Success;
     for svc in &services {
         let result = store

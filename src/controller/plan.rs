@@ -17,6 +17,19 @@ use crate::swarm::{DesiredService, RenderContext, render_service, with_force_upd
 
 /// Annotation `kargo rollout restart` sets; a new value forces a redeploy.
 pub const RESTARTED_AT_ANNOTATION: &str = "kargo.dev/restartedAt";
+
+/// Swarm's ForceUpdate counter for a restart requested at `t`: its milliseconds, so two
+/// restarts within a second differ; a time written to the whole second (as earlier builds
+/// wrote it) keeps its seconds, so upgrading redeploys nothing.
+fn force_update_counter(t: &chrono::DateTime<chrono::FixedOffset>) -> u64 {
+    let counter = if t.timestamp_subsec_millis() == 0 {
+        t.timestamp()
+    } else {
+        t.timestamp_millis()
+    };
+    u64::try_from(counter).unwrap_or(0)
+}
+
 /// Annotation `kargo delete --cascade=orphan` sets: the Swarm objects stay, unlabelled.
 pub const CASCADE_ANNOTATION: &str = "kargo.dev/cascade";
 
@@ -298,7 +311,7 @@ pub fn plan(
                     render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())?;
                 Ok(
                     match restarted.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-                        Some(t) => with_force_update(d, u64::try_from(t.timestamp()).unwrap_or(0)),
+                        Some(t) => with_force_update(d, force_update_counter(&t)),
                         None => d,
                     },
                 )
@@ -377,4 +390,22 @@ fn merged_spec(
     let spec = serde_json::from_value(merged.clone())
         .map_err(|e| format!("service {name:?}: merged spec is invalid: {e}"))?;
     Ok((merged, spec))
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::force_update_counter;
+
+    #[test]
+    fn restarts_within_one_second_force_two_updates() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("time");
+        let first = force_update_counter(&at("2026-11-25T10:00:00.120Z"));
+        let second = force_update_counter(&at("2026-11-25T10:00:00.870Z"));
+        assert_ne!(first, second);
+        assert_eq!(
+            force_update_counter(&at("2026-11-25T10:00:00Z")),
+            1_795_600_800,
+            "a whole-second time keeps its seconds"
+        );
+    }
 }
