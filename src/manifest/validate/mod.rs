@@ -486,6 +486,7 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
         ..Checked::default()
     };
     let unknown = Positions::default();
+    let mut kinds = Vec::with_capacity(documents.len());
     for doc in &documents {
         let root = doc.tree.root();
         let kind = root
@@ -510,15 +511,10 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
         checked
             .facts
             .push(Facts::extract(root, doc.index, &unknown, kind, object_name));
+        kinds.push(kind);
     }
     if options.keep_objects {
-        for doc in documents {
-            let kind = doc
-                .tree
-                .root()
-                .get("kind")
-                .and_then(|k| k.as_str())
-                .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))?;
+        for (doc, kind) in documents.iter().zip(kinds) {
             checked.objects.push(to_object(kind, doc.tree.to_value())?);
         }
     }
