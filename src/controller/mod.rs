@@ -1,6 +1,8 @@
 //! The controller: watches etcd, reconciles Stacks onto Swarm, writes status back.
 
+mod converge;
 pub mod events;
+mod finalizers;
 pub mod history;
 mod metrics;
 pub mod plan;

@@ -1,6 +1,7 @@
 //! Reconciling onto Swarm: one Stack at a time (the unit of reconciliation), plus the
-//! installation-wide work (garbage collection, finalizers, files, node labels; the
-//! statuses of what no stack covers are in [`super::status`]).
+//! installation-wide work (garbage collection, finalizers, files, node labels). Each
+//! service of a stack is converged in [`super::converge`]; finalizers are in
+//! [`super::finalizers`]; the statuses of what no stack covers are in [`super::status`].
 //!
 //! Level-based and idempotent: a reconcile is never told why it runs. It compares the
 //! desired ServiceSpec with the live one over the fields kargo sets, so a converged
@@ -9,24 +10,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::Value;
-use tracing::{debug, info};
 
-use crate::api::{
-    ConditionStatus, Kind, RollbackMode, SWARM_FINALIZER, ServiceStatus, StackStatus,
-};
-use crate::store::{Fence, Store, StoreError};
+use crate::api::{ConditionStatus, Kind, RollbackMode, StackStatus};
+use crate::store::{Fence, Store};
 use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL, swarm_service,
     swarm_stack,
 };
-use crate::swarm::{
-    Convergence, DesiredService, LiveService, SwarmClient, TaskInfo, assess, comparable, covers,
-    first_difference,
-};
+use crate::swarm::{LiveService, SwarmClient};
 
 use super::ControllerError;
+use super::converge::{ServiceContext, ServiceOutcome};
 use super::events::{EventRecorder, EventType};
 use super::history;
 use super::plan::{CASCADE_ANNOTATION, Plan, PlannedStack, Snapshot, plan};
@@ -69,28 +65,6 @@ pub struct Reconciler<'a> {
     pub catalog: &'a (dyn Fn(&str) -> Option<Value> + Sync),
     /// Where events go.
     pub events: &'a EventRecorder,
-}
-
-/// What converging one service needs besides its desired spec.
-#[derive(Clone, Copy)]
-struct ServiceContext<'a> {
-    /// The live service kargo owns, if any.
-    live: Option<&'a LiveService>,
-    /// Its tasks as the stack's one task query saw them.
-    known_tasks: Option<&'a [TaskInfo]>,
-    /// Network, config and secret IDs by name.
-    network_ids: &'a BTreeMap<String, String>,
-    /// The stack's progress deadline.
-    deadline: Option<Duration>,
-    /// The time of this reconcile.
-    now: DateTime<Utc>,
-    /// Take over a same-named service kargo does not own.
-    adopt: bool,
-}
-
-struct ServiceOutcome {
-    status: ServiceStatus,
-    ready: bool,
 }
 
 /// The result of reconciling one stack.
@@ -606,340 +580,7 @@ impl Reconciler<'_> {
         }
         Ok(writes)
     }
-
-    /// Creates or updates one Swarm service as needed and reports its convergence.
-    async fn converge_service(
-        &self,
-        desired: &DesiredService,
-        mut status: ServiceStatus,
-        ctx: &ServiceContext<'_>,
-    ) -> Result<ServiceOutcome, ControllerError> {
-        let ServiceContext {
-            live,
-            known_tasks,
-            network_ids,
-            deadline,
-            now,
-            adopt,
-        } = *ctx;
-        let spec = resolve_ids(&desired.spec, network_ids);
-        let kind = Kind::Service;
-        let svc = desired.service.as_str();
-        // A spec that failed is not pushed again until it changes (DESIGN.md §6).
-        let failed_before = status.failed_spec_hash.as_deref() == Some(desired.hash.as_str());
-        if status.failed_spec_hash.is_some() && !failed_before {
-            status.failed_spec_hash = None;
-        }
-        let mut wrote = false;
-        // A same-named service kargo does not own (left by Kargo or `docker stack deploy`).
-        let foreign = match live {
-            None => self.swarm.inspect_service(&desired.name).await?,
-            Some(_) => None,
-        };
-        if let Some(f) = &foreign {
-            if !adopt {
-                let msg = format!(
-                    "Swarm service {} exists and kargo does not own it; set `adopt: true` in the Environment to take it over",
-                    desired.name
-                );
-                if status.common.condition("Ready").map(|c| c.reason.as_str()) != Some("NotAdopted")
-                {
-                    self.events
-                        .record(
-                            kind,
-                            svc,
-                            EventType::Warning,
-                            "NotAdopted",
-                            &msg,
-                            self.fence,
-                        )
-                        .await;
-                }
-                set_ready(&mut status.common, false, "NotAdopted", msg, now);
-                return Ok(ServiceOutcome {
-                    status,
-                    ready: false,
-                });
-            }
-            self.swarm
-                .update_service(&f.id, &desired.name, f.version, &spec)
-                .await?;
-            self.events
-                .record(
-                    kind,
-                    svc,
-                    EventType::Normal,
-                    "Adopted",
-                    &format!(
-                        "took over Swarm service {} (same ID, same volumes)",
-                        desired.name
-                    ),
-                    self.fence,
-                )
-                .await;
-            status.last_push_time = Some(now);
-            wrote = true;
-        }
-        let id = match (live, &foreign) {
-            (None, Some(f)) => f.id.clone(),
-            (None, None) => {
-                wrote = true;
-                let id = self.swarm.create_service(&desired.name, &spec).await?;
-                status.last_push_time = Some(now);
-                self.events
-                    .record(
-                        kind,
-                        svc,
-                        EventType::Normal,
-                        "Created",
-                        &format!("created Swarm service {}", desired.name),
-                        self.fence,
-                    )
-                    .await;
-                id
-            }
-            (Some(l), _) => {
-                let seen = comparable(&spec);
-                let differs =
-                    l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash) || !covers(&l.spec, &seen);
-                if differs && !failed_before {
-                    let why = first_difference(&l.spec, &seen, "")
-                        .unwrap_or_else(|| "/Labels/dev.kargo.spec-hash".into());
-                    self.swarm
-                        .update_service(&l.id, &desired.name, l.version, &spec)
-                        .await?;
-                    status.last_push_time = Some(now);
-                    self.events
-                        .record(
-                            kind,
-                            svc,
-                            EventType::Normal,
-                            "Updated",
-                            &format!("updated Swarm service {} ({why} differed)", desired.name),
-                            self.fence,
-                        )
-                        .await;
-                } else if differs {
-                    debug!(service = %desired.name, "spec failed before; not pushed again");
-                }
-                l.id.clone()
-            }
-        };
-        // Without a write, what the stack's list and task query saw is current.
-        let (current, tasks) = match (wrote, live, known_tasks) {
-            (false, Some(l), Some(t)) => (Some(l.clone()), t.to_vec()),
-            (false, Some(l), None) => (Some(l.clone()), Vec::new()),
-            _ => (
-                self.swarm.inspect_service(&id).await?,
-                self.swarm.tasks(&id).await?,
-            ),
-        };
-        let conv = match &current {
-            Some(c) => assess(c, &spec, &tasks, desired.mode, desired.replicas),
-            None => Convergence {
-                running: 0,
-                desired: desired.replicas,
-                ready: false,
-                reason: "Missing",
-                message: "the Swarm service disappeared".into(),
-                errors: Vec::new(),
-            },
-        };
-        let mut reason = conv.reason;
-        let mut message = conv.message.clone();
-        if !conv.ready && !failed_before {
-            let rolled_back = reason == "RolledBack";
-            let overdue = deadline
-                .zip(status.last_push_time)
-                .is_some_and(|(d, t)| (now - t).to_std().is_ok_and(|elapsed| elapsed > d));
-            if rolled_back || overdue {
-                status.failed_spec_hash = Some(desired.hash.clone());
-                if overdue && !rolled_back {
-                    reason = "ProgressDeadlineExceeded";
-                    message = format!("not Ready within the progress deadline: {message}");
-                }
-                self.events
-                    .record(kind, svc, EventType::Warning, reason, &message, self.fence)
-                    .await;
-            }
-        } else if !conv.ready && failed_before && reason != "RolledBack" {
-            reason = "UpdateFailed";
-            message = format!(
-                "this spec failed before and is not pushed again until it changes: {message}"
-            );
-        }
-        status.image = desired
-            .spec
-            .pointer("/TaskTemplate/ContainerSpec/Image")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        status.swarm_name = Some(desired.name.clone());
-        status.service_id = Some(id);
-        status.version = current.as_ref().map(|c| c.version);
-        status.running_tasks = conv.running;
-        status.desired_tasks = conv.desired;
-        status.update_state = current.as_ref().and_then(|c| c.update_state.clone());
-        status.task_errors = conv.errors.clone();
-        status.spec_hash = Some(desired.hash.clone());
-        set_ready(&mut status.common, conv.ready, reason, message.clone(), now);
-        let progressing = !conv.ready && status.failed_spec_hash.is_none();
-        status.common.set_condition(
-            "Progressing",
-            if progressing {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::False
-            },
-            if progressing { "Progressing" } else { reason },
-            if progressing {
-                message.clone()
-            } else {
-                String::new()
-            },
-            now,
-        );
-        let degraded =
-            status.failed_spec_hash.is_some() || (!conv.ready && !conv.errors.is_empty());
-        status.common.set_condition(
-            "Degraded",
-            if degraded {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::False
-            },
-            if degraded { reason } else { "Converged" },
-            if degraded { message } else { String::new() },
-            now,
-        );
-        Ok(ServiceOutcome {
-            status,
-            ready: conv.ready,
-        })
-    }
-
-    async fn ensure_finalizer(
-        &self,
-        snapshot: &Snapshot,
-        kind: Kind,
-        name: &str,
-    ) -> Result<u64, ControllerError> {
-        let meta = match kind {
-            Kind::Stack => snapshot.stacks.get(name).map(|s| &s.metadata),
-            Kind::Service => snapshot.services.get(name).map(|s| &s.metadata),
-            _ => None,
-        };
-        let missing = meta.is_some_and(|m| {
-            m.deletion_timestamp.is_none() && !m.finalizers.iter().any(|f| f == SWARM_FINALIZER)
-        });
-        if !missing {
-            return Ok(0);
-        }
-        let w = self
-            .store
-            .modify(kind, name, self.fence, |o| {
-                if o.metadata.deletion_timestamp.is_none()
-                    && !o.metadata.finalizers.iter().any(|f| f == SWARM_FINALIZER)
-                {
-                    o.metadata.finalizers.push(SWARM_FINALIZER.to_string());
-                }
-            })
-            .await;
-        match w {
-            Ok(w) => Ok(u64::from(w.changed)),
-            Err(StoreError::NotFound { .. }) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Drops the finalizer of deleted Stacks and Services whose Swarm services are gone.
-    async fn release_finalizers(
-        &self,
-        snapshot: &Snapshot,
-        live: &[LiveService],
-    ) -> Result<u64, ControllerError> {
-        let owners: Vec<(&str, &str)> = live
-            .iter()
-            .filter_map(|s| s.labels.get(OWNER_LABEL))
-            .filter_map(|o| o.split_once('/'))
-            .collect();
-        let finalizing = |m: &crate::api::ObjectMeta| {
-            m.deletion_timestamp.is_some() && m.finalizers.iter().any(|f| f == SWARM_FINALIZER)
-        };
-        let mut release = Vec::new();
-        for (name, s) in &snapshot.stacks {
-            if finalizing(&s.metadata) && !owners.iter().any(|(st, _)| st == name) {
-                release.push((Kind::Stack, name.clone()));
-            }
-        }
-        for (name, s) in &snapshot.services {
-            if finalizing(&s.metadata) && !owners.iter().any(|(_, sv)| sv == name) {
-                release.push((Kind::Service, name.clone()));
-            }
-        }
-        let mut writes = 0;
-        for (kind, name) in release {
-            info!(%kind, %name, "Swarm objects removed; releasing finalizer");
-            match self
-                .store
-                .modify(kind, &name, self.fence, |o| {
-                    o.metadata.finalizers.retain(|f| f != SWARM_FINALIZER)
-                })
-                .await
-            {
-                Ok(w) => writes += u64::from(w.changed),
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(writes)
-    }
 }
 
 /// The queue key of installation-wide work.
 pub const INSTALLATION_KEY: &str = "installation";
-
-/// Network, config and secret names → IDs in the task template, as the engine stores
-/// them. `ids` maps network names, and `config:<name>` / `secret:<name>`, to IDs.
-fn resolve_ids(spec: &Value, ids: &BTreeMap<String, String>) -> Value {
-    let mut spec = spec.clone();
-    if let Some(nets) = spec
-        .pointer_mut("/TaskTemplate/Networks")
-        .and_then(Value::as_array_mut)
-    {
-        for n in nets {
-            if let Some(target) = n.get_mut("Target")
-                && let Some(id) = target.as_str().and_then(|t| ids.get(t))
-            {
-                *target = Value::String(id.clone());
-            }
-        }
-    }
-    for (list, name_key, id_key, prefix) in [
-        (
-            "/TaskTemplate/ContainerSpec/Configs",
-            "ConfigName",
-            "ConfigID",
-            "config:",
-        ),
-        (
-            "/TaskTemplate/ContainerSpec/Secrets",
-            "SecretName",
-            "SecretID",
-            "secret:",
-        ),
-    ] {
-        if let Some(refs) = spec.pointer_mut(list).and_then(Value::as_array_mut) {
-            for r in refs {
-                let id = r
-                    .get(name_key)
-                    .and_then(Value::as_str)
-                    .and_then(|n| ids.get(&format!("{prefix}{n}")))
-                    .cloned();
-                if let (Some(id), Some(obj)) = (id, r.as_object_mut()) {
-                    obj.insert(id_key.into(), Value::String(id));
-                }
-            }
-        }
-    }
-    spec
-}
