@@ -1,5 +1,5 @@
 //! The command line: one file per command; each fills an options struct and calls the
-//! library. Errors become messages and exit codes in one place ([`error`]).
+//! library. Errors become messages and exit codes in one place (`cli::error`).
 
 mod apply;
 mod completion;

@@ -6,7 +6,7 @@
 //! error's instance path mapped back to the YAML node, worded in plain terms (unknown fields
 //! with a suggestion, numbers that should be quoted strings, the values an enum allows, what
 //! a duration looks like). Then checks across the objects of all the inputs
-//! ([`cross`]): a Stack's members exist, `dependsOn` has no cycle, and so on.
+//! (`validate::cross`): a Stack's members exist, `dependsOn` has no cycle, and so on.
 //!
 //! Most files are valid, so a file is first tried the quick way: the fast reader
 //! ([`yaml::parse_fast`], no positions) and each document's schema as a yes/no. Only when
