@@ -51,10 +51,14 @@ pub(crate) fn schemas() -> &'static Schemas {
     &SCHEMAS
 }
 
+/// The place of `kind` in [`Kind::ALL`] (and so in a per-kind slot array).
+fn kind_index(kind: Kind) -> usize {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
 /// The place of `(kind, mode)` in a slot array.
 fn slot_index(kind: Kind, mode: Mode) -> usize {
-    let k = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-    k * 2 + usize::from(mode == Mode::Merged)
+    kind_index(kind) * 2 + usize::from(mode == Mode::Merged)
 }
 
 fn get(slot: &Slot, schema: impl FnOnce() -> Value) -> Result<&Compiled, &str> {
@@ -94,8 +98,7 @@ impl Schemas {
 
     /// The yes/no check of a stored document of `kind` that the fast reader read.
     pub(crate) fn tree_document(&self, kind: Kind) -> Result<&Validator<TreeJson>, &str> {
-        let k = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        let Some(slot) = self.trees.get(k) else {
+        let Some(slot) = self.trees.get(kind_index(kind)) else {
             return Err("no schema slot for this kind");
         };
         slot.get_or_init(|| build(&schema::kind_schema(kind, Mode::Stored)))

@@ -110,10 +110,6 @@ impl<'a> Node<'a, TreeJson> for TreeNode<'a> {
         }
     }
 
-    fn string_length(&self) -> Option<u64> {
-        self.as_string().map(|s| s.chars().count() as u64)
-    }
-
     fn equals_value(&self, expected: &Value) -> bool {
         // `enum` and `const` on scalars are common in kargo's schemas: compare them without
         // building a value.

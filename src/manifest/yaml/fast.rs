@@ -227,7 +227,8 @@ impl<'a> Reader<'a, '_> {
             children.add(&mut self.tree, child);
         }
         self.tree.close(at, Slot::Map(children.count));
-        if has_duplicate(self.tree.keys(at), children.count) {
+        let keys = self.tree.node(at).children().map(|(key, _)| key);
+        if has_duplicate(keys, children.count) {
             return None;
         }
         Some(at)

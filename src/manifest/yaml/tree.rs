@@ -81,57 +81,28 @@ impl<'s> Tree<'s> {
         }
     }
 
+    /// The node at `index`.
+    pub(crate) fn node(&self, index: u32) -> Node<'_> {
+        Node {
+            tree: self,
+            at: index,
+        }
+    }
+
     /// The root node.
     pub(crate) fn root(&self) -> Node<'_> {
-        Node { tree: self, at: 0 }
-    }
-
-    /// The keys of the children of the map at `index`, in order.
-    pub(crate) fn keys(&self, index: u32) -> impl Iterator<Item = &'s str> + Clone + '_ {
-        self.child_indices(index)
-            .map(|i| self.entries.get(i as usize).map_or("", |e| e.key))
-    }
-
-    /// The indices of the children of the container at `index`.
-    fn child_indices(&self, index: u32) -> impl Iterator<Item = u32> + Clone + '_ {
-        let mut children = Children::new(self, index);
-        std::iter::from_fn(move || children.step(self))
+        self.node(0)
     }
 
     /// The document as a `serde_json` value (what the full reader would give).
     pub(crate) fn to_value(&self) -> Value {
-        self.value_at(0)
-    }
-
-    fn value_at(&self, index: u32) -> Value {
-        let Some(entry) = self.entries.get(index as usize) else {
-            return Value::Null;
-        };
-        match &entry.slot {
-            Slot::Null => Value::Null,
-            Slot::Bool(b) => Value::Bool(*b),
-            Slot::Number(n) => Value::Number(n.clone()),
-            Slot::Str(s) => Value::String(s.to_string()),
-            Slot::Map(_) => Value::Object(
-                self.child_indices(index)
-                    .map(|i| {
-                        let key = self.entries.get(i as usize).map_or("", |e| e.key);
-                        (key.to_string(), self.value_at(i))
-                    })
-                    .collect::<Map<String, Value>>(),
-            ),
-            Slot::Seq(_) => Value::Array(
-                self.child_indices(index)
-                    .map(|i| self.value_at(i))
-                    .collect(),
-            ),
-        }
+        self.root().to_value()
     }
 }
 
 /// The children of a container, as indices.
 #[derive(Clone, Debug)]
-pub(crate) struct Children {
+struct Children {
     next: u32,
     left: u32,
 }
@@ -225,7 +196,18 @@ impl<'a> Node<'a> {
 
     /// The node (and what is under it) as a `serde_json` value.
     pub(crate) fn to_value(self) -> Value {
-        self.tree.value_at(self.at)
+        match self.slot() {
+            Slot::Null => Value::Null,
+            Slot::Bool(b) => Value::Bool(*b),
+            Slot::Number(n) => Value::Number(n.clone()),
+            Slot::Str(s) => Value::String(s.to_string()),
+            Slot::Map(_) => Value::Object(
+                self.children()
+                    .map(|(k, n)| (k.to_string(), n.to_value()))
+                    .collect::<Map<String, Value>>(),
+            ),
+            Slot::Seq(_) => Value::Array(self.children().map(|(_, n)| n.to_value()).collect()),
+        }
     }
 }
 
