@@ -57,10 +57,13 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         resync: args.resync_period,
         workers: args.workers,
         metrics_addr: args.metrics_addr,
-        election: args.leader_elect.then_some(ElectionOptions {
+        // Without --leader-elect the controller still takes the election, at once or not
+        // at all: a second lone controller on the same prefix exits instead of fighting.
+        election: Some(ElectionOptions {
             etcd,
             ttl: args.lease_ttl,
             identity,
+            wait: args.leader_elect,
         }),
     };
     let controller = Controller::new(store, swarm, options);

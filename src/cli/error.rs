@@ -87,6 +87,7 @@ impl From<ControllerError> for CliError {
         match e {
             ControllerError::Store(e) => e.into(),
             ControllerError::Swarm(e) => e.into(),
+            e @ ControllerError::AnotherLeader { .. } => CliError::usage(e.to_string()),
             other => CliError::failure(other.to_string()),
         }
     }

@@ -114,6 +114,9 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     };
     let store = g.store().await?;
     let list = query.list(&store).await?;
+    for bad in &list.invalid {
+        eprintln!("warning: skipped {}: {}", bad.key, bad.message);
+    }
     let mut status = ExitStatus::Success;
     let objects = query.select(&list);
     for r in &query.names {
@@ -223,6 +226,10 @@ async fn watch(
                     if let Some(last) = cache.remove(&(kind, name)) {
                         print_change(&last, format, table, &mut headers)?;
                     }
+                }
+                // A value written without the CLI that is not an object: say so, go on.
+                Some(Ok(WatchEvent::Invalid(bad))) => {
+                    eprintln!("warning: skipped {}: {}", bad.key, bad.message);
                 }
                 // Fell behind compaction, or lost the connection: list again and go on.
                 Some(Ok(WatchEvent::Compacted(_))) | Some(Err(_)) | None => {

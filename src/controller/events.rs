@@ -1,6 +1,9 @@
 //! Events in etcd (DESIGN.md §4): `<prefix>/events/<kind>/<name>/<time>` on a one-hour
 //! lease, so `kargo describe` shows what the controller did and what failed.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 use tracing::{info, warn};
@@ -20,16 +23,50 @@ pub enum EventType {
     Warning,
 }
 
+/// How many distinct "once" events are remembered before the memory is cleared (a
+/// cleared memory only means a condition still true is reported once more).
+const ONCE_MEMORY: usize = 4096;
+
 /// Writes events; a failure to record one is logged, never fatal.
 #[derive(Clone)]
 pub struct EventRecorder {
     store: Store,
+    said: Arc<Mutex<HashSet<String>>>,
 }
 
 impl EventRecorder {
     /// A recorder writing under the store's prefix.
     pub fn new(store: Store) -> Self {
-        EventRecorder { store }
+        EventRecorder {
+            store,
+            said: Arc::default(),
+        }
+    }
+
+    /// Records an event unless this process already recorded the same one (same object,
+    /// reason and message): for conditions every reconcile sees again, such as an
+    /// unusable object, so a steady state costs no etcd write.
+    pub async fn record_once(
+        &self,
+        kind: Kind,
+        name: &str,
+        type_: EventType,
+        reason: &str,
+        message: &str,
+        fence: Option<&Fence>,
+    ) {
+        let id = format!("{kind}/{name}/{reason}/{message}");
+        {
+            let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+            if said.contains(&id) {
+                return;
+            }
+            if said.len() >= ONCE_MEMORY {
+                said.clear();
+            }
+            said.insert(id);
+        }
+        self.record(kind, name, type_, reason, message, fence).await;
     }
 
     /// Records one event about an object (fenced like every leader write).

@@ -25,6 +25,10 @@ pub struct Metrics {
     etcd_ok: AtomicBool,
     elections: AtomicBool,
     leader_guard: std::sync::Mutex<Option<WriteGuard>>,
+    invalid_objects: AtomicU64,
+    kept_in_doubt: AtomicU64,
+    panics: AtomicU64,
+    fenced_writes: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +48,27 @@ impl Metrics {
     pub fn set_synced(&self, synced: bool) {
         self.synced.store(synced, Ordering::Relaxed);
         self.etcd_ok.store(synced, Ordering::Relaxed);
+    }
+
+    /// How many values under the registry are not usable objects (skipped, reported).
+    pub fn set_invalid_objects(&self, n: usize) {
+        self.invalid_objects
+            .store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts a Swarm service kept running because the desired state was in doubt.
+    pub fn kept_in_doubt(&self) {
+        self.kept_in_doubt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a reconcile that panicked (caught; the worker lives on).
+    pub fn panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a write etcd refused because this replica no longer leads.
+    pub fn fenced(&self) {
+        self.fenced_writes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Elections are on: leadership is reported from the lease, not assumed.
@@ -123,6 +148,36 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE kargo_leader gauge");
         let _ = writeln!(out, "kargo_leader {}", u8::from(self.is_leader()));
+        for (name, help, kind, value) in [
+            (
+                "kargo_invalid_objects",
+                "Values under the registry that are not usable objects (skipped).",
+                "gauge",
+                &self.invalid_objects,
+            ),
+            (
+                "kargo_kept_in_doubt_total",
+                "Swarm services kept running because the desired state was in doubt.",
+                "counter",
+                &self.kept_in_doubt,
+            ),
+            (
+                "kargo_reconcile_panics_total",
+                "Reconciles that panicked (caught; the Stack is Degraded).",
+                "counter",
+                &self.panics,
+            ),
+            (
+                "kargo_fenced_writes_total",
+                "Writes etcd refused because this replica no longer led.",
+                "counter",
+                &self.fenced_writes,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         out
     }
 }

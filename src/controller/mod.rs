@@ -4,6 +4,7 @@ mod converge;
 pub mod events;
 mod finalizers;
 pub mod history;
+pub mod intent;
 mod metrics;
 pub mod plan;
 mod queue;
@@ -31,6 +32,16 @@ pub enum ControllerError {
     /// Docker failed or refused a request.
     #[error(transparent)]
     Swarm(#[from] SwarmError),
+    /// A controller meant to run alone found another controller leading its prefix.
+    #[error(
+        "another controller ({identity}) leads the installation {prefix:?}: stop it first, or run every replica with --leader-elect (a controller killed without SIGTERM gives the lead up within its lease TTL)"
+    )]
+    AnotherLeader {
+        /// The installation prefix.
+        prefix: String,
+        /// The leader's identity in the election.
+        identity: String,
+    },
     /// A kargo bug (e.g. a status that does not serialise).
     #[error("internal error: {0}")]
     Internal(String),

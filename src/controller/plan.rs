@@ -46,16 +46,57 @@ pub struct Snapshot {
     pub services: BTreeMap<String, Service>,
     /// Services' specs exactly as stored (with the nulls that delete default fields).
     pub service_specs: BTreeMap<String, Value>,
-    /// Objects whose stored spec does not fit their kind, with why.
+    /// Objects the controller cannot use — undecodable, or failing their kind's schema —
+    /// with why. They are doubt: what they would change in Swarm is left as it is.
     pub invalid: Vec<(Kind, String, String)>,
+    /// The installation has had its Configuration in force before (recorded in etcd), so
+    /// a missing one is an accident to report, not "deploy every Stack".
+    pub configured_before: bool,
 }
 
 impl Snapshot {
-    /// Types a list of stored objects; one that does not fit its kind is set aside in `invalid`.
+    /// Types a store listing; values that did not decode are set aside in `invalid`.
+    pub fn from_list(list: &crate::store::ObjectList) -> Self {
+        let mut s = Self::from_objects(&list.items);
+        for bad in &list.invalid {
+            if let Some((kind, name)) = &bad.object {
+                s.invalid.push((*kind, name.clone(), bad.message.clone()));
+            }
+        }
+        s
+    }
+
+    /// True when the object of this kind and name is stored but unusable.
+    pub fn is_invalid(&self, kind: Kind, name: &str) -> bool {
+        self.invalid.iter().any(|(k, n, _)| *k == kind && n == name)
+    }
+
+    /// Why the object of this kind and name is unusable, if it is.
+    pub fn invalid_reason(&self, kind: Kind, name: &str) -> Option<&str> {
+        self.invalid
+            .iter()
+            .find(|(k, n, _)| *k == kind && n == name)
+            .map(|(_, _, why)| why.as_str())
+    }
+
+    /// Types a list of stored objects; one that does not fit its kind — its schema (the
+    /// CLI's check, re-done because anything can write to etcd) or its Rust type — is set
+    /// aside in `invalid`.
     pub fn from_objects(objects: &[DynamicObject]) -> Self {
         let mut s = Snapshot::default();
         for o in objects {
             let name = o.metadata.name.clone();
+            let violations = crate::manifest::validate::validate_spec(
+                o.kind,
+                crate::api::schema::Mode::Stored,
+                &o.spec,
+            );
+            if !violations.is_empty() {
+                let list: Vec<String> =
+                    violations.iter().take(3).map(ToString::to_string).collect();
+                s.invalid.push((o.kind, name, list.join("; ")));
+                continue;
+            }
             let bad = |e: serde_json::Error| (o.kind, name.clone(), e.to_string());
             let r = match o.kind {
                 Kind::Configuration => o.typed().map(|t| {
@@ -104,6 +145,27 @@ pub struct Plan {
     pub files: BTreeMap<String, PlannedFile>,
     /// Take over same-named Swarm services a Kargo install left (the Environment's `adopt`).
     pub adopt: bool,
+    /// Doubt about the whole installation (the Configuration or Environment in force is
+    /// missing or unusable): nothing is removed but what a Stack's own suspend or deletion asks.
+    pub doubt: Option<Doubt>,
+    /// Stacks in doubt (an object of theirs unusable, a member not found, a service
+    /// claimed twice), with why: nothing of theirs is removed.
+    pub frozen: BTreeMap<String, Doubt>,
+}
+
+/// Why the desired state cannot be trusted to remove anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Doubt {
+    /// CamelCase reason for conditions and events (`EnvironmentNotFound`, `InvalidObject`, …).
+    pub reason: &'static str,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl Doubt {
+    fn new(reason: &'static str, message: String) -> Self {
+        Doubt { reason, message }
+    }
 }
 
 /// A Configuration file as the Swarm config or secret it becomes.
@@ -188,10 +250,32 @@ pub fn plan(
             out.environment = Some(env_name.clone());
             env = snapshot.environments.get(env_name);
             if env.is_none() {
-                out.errors
-                    .push(format!("Environment {env_name:?} not found"));
+                let doubt = match snapshot.invalid_reason(Kind::Environment, env_name) {
+                    Some(why) => Doubt::new(
+                        "InvalidObject",
+                        format!("Environment {env_name:?} is invalid: {why}"),
+                    ),
+                    None => Doubt::new(
+                        "EnvironmentNotFound",
+                        format!(
+                            "Environment {env_name:?} (named by Configuration {:?}) not found",
+                            cfg.name()
+                        ),
+                    ),
+                };
+                out.errors.push(doubt.message.clone());
+                out.doubt = Some(doubt);
             }
         }
+    } else if let Some(why) = snapshot.invalid_reason(Kind::Configuration, configuration) {
+        let message = format!("Configuration {configuration:?} is invalid: {why}");
+        out.errors.push(message.clone());
+        out.doubt = Some(Doubt::new("InvalidObject", message));
+    } else if snapshot.configured_before {
+        let message =
+            format!("Configuration {configuration:?} not found (this installation had it before)");
+        out.errors.push(message.clone());
+        out.doubt = Some(Doubt::new("ConfigurationNotFound", message));
     }
 
     let mut ctx = RenderContext::new(installation);
@@ -218,11 +302,11 @@ pub fn plan(
                     Ok(c) => c,
                     Err(errors) => {
                         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                        out.errors.push(format!(
-                            "Configuration {:?}: {}",
-                            cfg.name(),
-                            list.join("; ")
-                        ));
+                        let message =
+                            format!("Configuration {:?}: {}", cfg.name(), list.join("; "));
+                        out.errors.push(message.clone());
+                        out.doubt
+                            .get_or_insert(Doubt::new("InvalidConfiguration", message));
                         continue;
                     }
                 }
@@ -245,7 +329,10 @@ pub fn plan(
     let stack_names: Vec<String> = match env {
         Some(e) => e.spec.stacks.clone(),
         None if cfg.is_some() && out.environment.is_some() => Vec::new(),
-        None => snapshot.stacks.keys().cloned().collect(),
+        // No Configuration ever: every Stack (the first-run convenience); a Configuration
+        // that went missing is doubt (above), never a different deployment.
+        None if out.doubt.is_none() => snapshot.stacks.keys().cloned().collect(),
+        None => Vec::new(),
     };
     out.rollout = env.and_then(|e| e.spec.rollout);
     out.adopt = env.is_some_and(|e| e.spec.adopt);
@@ -257,8 +344,24 @@ pub fn plan(
     let mut previous: Option<String> = None;
     for stack_name in &stack_names {
         let Some(stack) = snapshot.stacks.get(stack_name) else {
-            out.errors
-                .push(format!("Stack {stack_name:?} is listed but not found"));
+            if let Some(why) = snapshot.invalid_reason(Kind::Stack, stack_name) {
+                out.errors
+                    .push(format!("Stack {stack_name:?} is invalid: {why}"));
+                out.frozen.insert(
+                    stack_name.clone(),
+                    Doubt::new(
+                        "InvalidObject",
+                        format!("Stack {stack_name:?} is invalid: {why}"),
+                    ),
+                );
+            } else {
+                // A listed Stack that is not there may be a typo in the list: the list is
+                // in doubt, so nothing it leaves out is removed.
+                let message = format!("Stack {stack_name:?} is listed but not found");
+                out.errors.push(message.clone());
+                out.doubt
+                    .get_or_insert(Doubt::new("StackNotFound", message));
+            }
             continue;
         };
         if stack.spec.suspend || stack.metadata.deletion_timestamp.is_some() {
@@ -293,13 +396,25 @@ pub fn plan(
                 None
             };
             if user.is_none() && default.is_none() {
-                // Nothing to deploy, and nothing of it to keep running in Swarm.
-                let why = if snapshot.services.contains_key(svc_name) {
-                    "is being deleted"
+                if snapshot.services.contains_key(svc_name) {
+                    // Being deleted: intent; its Swarm service goes.
+                    planned
+                        .errors
+                        .push(format!("service {svc_name:?} is being deleted"));
                 } else {
-                    "not found"
-                };
-                planned.errors.push(format!("service {svc_name:?} {why}"));
+                    // Unusable or missing (a typo in the list?): doubt; it keeps running.
+                    let doubt = match snapshot.invalid_reason(Kind::Service, svc_name) {
+                        Some(why) => Doubt::new(
+                            "InvalidObject",
+                            format!("service {svc_name:?} is invalid: {why}"),
+                        ),
+                        None => {
+                            Doubt::new("ServiceNotFound", format!("service {svc_name:?} not found"))
+                        }
+                    };
+                    planned.errors.push(doubt.message.clone());
+                    out.frozen.entry(stack_name.clone()).or_insert(doubt);
+                }
                 continue;
             }
             let raw = user.and(snapshot.service_specs.get(svc_name));
@@ -316,8 +431,13 @@ pub fn plan(
                     },
                 )
             });
-            if let Ok(d) = &desired {
-                networks.extend(d.networks.iter().cloned());
+            match &desired {
+                Ok(d) => networks.extend(d.networks.iter().cloned()),
+                Err(e) => {
+                    out.frozen
+                        .entry(stack_name.clone())
+                        .or_insert_with(|| Doubt::new("InvalidSpec", e.clone()));
+                }
             }
             planned.services.push(PlannedService {
                 name: svc_name.clone(),
@@ -339,10 +459,14 @@ pub fn plan(
                 .filter(|o| **o != s.name)
                 .map(String::as_str)
                 .collect();
-            s.errors.push(format!(
+            let message = format!(
                 "service {service:?} is also claimed by stack {}",
                 others.join(", ")
-            ));
+            );
+            out.frozen
+                .entry(s.name.clone())
+                .or_insert_with(|| Doubt::new("ServiceClaimedTwice", message.clone()));
+            s.errors.push(message);
         }
     }
     out.networks = networks.into_iter().collect();

@@ -25,7 +25,8 @@ use super::ControllerError;
 use super::converge::{ServiceContext, ServiceOutcome};
 use super::events::{EventRecorder, EventType};
 use super::history;
-use super::plan::{CASCADE_ANNOTATION, Plan, PlannedStack, Snapshot, plan};
+use super::intent::{Verdict, removal_verdict};
+use super::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan};
 use super::status::set_ready;
 
 /// How soon to look again at a stack that is converging.
@@ -65,6 +66,8 @@ pub struct Reconciler<'a> {
     pub catalog: &'a (dyn Fn(&str) -> Option<Value> + Sync),
     /// Where events go.
     pub events: &'a EventRecorder,
+    /// The controller's metrics, when it keeps them.
+    pub metrics: Option<&'a super::Metrics>,
 }
 
 /// The result of reconciling one stack.
@@ -81,10 +84,63 @@ impl Reconciler<'_> {
         self.store.prefix()
     }
 
-    /// Reads every object and types it.
+    /// Reads every object and types it, and whether the installation was configured before.
     pub async fn snapshot(&self) -> Result<(Snapshot, i64), ControllerError> {
         let list = self.store.list_all().await?;
-        Ok((Snapshot::from_objects(&list.items), list.revision))
+        let mut snapshot = Snapshot::from_list(&list);
+        snapshot.configured_before = self.store.configured_before().await?;
+        if let Some(m) = self.metrics {
+            m.set_invalid_objects(snapshot.invalid.len() + list.invalid.len());
+        }
+        for (kind, name, why) in &snapshot.invalid {
+            self.events
+                .record_once(
+                    *kind,
+                    name,
+                    EventType::Warning,
+                    "InvalidObject",
+                    &format!("skipped: the stored object is not usable: {why}"),
+                    self.fence,
+                )
+                .await;
+        }
+        Ok((snapshot, list.revision))
+    }
+
+    /// Says once, in an event on the Stack, that a service not wanted is kept and why.
+    async fn report_kept(&self, stack: &str, service: &str, doubt: &Doubt) {
+        if let Some(m) = self.metrics {
+            m.kept_in_doubt();
+        }
+        self.events
+            .record_once(
+                Kind::Stack,
+                stack,
+                EventType::Warning,
+                doubt.reason,
+                &format!(
+                    "kept Swarm service {service} running: {} (nothing is removed while the desired state is in doubt)",
+                    doubt.message
+                ),
+                self.fence,
+            )
+            .await;
+    }
+
+    /// Records that the Configuration in force exists, once: from then on its absence is
+    /// doubt rather than the first-run "deploy every Stack".
+    async fn remember_configured(
+        &self,
+        snapshot: &Snapshot,
+        plan: &Plan,
+    ) -> Result<u64, ControllerError> {
+        if snapshot.configured_before || plan.configuration.is_none() {
+            return Ok(0);
+        }
+        self.store
+            .mark_configured(self.configuration, self.fence)
+            .await?;
+        Ok(1)
     }
 
     /// The plan for a snapshot.
@@ -175,6 +231,7 @@ impl Reconciler<'_> {
                     .map(move |p| swarm_service(&s.name, &p.name))
             })
             .collect();
+        let marked = self.remember_configured(snapshot, plan).await?;
         let mut live = self.swarm.list_services(self.installation()).await?;
         let orphaning = |owner: &str| {
             let (stack, service) = owner.split_once('/').unwrap_or((owner, ""));
@@ -193,6 +250,18 @@ impl Reconciler<'_> {
             }
             let owner = svc.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
             let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
+            let why = match removal_verdict(
+                snapshot,
+                plan,
+                svc.labels.get(OWNER_LABEL).map(String::as_str),
+            ) {
+                Verdict::Remove(why) => why,
+                Verdict::Wanted => continue,
+                Verdict::Keep(doubt) => {
+                    self.report_kept(stack, &svc.name, &doubt).await;
+                    continue;
+                }
+            };
             if orphaning(&owner) {
                 let mut spec = svc.spec.clone();
                 if let Some(labels) = spec.get_mut("Labels").and_then(Value::as_object_mut) {
@@ -224,16 +293,19 @@ impl Reconciler<'_> {
                         stack,
                         EventType::Normal,
                         "Removed",
-                        &format!("removed Swarm service {} (no longer wanted)", svc.name),
+                        &format!("removed Swarm service {} ({why})", svc.name),
                         self.fence,
                     )
                     .await;
             }
         }
         live.retain(|s| wanted.contains(&s.name));
-        self.collect_files(plan).await?;
+        // Configs and secrets follow the same rule: none is collected while in doubt.
+        if plan.doubt.is_none() && plan.frozen.is_empty() {
+            self.collect_files(plan).await?;
+        }
         self.sync_node_labels(snapshot, plan).await?;
-        self.release_finalizers(snapshot, &live).await
+        Ok(marked + self.release_finalizers(snapshot, &live).await?)
     }
 
     /// Reconciles one deployed stack: networks, then its services in order, then status.
@@ -265,18 +337,29 @@ impl Reconciler<'_> {
             .map(|p| swarm_service(&stack.name, &p.name))
             .collect();
         for (name, svc) in live.iter().rev() {
-            if !wanted.contains(name) {
-                self.swarm.remove_service(&svc.id).await?;
-                self.events
-                    .record(
-                        Kind::Stack,
-                        &stack.name,
-                        EventType::Normal,
-                        "Removed",
-                        &format!("removed Swarm service {name}"),
-                        self.fence,
-                    )
-                    .await;
+            if wanted.contains(name) {
+                continue;
+            }
+            match removal_verdict(
+                snapshot,
+                plan,
+                svc.labels.get(OWNER_LABEL).map(String::as_str),
+            ) {
+                Verdict::Remove(why) => {
+                    self.swarm.remove_service(&svc.id).await?;
+                    self.events
+                        .record(
+                            Kind::Stack,
+                            &stack.name,
+                            EventType::Normal,
+                            "Removed",
+                            &format!("removed Swarm service {name} ({why})"),
+                            self.fence,
+                        )
+                        .await;
+                }
+                Verdict::Keep(doubt) => self.report_kept(&stack.name, name, &doubt).await,
+                Verdict::Wanted => {}
             }
         }
         let waiting: Vec<&str> = stack
@@ -475,20 +558,20 @@ impl Reconciler<'_> {
                 .common
                 .set_condition("Degraded", ConditionStatus::False, "Converged", "", now);
         } else if !stack.errors.is_empty() {
-            set_ready(
-                &mut status.common,
-                false,
-                "InvalidStack",
-                stack.errors.join("; "),
-                now,
-            );
-            status.common.set_condition(
-                "Degraded",
-                ConditionStatus::True,
-                "InvalidStack",
-                stack.errors.join("; "),
-                now,
-            );
+            let (reason, msg) = match plan.frozen.get(&stack.name) {
+                Some(d) => (
+                    d.reason,
+                    format!(
+                        "{}; nothing of this Stack is removed until this is mended",
+                        stack.errors.join("; ")
+                    ),
+                ),
+                None => ("InvalidStack", stack.errors.join("; ")),
+            };
+            set_ready(&mut status.common, false, reason, msg.clone(), now);
+            status
+                .common
+                .set_condition("Degraded", ConditionStatus::True, reason, msg, now);
         } else if !failed.is_empty() {
             let msg = format!("update failed for {}", failed.join(", "));
             set_ready(&mut status.common, false, "UpdateFailed", msg.clone(), now);
@@ -528,7 +611,6 @@ impl Reconciler<'_> {
                 now,
             );
         }
-        let _ = plan;
         etcd_writes += self
             .put_status(
                 Kind::Stack,

@@ -7,13 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::api::{DynamicObject, Kind};
-use crate::store::{Election, EtcdConfig, Fence, Store, WatchEvent};
+use crate::store::{Deposer, Election, EtcdConfig, Fence, Store, StoreError, WatchEvent};
 use crate::swarm::SwarmClient;
 use crate::swarm::names::parse_swarm_service;
 
@@ -35,6 +37,10 @@ pub struct ElectionOptions {
     pub ttl: Duration,
     /// This replica's name in the election (shown as the leader's value).
     pub identity: String,
+    /// Wait to lead (replicas). False for a controller meant to run alone: it leads at
+    /// once or fails with [`ControllerError::AnotherLeader`], so two lone controllers
+    /// never write to the same Swarm.
+    pub wait: bool,
 }
 
 /// How the controller behaves.
@@ -85,6 +91,8 @@ struct WorkerContext {
     events: EventRecorder,
     metrics: Arc<Metrics>,
     queue: WorkQueue,
+    /// Gives leadership up at once (a fenced write proved another replica leads).
+    step_down: Option<Deposer>,
 }
 
 impl WorkerContext {
@@ -96,6 +104,7 @@ impl WorkerContext {
             fence: self.fence.as_ref(),
             catalog: &*self.catalog,
             events: &self.events,
+            metrics: Some(&self.metrics),
         }
     }
 }
@@ -133,6 +142,7 @@ impl Controller {
             fence: None,
             catalog: &*self.catalog,
             events: &self.events,
+            metrics: Some(&self.metrics),
         }
         .pass()
         .await
@@ -175,7 +185,7 @@ impl Controller {
         match &self.options.election {
             None => {
                 let (stop_tx, stop_rx) = watch::channel(false);
-                let workers = self.spawn_workers(self.swarm.clone(), None, stop_rx);
+                let workers = self.spawn_workers(self.swarm.clone(), None, None, stop_rx);
                 (&mut shutdown).await;
                 info!("shutting down: letting reconciles in flight finish");
                 let _ = stop_tx.send(true);
@@ -204,6 +214,18 @@ impl Controller {
                         }
                     }
                 };
+                if !opts.wait {
+                    match election.leader().await {
+                        Ok(Some(other)) => {
+                            return Err(ControllerError::AnotherLeader {
+                                prefix: self.store.prefix().to_string(),
+                                identity: other,
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(ControllerError::Store(e.into())),
+                    }
+                }
                 loop {
                     let mut leadership = tokio::select! {
                         _ = &mut shutdown => break,
@@ -220,8 +242,12 @@ impl Controller {
                     self.metrics.set_leader(Some(guard.clone()));
                     let swarm = self.swarm.with_write_guard(guard);
                     let (stop_tx, stop_rx) = watch::channel(false);
-                    let workers =
-                        self.spawn_workers(swarm, Some(leadership.fence.clone()), stop_rx);
+                    let workers = self.spawn_workers(
+                        swarm,
+                        Some(leadership.fence.clone()),
+                        Some(leadership.deposer()),
+                        stop_rx,
+                    );
                     enqueue_everything(&self.store, &self.queue).await;
                     let shutting_down = tokio::select! {
                         _ = &mut shutdown => true,
@@ -237,6 +263,9 @@ impl Controller {
                         leadership.resign().await;
                         break;
                     }
+                    // Whatever is left of this term (its key, its lease) goes, so the
+                    // next campaign starts clean.
+                    leadership.resign().await;
                     warn!("lost leadership; campaigning again");
                 }
             }
@@ -253,6 +282,7 @@ impl Controller {
         &self,
         swarm: SwarmClient,
         fence: Option<Fence>,
+        step_down: Option<Deposer>,
         stop: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let ctx = Arc::new(WorkerContext {
@@ -264,6 +294,7 @@ impl Controller {
             events: self.events.clone(),
             metrics: self.metrics.clone(),
             queue: self.queue.clone(),
+            step_down,
         });
         (0..self.options.workers.max(1))
             .map(|_| tokio::spawn(worker(ctx.clone(), stop.clone())))
@@ -282,8 +313,33 @@ async fn worker(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         };
         let started = Instant::now();
-        let result = ctx.reconciler().reconcile_key(&key).await;
+        // A panic while reconciling one key is a kargo bug: it must cost that Stack its
+        // Ready (said in its status), never the worker or the process.
+        let caught = AssertUnwindSafe(ctx.reconciler().reconcile_key(&key))
+            .catch_unwind()
+            .await;
+        let result = match caught {
+            Ok(r) => r,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                ctx.metrics.panicked();
+                error!(%key, %message, "reconcile panicked; the worker goes on");
+                ctx.reconciler().mark_panicked(&key, &message).await;
+                Err(ControllerError::Internal(format!(
+                    "reconcile panicked: {message}"
+                )))
+            }
+        };
         ctx.metrics.observe(result.is_ok(), started.elapsed());
+        if let Err(ControllerError::Store(StoreError::Fenced)) = &result {
+            // etcd refused a fenced write: another replica leads. Stop Docker writes now
+            // and campaign again, rather than wait for the lease to tell.
+            ctx.metrics.fenced();
+            warn!(%key, "a write was refused by the leader fence; stepping down");
+            if let Some(d) = &ctx.step_down {
+                d.depose();
+            }
+        }
         match result {
             Ok(Action::AwaitChange) => ctx.queue.forget(&key),
             Ok(Action::RequeueAfter(d)) => {
@@ -297,6 +353,17 @@ async fn worker(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>) {
         }
         ctx.queue.done(&key);
         debug!(%key, elapsed = ?started.elapsed(), "reconciled");
+    }
+}
+
+/// The text a panic carried (`panic!` with a string or a format).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
@@ -391,6 +458,15 @@ async fn watch_etcd(store: Store, queue: WorkQueue, metrics: Arc<Metrics>, known
                     for k in affected_keys(&cache, old.as_ref(), None) {
                         queue.add(&k);
                     }
+                }
+                Ok(WatchEvent::Invalid(bad)) => {
+                    // Written without the CLI: the object at that key (if any) is gone
+                    // from the cache, and every reconcile reports it (doubt, not removal).
+                    warn!(key = %bad.key, error = %bad.message, "skipped a value that is not a usable kargo object");
+                    if let Some((kind, name)) = &bad.object {
+                        cache.remove(&format!("{}/{}", kind.singular(), name));
+                    }
+                    enqueue_all(&cache, &queue);
                 }
                 Ok(WatchEvent::Compacted(rev)) => {
                     info!(

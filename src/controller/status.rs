@@ -33,13 +33,17 @@ impl Reconciler<'_> {
                 common: svc.status.common.clone(),
                 ..ServiceStatus::default()
             };
-            set_ready(
-                &mut status.common,
-                false,
-                "NotDeployed",
-                "no deployed Stack lists this Service".into(),
-                now,
-            );
+            let (reason, message) = match &plan.doubt {
+                Some(d) => (
+                    d.reason,
+                    format!("{}; its Swarm service, if any, keeps running", d.message),
+                ),
+                None => (
+                    "NotDeployed",
+                    "no deployed Stack lists this Service".to_string(),
+                ),
+            };
+            set_ready(&mut status.common, false, reason, message, now);
             status.common.conditions.retain(|c| c.type_ == "Ready");
             writes += self
                 .put_status(
@@ -64,14 +68,25 @@ impl Reconciler<'_> {
                 ..StackStatus::default()
             };
             let (reason, msg) = if st.spec.suspend {
-                ("Suspended", "suspended: its Swarm objects are removed")
+                (
+                    "Suspended",
+                    "suspended: its Swarm objects are removed".to_string(),
+                )
+            } else if let Some(d) = &plan.doubt {
+                (
+                    d.reason,
+                    format!(
+                        "{}; its Swarm services keep running as they are (nothing is removed while in doubt)",
+                        d.message
+                    ),
+                )
             } else {
                 (
                     "NotDeployed",
-                    "the Environment in force does not list this Stack",
+                    "the Environment in force does not list this Stack".to_string(),
                 )
             };
-            set_ready(&mut status.common, false, reason, msg.into(), now);
+            set_ready(&mut status.common, false, reason, msg, now);
             status.common.conditions.retain(|c| c.type_ == "Ready");
             writes += self
                 .put_status(
@@ -157,7 +172,16 @@ impl Reconciler<'_> {
                     .map(|s| s.name.as_str())
                     .filter(|s| !is_ready(s))
                     .collect();
-                let (ok, reason, msg) = if !plan.errors.is_empty() {
+                let (ok, reason, msg) = if let Some(d) = &plan.doubt {
+                    (
+                        false,
+                        d.reason,
+                        format!(
+                            "{}; nothing is removed from Swarm until this is mended",
+                            plan.errors.join("; ")
+                        ),
+                    )
+                } else if !plan.errors.is_empty() {
                     (false, "InvalidConfiguration", plan.errors.join("; "))
                 } else if not_ready.is_empty() {
                     (
@@ -256,3 +280,45 @@ has_common!(
     EnvironmentStatus,
     ConfigurationStatus
 );
+
+impl Reconciler<'_> {
+    /// After a reconcile of `key` panicked: the Stack says so (Degraded, not Ready), so a
+    /// kargo bug is visible where the user looks, and the other Stacks go on.
+    pub(super) async fn mark_panicked(&self, key: &str, message: &str) {
+        let Some(name) = key.strip_prefix("stack/") else {
+            return;
+        };
+        let now = Utc::now();
+        let text = format!("the controller failed while reconciling this Stack: {message}");
+        let written = self
+            .store
+            .modify(Kind::Stack, name, self.fence, |o| {
+                let mut status: StackStatus = o
+                    .status
+                    .clone()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default();
+                set_ready(
+                    &mut status.common,
+                    false,
+                    "ReconcilePanicked",
+                    text.clone(),
+                    now,
+                );
+                status.common.set_condition(
+                    "Degraded",
+                    ConditionStatus::True,
+                    "ReconcilePanicked",
+                    text.clone(),
+                    now,
+                );
+                if let Ok(v) = serde_json::to_value(&status) {
+                    o.status = Some(v);
+                }
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(%key, error = %e, "could not record the panic in the Stack's status");
+        }
+    }
+}

@@ -35,7 +35,20 @@ pub struct Leadership {
     valid_until: Arc<Mutex<Instant>>,
     margin: Duration,
     lost: watch::Receiver<bool>,
+    lost_tx: Arc<watch::Sender<bool>>,
     keeper: tokio::task::JoinHandle<()>,
+}
+
+/// Ends a leadership from outside (a worker whose write the fence refused): the Docker
+/// write guard fails from that instant and [`Leadership::lost`] resolves.
+#[derive(Clone)]
+pub struct Deposer(Arc<watch::Sender<bool>>);
+
+impl Deposer {
+    /// Gives the leadership up now.
+    pub fn depose(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl Election {
@@ -89,12 +102,17 @@ impl Election {
         let lease_id = lease.id();
         let valid_until = Arc::new(Mutex::new(granted_at + self.ttl));
         let (lost_tx, lost) = watch::channel(false);
+        let lost_tx = Arc::new(lost_tx);
+        // The lease is kept alive while the campaign waits; the leader key is checked
+        // once it is known.
+        let won: Arc<Mutex<Option<Fence>>> = Arc::default();
         let keeper = tokio::spawn(keep_alive(
             self.client.clone(),
             lease_id,
             self.ttl,
             valid_until.clone(),
-            lost_tx,
+            lost_tx.clone(),
+            won.clone(),
         ));
         let mut election = self.client.election_client();
         let campaign = election.campaign(self.name.clone(), self.identity.clone(), lease_id);
@@ -112,6 +130,10 @@ impl Election {
         };
         let key = String::from_utf8_lossy(leader.key()).into_owned();
         info!(identity = %self.identity, key = %key, revision = leader.rev(), "elected leader");
+        *won.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fence {
+            key: key.clone(),
+            create_revision: leader.rev(),
+        });
         Ok(Leadership {
             fence: Fence {
                 key,
@@ -124,6 +146,7 @@ impl Election {
             // A third of the TTL, at least a second: time for clock drift and a late keep-alive.
             margin: (self.ttl / 3).max(Duration::from_secs(1)),
             lost,
+            lost_tx,
             keeper,
         })
     }
@@ -142,6 +165,11 @@ impl Election {
 }
 
 impl Leadership {
+    /// A handle that ends this leadership from elsewhere.
+    pub fn deposer(&self) -> Deposer {
+        Deposer(self.lost_tx.clone())
+    }
+
     /// True while the lease is certainly alive by this replica's own clock (minus a margin).
     /// Checked before every Docker write; the leader gauge follows it.
     pub fn is_valid(&self) -> bool {
@@ -196,7 +224,8 @@ async fn keep_alive(
     lease_id: i64,
     ttl: Duration,
     valid_until: Arc<Mutex<Instant>>,
-    lost: watch::Sender<bool>,
+    lost: Arc<watch::Sender<bool>>,
+    won: Arc<Mutex<Option<Fence>>>,
 ) {
     let period = (ttl / 3).max(Duration::from_millis(300));
     let mut lease = client.lease_client();
@@ -217,6 +246,15 @@ async fn keep_alive(
                 _ => stream_pair = None,
             }
         }
+        let fence = won.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(fence) = fence
+            && renewed.is_some_and(|g| g > 0)
+            && !holds_key(&client, &fence).await
+        {
+            warn!(key = %fence.key, "the leader key was deleted or replaced; stepping down");
+            lost.send_replace(true);
+            return;
+        }
         match renewed {
             Some(granted) if granted > 0 => {
                 let granted = Duration::from_secs(u64::try_from(granted).unwrap_or(0));
@@ -224,7 +262,7 @@ async fn keep_alive(
             }
             Some(_) => {
                 warn!(lease = lease_id, "etcd says the leader lease is gone");
-                let _ = lost.send(true);
+                lost.send_replace(true);
                 return;
             }
             None => {
@@ -234,11 +272,25 @@ async fn keep_alive(
                         lease = lease_id,
                         "leader lease expired while etcd was unreachable"
                     );
-                    let _ = lost.send(true);
+                    lost.send_replace(true);
                     return;
                 }
             }
         }
         tokio::time::sleep_until(sent + period).await;
+    }
+}
+
+/// False when etcd answers that the leader key is gone or is not the one this replica
+/// created (deleted by hand while the lease lives: another replica may lead now). An
+/// unanswered read is not proof of anything: the lease's own clock covers that case.
+async fn holds_key(client: &Client, fence: &Fence) -> bool {
+    let mut kv = client.kv_client();
+    match tokio::time::timeout(Duration::from_secs(2), kv.get(fence.key.as_str(), None)).await {
+        Ok(Ok(resp)) => resp
+            .kvs()
+            .first()
+            .is_some_and(|k| k.create_revision() == fence.create_revision),
+        _ => true,
     }
 }

@@ -12,6 +12,7 @@ mod etcd;
 mod kv;
 mod memory;
 mod patch;
+mod state;
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub use apply::{
     Applied, ApplyResult, LAST_APPLIED_ANNOTATION, PreparedApply, REDACTED, redact_spec,
 };
 pub use applyset::{ApplySet, ObjectRef};
-pub use election::{Election, Leadership};
+pub use election::{Deposer, Election, Leadership};
 pub use etcd::{EtcdConfig, EtcdKv, EtcdTls};
 pub use kv::{Fence, Kv, KvEntry, KvError, KvEvent, KvWatch, Precondition, TxnResult};
 pub use memory::MemoryKv;
@@ -164,6 +165,9 @@ pub enum Deleted {
 pub enum WatchEvent {
     /// Created or updated.
     Applied(Box<DynamicObject>),
+    /// A key under the registry was written with a value that is not a valid kargo
+    /// object (written without the CLI); the previous object at that key, if any, is gone.
+    Invalid(InvalidEntry),
     /// Removed from the store.
     Deleted {
         /// The kind.
@@ -184,6 +188,20 @@ pub struct ObjectList {
     pub items: Vec<DynamicObject>,
     /// The store revision of the read; watch from `revision + 1` to miss nothing.
     pub revision: i64,
+    /// Values under the registry that are not kargo objects: skipped, so one bad write
+    /// made without the CLI never hides every other object.
+    pub invalid: Vec<InvalidEntry>,
+}
+
+/// A value under the registry that does not decode as the object its key names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidEntry {
+    /// The etcd key.
+    pub key: String,
+    /// The kind and name the key names, when it has the registry's shape.
+    pub object: Option<(Kind, String)>,
+    /// What is wrong with the value.
+    pub message: String,
 }
 
 /// Kargo objects in a key-value backend, under one installation prefix.
@@ -248,7 +266,33 @@ impl Store {
                 message: e.to_string(),
             })?;
         obj.metadata.resource_version = Some(entry.mod_revision.to_string());
+        // A value written without the CLI may sit under another object's key: it would
+        // shadow or duplicate that object, so it counts as corrupt.
+        if let Some((kind, name)) = self.parse_key(&entry.key)
+            && (kind != obj.kind || name != obj.metadata.name)
+        {
+            return Err(StoreError::Corrupt {
+                key: entry.key.clone(),
+                message: format!(
+                    "holds {} {:?}, not {kind} {name:?}",
+                    obj.kind, obj.metadata.name
+                ),
+            });
+        }
         Ok(obj)
+    }
+
+    /// Sets an undecodable entry aside with what its key names.
+    fn invalid_entry(&self, key: &str, error: StoreError) -> InvalidEntry {
+        let message = match error {
+            StoreError::Corrupt { message, .. } => message,
+            other => other.to_string(),
+        };
+        InvalidEntry {
+            key: key.to_string(),
+            object: self.parse_key(key),
+            message,
+        }
     }
 
     /// Canonical JSON: sorted keys, no resourceVersion (that is the etcd revision).
@@ -291,12 +335,20 @@ impl Store {
 
     async fn list_prefix(&self, prefix: &str) -> Result<ObjectList, StoreError> {
         let (entries, revision) = self.kv.range(prefix).await?;
-        let mut items = entries
-            .iter()
-            .map(|e| self.decode(e))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut items = Vec::with_capacity(entries.len());
+        let mut invalid = Vec::new();
+        for e in &entries {
+            match self.decode(e) {
+                Ok(o) => items.push(o),
+                Err(err) => invalid.push(self.invalid_entry(&e.key, err)),
+            }
+        }
         items.sort_by(|a, b| (a.kind, &a.metadata.name).cmp(&(b.kind, &b.metadata.name)));
-        Ok(ObjectList { items, revision })
+        Ok(ObjectList {
+            items,
+            revision,
+            invalid,
+        })
     }
 
     /// Creates an object; the store sets uid, generation 1 and creationTimestamp.
@@ -535,10 +587,10 @@ impl Store {
                 let out = match ev {
                     Err(e) => Some(Err(StoreError::Kv(e))),
                     Ok(KvEvent::Compacted(r)) => Some(Ok(WatchEvent::Compacted(r))),
-                    Ok(KvEvent::Put(entry)) => Some(
-                        this.decode(&entry)
-                            .map(|o| WatchEvent::Applied(Box::new(o))),
-                    ),
+                    Ok(KvEvent::Put(entry)) => Some(Ok(match this.decode(&entry) {
+                        Ok(o) => WatchEvent::Applied(Box::new(o)),
+                        Err(e) => WatchEvent::Invalid(this.invalid_entry(&entry.key, e)),
+                    })),
                     Ok(KvEvent::Delete { key, mod_revision }) => {
                         this.parse_key(&key).map(|(kind, name)| {
                             Ok(WatchEvent::Deleted {
