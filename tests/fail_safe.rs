@@ -118,6 +118,11 @@ async fn doubt_keeps_services_running_and_intent_still_acts() {
     let typo = "apiVersion: kargo.dev/v1alpha1\nkind: Configuration\nmetadata: {name: main}\nspec: {environment: fsenx, defaults: none}\n";
     let out = common::kargo(PREFIX, &["apply", "-f", "-"], Some(typo));
     common::expect_code(&out, 0, "apply the typo");
+    let warned = common::text(&out.stderr);
+    assert!(
+        warned.contains("EnvironmentNotFound") && warned.contains("removes nothing"),
+        "apply says at once what the typo means: {warned}"
+    );
     for _ in 0..3 {
         let report = controller
             .pass()

@@ -19,7 +19,10 @@ fn leading(c: &ControllerProcess) -> Option<bool> {
 async fn wait_for(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -28,7 +31,13 @@ async fn wait_for(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
 async fn a_deleted_leader_key_makes_the_leader_step_down() {
     let store = common::etcd_store(PREFIX).await;
     let endpoints = common::etcd_endpoints().join(",");
-    let args = ["--leader-elect", "--lease-ttl", "3s", "--resync-period", "5s"];
+    let args = [
+        "--leader-elect",
+        "--lease-ttl",
+        "3s",
+        "--resync-period",
+        "5s",
+    ];
     let ctls: Vec<ControllerProcess> = PORTS[..2]
         .iter()
         .map(|p| ControllerProcess::start(PREFIX, *p, &endpoints, &args))
@@ -68,9 +77,11 @@ async fn a_deleted_leader_key_makes_the_leader_step_down() {
         leading(&ctls[other]) == Some(true)
     })
     .await;
-    wait_for(Duration::from_secs(3), "the deposed leader steps down", || {
-        leading(&ctls[first]) == Some(false)
-    })
+    wait_for(
+        Duration::from_secs(3),
+        "the deposed leader steps down",
+        || leading(&ctls[first]) == Some(false),
+    )
     .await;
     let stepped = deleted.elapsed();
     println!("leader key deleted → old leader stepped down in {stepped:?}");
@@ -99,9 +110,11 @@ async fn a_lone_controller_refuses_a_prefix_another_leads() {
     let store = common::etcd_store(LONE).await;
     let endpoints = common::etcd_endpoints().join(",");
     let first = ControllerProcess::start(LONE, PORTS[2], &endpoints, &["--resync-period", "5s"]);
-    wait_for(Duration::from_secs(20), "the first controller leads", || {
-        leading(&first) == Some(true)
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "the first controller leads",
+        || leading(&first) == Some(true),
+    )
     .await;
     let out = common::kargo(LONE, &["controller", "--resync-period", "5s"], None);
     assert_eq!(

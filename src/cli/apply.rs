@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::api::DynamicObject;
+use crate::api::{DynamicObject, Kind};
 use crate::store::{ApplySet, ObjectRef, Store, StoreError};
 
 use super::context::parse_duration;
@@ -172,6 +172,23 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         for p in planning::problems(&snapshot, &plan, &results) {
             output::note(format_args!("error: {p}"));
             status = ExitStatus::Failure;
+        }
+    }
+
+    // A Configuration or Environment that leaves the installation in doubt (the typo
+    // `environment: exampel`) is stored — it is the user's to mend — but said at once:
+    // the controller keeps everything running and removes nothing until it is mended.
+    let touches_config = results
+        .iter()
+        .any(|o| matches!(o.kind, Kind::Configuration | Kind::Environment));
+    if !dry_run && touches_config {
+        let stored = store.list_all().await?;
+        let (_, plan) = planning::plan_of(&stored.items, &args.configuration, store.prefix());
+        if let Some(d) = &plan.doubt {
+            output::note(format_args!(
+                "warning: {} ({}): the controller keeps what runs and removes nothing until this is mended",
+                d.message, d.reason
+            ));
         }
     }
 
