@@ -41,16 +41,30 @@ pub fn describe_bytes(limit: usize) -> String {
 }
 
 /// An object whose JSON is larger than [`MAX_OBJECT_BYTES`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{object} is more than {} as JSON; one object may be at most that (etcd's limit on a request)",
-    describe_bytes(*.limit)
-)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectTooLarge {
     /// The object, as `kind/name` (or however the caller names it).
     pub object: String,
     /// The limit in force.
     pub limit: usize,
+}
+
+impl std::fmt::Display for ObjectTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.object, self.detail())
+    }
+}
+
+impl std::error::Error for ObjectTooLarge {}
+
+impl ObjectTooLarge {
+    /// The message without the object's name, for reports that name it already.
+    pub fn detail(&self) -> String {
+        format!(
+            "the object is more than {} as JSON; one object may be at most that (etcd's limit on a request)",
+            describe_bytes(self.limit)
+        )
+    }
 }
 
 /// Checks that `value` (an object, or its rendered spec) takes at most [`MAX_OBJECT_BYTES`]
@@ -118,7 +132,7 @@ mod tests {
         assert_eq!(
             error.map(|e| e.to_string()).as_deref(),
             Some(
-                "service/web is more than 1.5 MiB (1572864 bytes) as JSON; one object may be at most that (etcd's limit on a request)"
+                "service/web: the object is more than 1.5 MiB (1572864 bytes) as JSON; one object may be at most that (etcd's limit on a request)"
             )
         );
     }

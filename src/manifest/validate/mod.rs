@@ -31,6 +31,7 @@
 //! and among its Services, an object defined twice, and the Swarm service name
 //! `kargo-<stack>_<service>` fitting in 63 characters.
 
+mod bounds;
 mod cross;
 mod messages;
 mod report;
@@ -52,6 +53,7 @@ use cross::{Facts, InFile};
 pub use messages::pattern_text;
 pub use report::{OutputFormat, render};
 
+use super::limits::{MAX_OBJECT_BYTES, check_object_size};
 use super::load::Source;
 use super::yaml::{self, Document, Limits, Position, Positions};
 use crate::api::schema::Mode;
@@ -475,6 +477,10 @@ fn check_input(input: &Input, options: &Options, reader: Reader, buffer: &mut Ve
 /// as a yes/no on the reader's tree. `None` when the fast reader declines the file or any
 /// document is invalid; the full check then finds and places every problem.
 fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
+    // A document's JSON may be a few times its YAML: past this, let the full check measure it.
+    if bytes.len() > MAX_OBJECT_BYTES / 4 {
+        return None;
+    }
     let documents = yaml::parse_fast_trees(bytes, &options.limits)?;
     let schemas = schema_errors::schemas();
     let mut checked = Checked {
@@ -502,6 +508,9 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
             .ok()?
             .is_valid(TreeNode::root(&doc.tree))
         {
+            return None;
+        }
+        if !bounds::check(kind, root).is_empty() {
             return None;
         }
         checked
@@ -594,6 +603,9 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
             (Some(k), Some(n)) => Some(format!("{}/{n}", k.singular())),
             _ => None,
         };
+        if let Some(k) = kind {
+            violations.extend(bound_violations(k, &doc, reference.as_deref()));
+        }
         if let (Some(k), Some(n), Some(r)) = (kind, &object_name, &reference) {
             report.objects.push((doc.index, r.clone()));
             checked
@@ -650,6 +662,35 @@ fn finish_counts(report: &mut FileReport) {
     bad.dedup();
     report.invalid = bad.len();
     report.valid = report.documents.saturating_sub(report.invalid);
+}
+
+/// The bounds `doc` passes although its schema may hold: its size as JSON, variables that
+/// resolve too large, quantities past 64 bits (see `bounds`).
+fn bound_violations(kind: Kind, doc: &Document, reference: Option<&str>) -> Vec<Violation> {
+    let root = doc.positions.value("").unwrap_or(Position {
+        line: doc.start_line,
+        column: 1,
+    });
+    let mut out = Vec::new();
+    if let Err(too_large) = check_object_size(reference.unwrap_or(kind.singular()), &doc.value) {
+        out.push(Violation {
+            pointer: String::new(),
+            path: String::new(),
+            position: root,
+            rule: Rule::Length,
+            message: too_large.detail(),
+        });
+    }
+    for passed in bounds::check(kind, &doc.value) {
+        out.push(Violation {
+            path: schema_errors::display_path(&doc.value, &passed.pointer),
+            position: doc.positions.value(&passed.pointer).unwrap_or(root),
+            pointer: passed.pointer,
+            rule: passed.rule,
+            message: passed.message,
+        });
+    }
+    out
 }
 
 /// Checks one document against its kind's schema: the violations, its kind and its name.
