@@ -43,7 +43,6 @@ mod workers;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -449,7 +448,13 @@ fn check_input(input: &Input, options: &Options, reader: Reader, buffer: &mut Ve
     let name = input.name();
     let bytes: &[u8] = match input {
         Input::File(path) => match read_bounded(path, options.limits.max_bytes, buffer) {
-            Ok(()) => buffer,
+            Ok(true) => buffer,
+            Ok(false) => {
+                return Checked {
+                    report: too_large(&name, options.limits.max_bytes),
+                    ..Checked::default()
+                };
+            }
             Err(error) => {
                 return Checked {
                     report: unreadable(&name, &error),
@@ -532,16 +537,30 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
 
 /// Reads at most `max + 1` bytes into `buffer` (cleared first, reused from file to file by
 /// a worker), so a huge file costs no more memory than the limit and a small one costs no
-/// allocation and no `stat`.
-fn read_bounded(path: &std::path::Path, max: usize, buffer: &mut Vec<u8>) -> Result<(), String> {
-    buffer.clear();
+/// allocation and no `stat`. `Ok(false)`: the file is larger than `max`.
+fn read_bounded(path: &std::path::Path, max: usize, buffer: &mut Vec<u8>) -> Result<bool, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    buffer.reserve(64 * 1024);
-    file.take(cap)
-        .read_to_end(buffer)
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    super::load::read_bounded(file, max, buffer).map_err(|e| e.to_string())
+}
+
+/// The report of a file larger than the limit: the YAML size error, without the size,
+/// which is unknown (only `max + 1` bytes were read).
+fn too_large(name: &str, max: usize) -> FileReport {
+    FileReport {
+        file: name.to_string(),
+        unreadable: 1,
+        diagnostics: vec![Diagnostic {
+            file: name.to_string(),
+            line: 1,
+            column: 1,
+            document: None,
+            object: None,
+            path: String::new(),
+            rule: Rule::Yaml,
+            message: super::load::too_large_message(max),
+        }],
+        ..FileReport::default()
+    }
 }
 
 /// The report of a file that could not be read.
