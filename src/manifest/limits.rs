@@ -26,13 +26,13 @@ pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 /// A byte bound in words for messages: `500 KB (512000 bytes)`.
 pub fn describe_bytes(limit: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    let short = if limit >= MIB && limit % (MIB / 2) == 0 {
-        if limit % MIB == 0 {
+    let short = if limit >= MIB && limit.is_multiple_of(MIB / 2) {
+        if limit.is_multiple_of(MIB) {
             format!("{} MiB", limit / MIB)
         } else {
             format!("{}.5 MiB", limit / MIB)
         }
-    } else if limit >= 1024 && limit % 1024 == 0 {
+    } else if limit >= 1024 && limit.is_multiple_of(1024) {
         format!("{} KB", limit / 1024)
     } else {
         return format!("{limit} bytes");
