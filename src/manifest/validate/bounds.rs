@@ -101,25 +101,57 @@ pub(super) fn check<'a, D: Doc<'a>>(kind: Kind, root: D) -> Vec<Passed> {
         variables(root, &mut out);
     }
     if let Some(schema) = stored_schema(kind) {
-        let mut pointer = String::new();
-        quantities(schema, root, &mut pointer, &mut out);
+        quantities(schema, root, &mut Vec::new(), &mut out);
     }
     out
 }
 
-/// The stored schema of each kind, built once.
+/// The part of each kind's stored schema that leads to a quantity (none for a kind
+/// without any), built once: the walk never enters maps such as `env` or `labels`.
 fn stored_schema(kind: Kind) -> Option<&'static Value> {
-    static SCHEMAS: OnceLock<Vec<(Kind, Value)>> = OnceLock::new();
+    static SCHEMAS: OnceLock<Vec<(Kind, Option<Value>)>> = OnceLock::new();
     SCHEMAS
         .get_or_init(|| {
             Kind::ALL
                 .into_iter()
-                .map(|k| (k, schema::kind_schema(k, Mode::Stored)))
+                .map(|k| (k, quantity_paths(&schema::kind_schema(k, Mode::Stored))))
                 .collect()
         })
         .iter()
         .find(|(k, _)| *k == kind)
-        .map(|(_, v)| v)
+        .and_then(|(_, v)| v.as_ref())
+}
+
+/// Whether a schema pattern is one of the quantities.
+fn is_quantity(pattern: &str) -> bool {
+    let core = pattern_core(pattern);
+    core == DURATION_PATTERN || core == MEMORY_PATTERN || core == CPUS_PATTERN
+}
+
+/// `schema` keeping only `properties`, `additionalProperties` and `items` that lead to a
+/// quantity pattern, and those patterns; `None` when nothing under it is a quantity.
+fn quantity_paths(schema: &Value) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && is_quantity(pattern)
+    {
+        out.insert("pattern".into(), Value::String(pattern.to_string()));
+    }
+    if let Some(Value::Object(properties)) = schema.get("properties") {
+        let kept: serde_json::Map<String, Value> = properties
+            .iter()
+            .filter_map(|(k, v)| quantity_paths(v).map(|v| (k.clone(), v)))
+            .collect();
+        if !kept.is_empty() {
+            out.insert("properties".into(), Value::Object(kept));
+        }
+    }
+    for key in ["additionalProperties", "items"] {
+        if let Some(sub) = schema.get(key).and_then(quantity_paths) {
+            out.insert(key.into(), sub);
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// An Environment's variables that would resolve past a bound.
@@ -148,11 +180,26 @@ fn variables<'a, D: Doc<'a>>(root: D, out: &mut Vec<Passed>) {
     }
 }
 
+/// One step of the path to a node: a map key or a list index.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The JSON pointer of a path (built only for a value to report).
+fn pointer_of(path: &[Step<'_>]) -> String {
+    path.iter().fold(String::new(), |out, step| match step {
+        Step::Key(k) => pointer_push(&out, k),
+        Step::Index(i) => format!("{out}/{i}"),
+    })
+}
+
 /// Walks `node` along its schema and reports the quantities past 64 bits.
 fn quantities<'a, D: Doc<'a>>(
     schema: &Value,
     node: D,
-    pointer: &mut String,
+    path: &mut Vec<Step<'a>>,
     out: &mut Vec<Passed>,
 ) {
     if let Some(text) = node.text() {
@@ -168,7 +215,7 @@ fn quantities<'a, D: Doc<'a>>(
         // A malformed quantity is the schema's to report (or a `${VAR}`, checked later).
         if let Err(error @ QuantityError::TooLarge { .. }) = parsed {
             out.push(Passed {
-                pointer: pointer.clone(),
+                pointer: pointer_of(path),
                 rule: Rule::Range,
                 message: error.to_string(),
             });
@@ -177,22 +224,21 @@ fn quantities<'a, D: Doc<'a>>(
     }
     let properties = schema.get("properties");
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-    node.each_member(&mut |key, child| {
-        let Some(sub) = properties.and_then(|p| p.get(key)).or(additional) else {
-            return;
-        };
-        let len = pointer.len();
-        *pointer = pointer_push(pointer, key);
-        quantities(sub, child, pointer, out);
-        pointer.truncate(len);
-    });
+    if properties.is_some() || additional.is_some() {
+        node.each_member(&mut |key, child| {
+            let Some(sub) = properties.and_then(|p| p.get(key)).or(additional) else {
+                return;
+            };
+            path.push(Step::Key(key));
+            quantities(sub, child, path, out);
+            path.pop();
+        });
+    }
     if let Some(items) = schema.get("items").filter(|i| i.is_object()) {
         node.each_item(&mut |i, child| {
-            let len = pointer.len();
-            pointer.push('/');
-            pointer.push_str(&i.to_string());
-            quantities(items, child, pointer, out);
-            pointer.truncate(len);
+            path.push(Step::Index(i));
+            quantities(items, child, path, out);
+            path.pop();
         });
     }
 }
