@@ -546,25 +546,16 @@ fn read_bounded(path: &std::path::Path, max: usize, buffer: &mut Vec<u8>) -> Res
 /// The report of a file larger than the limit: the YAML size error, without the size,
 /// which is unknown (only `max + 1` bytes were read).
 fn too_large(name: &str, max: usize) -> FileReport {
-    FileReport {
-        file: name.to_string(),
-        unreadable: 1,
-        diagnostics: vec![Diagnostic {
-            file: name.to_string(),
-            line: 1,
-            column: 1,
-            document: None,
-            object: None,
-            path: String::new(),
-            rule: Rule::Yaml,
-            message: super::load::too_large_message(max),
-        }],
-        ..FileReport::default()
-    }
+    file_problem(name, Rule::Yaml, super::load::too_large_message(max))
 }
 
 /// The report of a file that could not be read.
 fn unreadable(name: &str, error: &str) -> FileReport {
+    file_problem(name, Rule::Io, format!("cannot read: {error}"))
+}
+
+/// The report of a file with one problem of the file as a whole (no document read).
+fn file_problem(name: &str, rule: Rule, message: String) -> FileReport {
     FileReport {
         file: name.to_string(),
         unreadable: 1,
@@ -575,8 +566,8 @@ fn unreadable(name: &str, error: &str) -> FileReport {
             document: None,
             object: None,
             path: String::new(),
-            rule: Rule::Io,
-            message: format!("cannot read: {error}"),
+            rule,
+            message,
         }],
         ..FileReport::default()
     }
