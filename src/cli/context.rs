@@ -119,8 +119,53 @@ pub fn init_logging(g: &GlobalArgs) {
         .try_init();
 }
 
-/// Parses a duration flag such as `30s` or `5m`.
+/// Parses a duration flag such as `30s` or `5m`; a bare `0` is zero, as in Go and kubectl.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
     let nanos = crate::api::quantity::parse_duration_nanos(s).map_err(|e| e.to_string())?;
-    Ok(Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)))
+    // The parser only builds non-negative values; refuse rather than wrap if that changes.
+    u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("{s:?} is negative"))
+}
+
+/// Parses a duration flag that must not be zero (a period or a lease: zero would spin or
+/// panic the task that waits on it).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?} must be greater than 0"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_is_a_duration_but_not_a_positive_one() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_positive_duration("0s"),
+            Err("\"0s\" must be greater than 0".to_string())
+        );
+        assert_eq!(
+            parse_positive_duration("0"),
+            Err("\"0\" must be greater than 0".to_string())
+        );
+        assert_eq!(parse_positive_duration("1ns"), Ok(Duration::from_nanos(1)));
+    }
+
+    #[test]
+    fn a_duration_past_64_bits_is_refused_with_the_largest() {
+        assert_eq!(
+            parse_duration("9999999999h"),
+            Err("duration \"9999999999h\" is too large: at most 2562047h".to_string())
+        );
+    }
 }

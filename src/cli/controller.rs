@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::controller::{Controller, ControllerOptions, ElectionOptions};
 
-use super::context::parse_duration;
+use super::context::parse_positive_duration;
 use super::{CliError, ExitStatus, GlobalArgs};
 
 /// Run the operator: watch etcd, reconcile Stacks onto Swarm, write status back.
@@ -20,8 +20,8 @@ pub struct Args {
     /// The Configuration in force.
     #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
     configuration: String,
-    /// Full resync period (catches hand changes in Swarm and task state).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Full resync period (catches hand changes in Swarm and task state); more than 0.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
     resync_period: Duration,
     /// Stacks reconciled at once.
     #[arg(long, default_value_t = 4)]
@@ -32,8 +32,8 @@ pub struct Args {
     /// Elect one leader among replicas sharing the etcd prefix.
     #[arg(long)]
     leader_elect: bool,
-    /// Leader lease TTL: a dead leader is replaced within about this long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Leader lease TTL: a dead leader is replaced within about this long; more than 0.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     lease_ttl: Duration,
     /// This replica's name in the election (default: hostname and pid).
     #[arg(long)]

@@ -38,7 +38,7 @@ pub struct Args {
     /// `condition=TYPE[=STATUS]`, `delete`, or `jsonpath=TEMPLATE[=VALUE]`.
     #[arg(long = "for", default_value = "condition=Ready")]
     for_: String,
-    /// Give up after this long (e.g. 30s, 5m).
+    /// Give up after this long (e.g. 30s, 5m); 0 checks once, as kubectl's.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     timeout: Duration,
 }
@@ -246,7 +246,8 @@ pub(super) async fn wait_for(
     timeout: Duration,
     options: WaitOptions,
 ) -> Result<(), CliError> {
-    let deadline = Instant::now() + timeout;
+    // A timeout too far off to add is no deadline at all: the wait ends when it is met.
+    let deadline = Instant::now().checked_add(timeout);
     let mut progress = Progress::new();
     let mut changes = None;
     loop {
@@ -309,7 +310,7 @@ pub(super) async fn wait_for(
             return Ok(());
         }
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|d| now >= d) {
             progress.clear();
             return Err(CliError::failure(format!(
                 "timed out after {} waiting: {}",
@@ -317,7 +318,7 @@ pub(super) async fn wait_for(
                 pending.join("; ")
             )));
         }
-        let left = deadline.saturating_duration_since(now);
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(now));
         progress.show(&format!(
             "waiting ({} left): {}",
             humanize(left),

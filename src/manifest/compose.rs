@@ -32,6 +32,9 @@ use crate::api::{
     UpdateOrder, UpdatePolicy, Volume, VolumeType,
 };
 use crate::manifest::envfile::is_dns_label;
+use crate::manifest::load::{
+    MAX_FILE_BYTES as MAX_MANIFEST_BYTES, read_file_bounded, read_text_bounded,
+};
 
 /// The Configuration the fragment is named after: the one the controller uses by default.
 pub const CONFIGURATION_NAME: &str = "main";
@@ -110,10 +113,11 @@ pub enum ComposeError {
 
 /// Imports a compose file; files it names are read relative to its folder.
 pub fn import_compose_file(path: &Path, stack: &str) -> Result<ComposeImport, ComposeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        read_text_bounded(path, MAX_MANIFEST_BYTES).map_err(|source| ComposeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -699,7 +703,7 @@ impl Tables {
                 None
             } else if let Some(file) = def.get("file").and_then(Value::as_str) {
                 let full = normalize(base_dir, file);
-                match std::fs::read(&full) {
+                match read_file_bounded(&full, MAX_MANIFEST_BYTES) {
                     Ok(bytes) => {
                         match String::from_utf8(bytes) {
                             Ok(s) => Some(s),
@@ -934,7 +938,7 @@ impl Tables {
         };
         for (file, required) in entries {
             let full = normalize(base_dir, &file);
-            let content = match std::fs::read_to_string(&full) {
+            let content = match read_text_bounded(&full, MAX_MANIFEST_BYTES) {
                 Ok(c) => c,
                 Err(e) => {
                     if required {

@@ -48,6 +48,7 @@ use serde_json::Value;
 
 use crate::api::{DynamicObject, EnvironmentSpec, Kind, NetworkNames, NodeSettings, StackSpec};
 use crate::manifest::interpolate::{self, InterpolationError};
+use crate::manifest::load::{MAX_FILE_BYTES, read_text_bounded};
 
 /// Something in an env file that was not carried over as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,10 +107,11 @@ pub enum EnvImportError {
 pub fn import_env_files(files: &[PathBuf], name: &str) -> Result<ImportResult, EnvImportError> {
     let mut sources = Vec::with_capacity(files.len());
     for path in files {
-        let text = std::fs::read_to_string(path).map_err(|source| EnvImportError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            read_text_bounded(path, MAX_FILE_BYTES).map_err(|source| EnvImportError::Read {
+                path: path.clone(),
+                source,
+            })?;
         sources.push((path.display().to_string(), text));
     }
     import_env_sources(&sources, name)

@@ -24,8 +24,18 @@
 //! [`interpolate_str`] then substitute those literal values into manifests and file
 //! contents; what is substituted is never scanned again. Every function collects all the
 //! errors it finds rather than stopping at the first.
+//!
+//! Every function here bounds what it builds (see [`crate::manifest::limits`]): one value at
+//! most [`MAX_VALUE_BYTES`] (so `V1: "${V0}${V0}"` ... `V40: "${V39}${V39}"` is an error
+//! naming the first variable past the bound, not 16 TB of memory), an Environment's
+//! variables together at most [`MAX_VARIABLES_BYTES`], and the strings of one value given
+//! to [`interpolate_value`] together at most [`MAX_OBJECT_BYTES`]. The length is checked
+//! before each piece is appended, so nothing past a bound is ever allocated.
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+use super::limits::{MAX_OBJECT_BYTES, MAX_VALUE_BYTES, MAX_VARIABLES_BYTES, describe_bytes};
 
 /// How deeply `${A:-${B:-...}}` may nest before the text is refused.
 const MAX_NESTING: usize = 32;
@@ -67,6 +77,16 @@ pub enum InterpolationError {
         /// The variables of the loop, the first one repeated at the end.
         variables: Vec<String>,
     },
+    /// An interpolated value would pass one of the bounds (what [`Bound`] says).
+    #[error("{path}: {}", too_large_text(.variable.as_deref(), *.bound))]
+    TooLarge {
+        /// JSON pointer of the value (`/spec/variables/NAME` for a variable).
+        path: String,
+        /// The variable whose substitution would have passed the bound (none: literal text).
+        variable: Option<String>,
+        /// Which bound.
+        bound: Bound,
+    },
     /// A variable references another that is not set.
     #[error(
         "variable {referenced_by} references {variable}, which is not set{}",
@@ -82,6 +102,60 @@ pub enum InterpolationError {
     },
 }
 
+/// Which bound an interpolated value would have passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// One value: [`MAX_VALUE_BYTES`].
+    Value,
+    /// An Environment's variables together: [`MAX_VARIABLES_BYTES`].
+    Variables,
+    /// The strings of one object together: [`MAX_OBJECT_BYTES`].
+    Object,
+}
+
+impl Bound {
+    /// The bound in bytes.
+    pub fn limit(self) -> usize {
+        match self {
+            Bound::Value => MAX_VALUE_BYTES,
+            Bound::Variables => MAX_VARIABLES_BYTES,
+            Bound::Object => MAX_OBJECT_BYTES,
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limit = describe_bytes(self.limit());
+        match self {
+            Bound::Value => write!(
+                f,
+                "one value may hold at most {limit}, Swarm's limit on a config or secret"
+            ),
+            Bound::Variables => write!(
+                f,
+                "an Environment's variables together may hold at most {limit} once resolved"
+            ),
+            Bound::Object => write!(
+                f,
+                "the strings of one object together may hold at most {limit}, etcd's limit on a request"
+            ),
+        }
+    }
+}
+
+/// The message of [`InterpolationError::TooLarge`], after its path.
+fn too_large_text(variable: Option<&str>, bound: Bound) -> String {
+    let at = variable.map_or_else(
+        || " (its text alone)".to_string(),
+        |v| format!(" once ${{{v}}} is substituted"),
+    );
+    format!(
+        "the value would be more than {}{at}; {bound}",
+        describe_bytes(bound.limit())
+    )
+}
+
 impl InterpolationError {
     /// The variable the error is about (the first of a cycle); none for a syntax error.
     pub fn variable(&self) -> Option<&str> {
@@ -90,7 +164,34 @@ impl InterpolationError {
             | InterpolationError::Required { variable, .. }
             | InterpolationError::UnresolvedReference { variable, .. } => Some(variable),
             InterpolationError::Cycle { variables } => variables.first().map(String::as_str),
+            InterpolationError::TooLarge { variable, .. } => variable.as_deref(),
             InterpolationError::Syntax { .. } => None,
+        }
+    }
+
+    /// The JSON pointer of the value the error is in, when it is about one value.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            InterpolationError::Unset { path, .. }
+            | InterpolationError::Required { path, .. }
+            | InterpolationError::Syntax { path, .. }
+            | InterpolationError::TooLarge { path, .. } => Some(path),
+            InterpolationError::Cycle { .. } | InterpolationError::UnresolvedReference { .. } => {
+                None
+            }
+        }
+    }
+
+    /// The message without the pointer it starts with, for reports that place the error
+    /// themselves.
+    pub fn message(&self) -> String {
+        let text = self.to_string();
+        match self.path() {
+            Some(path) => text
+                .strip_prefix(path)
+                .and_then(|t| t.strip_prefix(": "))
+                .map_or_else(|| text.clone(), str::to_string),
+            None => text,
         }
     }
 
@@ -104,7 +205,9 @@ impl InterpolationError {
             } => Some(format!("{variable} (in {referenced_by})")),
             InterpolationError::Unset { variable, .. }
             | InterpolationError::Required { variable, .. } => Some(variable.clone()),
-            InterpolationError::Cycle { .. } | InterpolationError::Syntax { .. } => None,
+            InterpolationError::Cycle { .. }
+            | InterpolationError::Syntax { .. }
+            | InterpolationError::TooLarge { .. } => None,
         }
     }
 }
@@ -147,6 +250,9 @@ pub fn resolve_variables_partial(
     let mut state: BTreeMap<&str, State> =
         vars.keys().map(|k| (k.as_str(), State::Pending)).collect();
     let mut errors = Vec::new();
+    // What the resolved values hold together, so many variables each under the bound of
+    // one value cannot add up to more memory than an Environment may take.
+    let mut total = 0usize;
 
     for root in vars.keys() {
         if !matches!(state.get(root.as_str()), Some(State::Pending)) {
@@ -158,6 +264,12 @@ pub fn resolve_variables_partial(
         while let Some(&current) = stack.last() {
             state.insert(current, State::InProgress);
             let template = vars.get(current).map(String::as_str).unwrap_or_default();
+            let left = MAX_VARIABLES_BYTES.saturating_sub(total);
+            let bound = if left < MAX_VALUE_BYTES {
+                Bound::Variables
+            } else {
+                Bound::Value
+            };
             let mut need: Option<&str> = None;
             let mut cycle: Option<Vec<String>> = None;
             let outcome = {
@@ -186,7 +298,7 @@ pub fn resolve_variables_partial(
                         }
                     }
                 };
-                evaluate(template, &mut lookup)
+                evaluate(template, &mut lookup, bound.limit().min(left))
             };
             if let Some(next) = need {
                 // Resolve the dependency first, then evaluate `current` again.
@@ -216,6 +328,11 @@ pub fn resolve_variables_partial(
                                 offset,
                                 reason,
                             },
+                            Issue::TooLarge(variable) => InterpolationError::TooLarge {
+                                path: path.clone(),
+                                variable,
+                                bound,
+                            },
                         });
                     }
                     if let Some(variables) = cycle {
@@ -224,6 +341,7 @@ pub fn resolve_variables_partial(
                     None
                 }
             };
+            total = total.saturating_add(value.as_ref().map_or(0, String::len));
             state.insert(current, State::Done(value));
             stack.pop();
         }
@@ -251,7 +369,8 @@ pub fn interpolate_value(
     path: &str,
 ) -> Result<serde_json::Value, Vec<InterpolationError>> {
     let mut errors = Vec::new();
-    let out = interpolate_into(value, vars, path, &mut errors);
+    let mut left = MAX_OBJECT_BYTES;
+    let out = interpolate_into(value, vars, path, &mut left, &mut errors);
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -259,33 +378,45 @@ pub fn interpolate_value(
     }
 }
 
+/// Interpolates `value` into a new value; `left` is what its strings may still hold together.
 fn interpolate_into(
     value: &serde_json::Value,
     vars: &BTreeMap<String, String>,
     path: &str,
+    left: &mut usize,
     errors: &mut Vec<InterpolationError>,
 ) -> serde_json::Value {
     use serde_json::Value;
     match value {
-        Value::String(s) => match interpolate_str(s, vars, path) {
-            Ok(v) => Value::String(v),
-            Err(mut e) => {
-                errors.append(&mut e);
-                value.clone()
+        Value::String(s) => {
+            let bound = if *left < MAX_VALUE_BYTES {
+                Bound::Object
+            } else {
+                Bound::Value
+            };
+            match interpolate_within(s, vars, path, bound, (*left).min(MAX_VALUE_BYTES)) {
+                Ok(v) => {
+                    *left = left.saturating_sub(v.len());
+                    Value::String(v)
+                }
+                Err(mut e) => {
+                    errors.append(&mut e);
+                    value.clone()
+                }
             }
-        },
+        }
         Value::Array(items) => Value::Array(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| interpolate_into(v, vars, &format!("{path}/{i}"), errors))
+                .map(|(i, v)| interpolate_into(v, vars, &format!("{path}/{i}"), left, errors))
                 .collect(),
         ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
                     let child = pointer_push(path, k);
-                    (k.clone(), interpolate_into(v, vars, &child, errors))
+                    (k.clone(), interpolate_into(v, vars, &child, left, errors))
                 })
                 .collect(),
         ),
@@ -294,16 +425,28 @@ fn interpolate_into(
 }
 
 /// Interpolates one string (a value, or a whole file's content); `path` names it in errors.
+/// The result holds at most [`MAX_VALUE_BYTES`].
 pub fn interpolate_str(
     text: &str,
     vars: &BTreeMap<String, String>,
     path: &str,
 ) -> Result<String, Vec<InterpolationError>> {
+    interpolate_within(text, vars, path, Bound::Value, MAX_VALUE_BYTES)
+}
+
+/// [`interpolate_str`] with at most `limit` bytes of result, `bound` naming the limit.
+fn interpolate_within(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+    bound: Bound,
+    limit: usize,
+) -> Result<String, Vec<InterpolationError>> {
     let mut lookup = |name: &str| match vars.get(name) {
         Some(v) => Lookup::Value(v.clone()),
         None => Lookup::Unset,
     };
-    evaluate(text, &mut lookup).map_err(|issues| {
+    evaluate(text, &mut lookup, limit).map_err(|issues| {
         issues
             .into_iter()
             .map(|issue| match issue {
@@ -320,6 +463,11 @@ pub fn interpolate_str(
                     path: path.to_string(),
                     offset,
                     reason,
+                },
+                Issue::TooLarge(variable) => InterpolationError::TooLarge {
+                    path: path.to_string(),
+                    variable,
+                    bound,
                 },
             })
             .collect()
@@ -386,6 +534,8 @@ enum Issue {
     Unset(String),
     Required(String, String),
     Syntax(usize, String),
+    /// The output would pass its limit: at this variable's substitution (none: literal text).
+    TooLarge(Option<String>),
 }
 
 /// The operator of a braced reference.
@@ -405,14 +555,23 @@ enum Op {
     AlternativeIfSet,
 }
 
-/// Evaluates a template; returns the text, or every issue found.
-fn evaluate(text: &str, lookup: &mut dyn FnMut(&str) -> Lookup) -> Result<String, Vec<Issue>> {
+/// Evaluates a template into at most `limit` bytes; returns the text, or every issue found.
+/// Past the limit evaluation stops at once (one [`Issue::TooLarge`]).
+fn evaluate(
+    text: &str,
+    lookup: &mut dyn FnMut(&str) -> Lookup,
+    limit: usize,
+) -> Result<String, Vec<Issue>> {
     let mut eval = Evaluator {
         lookup,
         issues: Vec::new(),
         failed: false,
+        over: None,
     };
-    let out = eval.run(text, 0, 0);
+    let out = eval.run(text, 0, 0, limit);
+    if let Some(variable) = eval.over {
+        eval.issues.push(Issue::TooLarge(variable));
+    }
     if eval.issues.is_empty() && !eval.failed {
         Ok(out)
     } else {
@@ -424,6 +583,8 @@ struct Evaluator<'l> {
     lookup: &'l mut dyn FnMut(&str) -> Lookup,
     issues: Vec<Issue>,
     failed: bool,
+    /// Set when the output would have passed its limit: the variable being substituted then.
+    over: Option<Option<String>>,
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -469,33 +630,48 @@ fn snippet(text: &str, at: usize) -> String {
 }
 
 impl Evaluator<'_> {
-    /// Evaluates `text`; `base` is its byte offset in the outermost text (for errors).
-    fn run(&mut self, text: &str, base: usize, depth: usize) -> String {
+    /// Appends `piece` to `out` when `out` stays within `limit` bytes; otherwise records
+    /// that the output is too large (at `variable`) and appends nothing.
+    fn append(&mut self, out: &mut String, piece: &str, limit: usize, variable: Option<&str>) {
+        if self.over.is_some() {
+            return;
+        }
+        if out.len().saturating_add(piece.len()) > limit {
+            self.over = Some(variable.map(str::to_string));
+            return;
+        }
+        out.push_str(piece);
+    }
+
+    /// Evaluates `text` into at most `limit` bytes; `base` is its byte offset in the
+    /// outermost text (for errors).
+    fn run(&mut self, text: &str, base: usize, depth: usize, limit: usize) -> String {
         let bytes = text.as_bytes();
-        let mut out = String::with_capacity(text.len());
+        let mut out = String::with_capacity(text.len().min(limit));
         let mut i = 0;
         let mut literal_start = 0;
-        while i < bytes.len() {
+        while i < bytes.len() && self.over.is_none() {
             if bytes[i] != b'$' {
                 i += 1;
                 continue;
             }
-            out.push_str(&text[literal_start..i]);
+            self.append(&mut out, &text[literal_start..i], limit, None);
             let dollar = i;
             match bytes.get(i + 1).copied() {
                 Some(b'$') => {
-                    out.push('$');
+                    self.append(&mut out, "$", limit, None);
                     i += 2;
                 }
                 Some(b'{') => {
-                    i = self.braced(text, dollar, base, depth, &mut out);
+                    i = self.braced(text, dollar, base, depth, limit, &mut out);
                 }
                 Some(b) if is_name_start(b) => {
                     let mut j = i + 1;
                     while j < bytes.len() && is_name_char(bytes[j]) {
                         j += 1;
                     }
-                    self.substitute(&text[i + 1..j], None, "", base + i, depth, &mut out);
+                    let name = &text[i + 1..j];
+                    self.substitute(name, None, "", base + i, depth, limit, &mut out);
                     i = j;
                 }
                 Some(_) => {
@@ -518,7 +694,9 @@ impl Evaluator<'_> {
             }
             literal_start = i;
         }
-        out.push_str(&text[literal_start..]);
+        if let Some(rest) = text.get(literal_start..) {
+            self.append(&mut out, rest, limit, None);
+        }
         out
     }
 
@@ -529,6 +707,7 @@ impl Evaluator<'_> {
         dollar: usize,
         base: usize,
         depth: usize,
+        limit: usize,
         out: &mut String,
     ) -> usize {
         let bytes = text.as_bytes();
@@ -584,11 +763,12 @@ impl Evaluator<'_> {
             return close + 1;
         };
         let word = &text[word_start..close];
-        self.substitute(name, op, word, base + word_start, depth, out);
+        self.substitute(name, op, word, base + word_start, depth, limit, out);
         close + 1
     }
 
     /// Substitutes one reference; `word` (at `word_base`) is the text after the operator.
+    #[allow(clippy::too_many_arguments)]
     fn substitute(
         &mut self,
         name: &str,
@@ -596,6 +776,7 @@ impl Evaluator<'_> {
         word: &str,
         word_base: usize,
         depth: usize,
+        limit: usize,
         out: &mut String,
     ) {
         let found = (self.lookup)(name);
@@ -610,7 +791,7 @@ impl Evaluator<'_> {
         match op {
             None => {
                 if set {
-                    out.push_str(&value);
+                    self.append(out, &value, limit, Some(name));
                 } else {
                     self.issues.push(Issue::Unset(name.to_string()));
                 }
@@ -622,10 +803,11 @@ impl Evaluator<'_> {
                     set
                 };
                 if use_value {
-                    out.push_str(&value);
+                    self.append(out, &value, limit, Some(name));
                 } else {
-                    let w = self.nested(word, word_base, depth);
-                    out.push_str(&w);
+                    let room = limit.saturating_sub(out.len());
+                    let w = self.nested(word, word_base, depth, room);
+                    self.append(out, &w, limit, None);
                 }
             }
             Some(Op::RequireNonEmpty) | Some(Op::RequireSet) => {
@@ -635,7 +817,7 @@ impl Evaluator<'_> {
                     set
                 };
                 if ok {
-                    out.push_str(&value);
+                    self.append(out, &value, limit, Some(name));
                 } else {
                     let message = if word.is_empty() {
                         "required".to_string()
@@ -652,14 +834,15 @@ impl Evaluator<'_> {
                     set
                 };
                 if use_word {
-                    let w = self.nested(word, word_base, depth);
-                    out.push_str(&w);
+                    let room = limit.saturating_sub(out.len());
+                    let w = self.nested(word, word_base, depth, room);
+                    self.append(out, &w, limit, None);
                 }
             }
         }
     }
 
-    fn nested(&mut self, word: &str, word_base: usize, depth: usize) -> String {
+    fn nested(&mut self, word: &str, word_base: usize, depth: usize, limit: usize) -> String {
         if depth + 1 >= MAX_NESTING {
             self.issues.push(Issue::Syntax(
                 word_base,
@@ -667,7 +850,7 @@ impl Evaluator<'_> {
             ));
             return String::new();
         }
-        self.run(word, word_base, depth + 1)
+        self.run(word, word_base, depth + 1, limit)
     }
 }
 
@@ -945,5 +1128,107 @@ mod tests {
                 "F".into()
             ]
         );
+    }
+
+    /// The Environment of the "1 KB manifest exhausts memory" report: each variable twice
+    /// the one before, 16 bytes doubled 40 times.
+    fn doubling(n: usize) -> BTreeMap<String, String> {
+        let mut v = BTreeMap::new();
+        v.insert("V0".to_string(), "x".repeat(16));
+        for i in 1..=n {
+            v.insert(format!("V{i}"), format!("${{V{}}}${{V{}}}", i - 1, i - 1));
+        }
+        v
+    }
+
+    #[test]
+    fn a_doubling_bomb_stops_at_the_first_variable_past_500_kb() {
+        let started = std::time::Instant::now();
+        let (resolved, errors) = resolve_variables_partial(&doubling(40));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // 16 * 2^14 = 256 KiB fits; V15 would be 512 KiB.
+        assert_eq!(resolved.get("V14").map(String::len), Some(16 << 14));
+        assert!(!resolved.contains_key("V15"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            "/spec/variables/V15: the value would be more than 500 KB (512000 bytes) once ${V14} is substituted; one value may hold at most 500 KB (512000 bytes), Swarm's limit on a config or secret"
+        );
+        assert_eq!(errors[0].variable(), Some("V14"));
+    }
+
+    #[test]
+    fn a_value_just_under_the_bound_resolves_and_interpolates() {
+        let big = "y".repeat(MAX_VALUE_BYTES - 2);
+        let v = vars(&[("BIG", &big), ("B", "${BIG}ab")]);
+        let r = resolve_variables(&v).unwrap_or_default();
+        assert_eq!(r.get("B").map(String::len), Some(MAX_VALUE_BYTES));
+        assert_eq!(
+            interpolate_str("${B}", &r, "/x").map(|s| s.len()),
+            Ok(MAX_VALUE_BYTES)
+        );
+        let e = interpolate_str("${B}!", &r, "/x").err().unwrap_or_default();
+        assert!(matches!(
+            &e[..],
+            [InterpolationError::TooLarge {
+                bound: Bound::Value,
+                variable: None,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn many_values_each_under_the_bound_cannot_add_up_past_8_mib() {
+        let mut v = BTreeMap::new();
+        v.insert("A".to_string(), "z".repeat(400 * 1024));
+        for i in 0..40 {
+            v.insert(format!("C{i:02}"), "${A}".to_string());
+        }
+        let (resolved, errors) = resolve_variables_partial(&v);
+        let total: usize = resolved.values().map(String::len).sum();
+        assert!(total <= MAX_VARIABLES_BYTES);
+        assert!(errors.iter().all(|e| matches!(
+            e,
+            InterpolationError::TooLarge {
+                bound: Bound::Variables,
+                ..
+            }
+        )));
+        assert!(!errors.is_empty());
+    }
+
+    #[test]
+    fn a_spec_whose_strings_add_up_past_one_and_a_half_mib_is_refused() {
+        let r = vars(&[("BIG", &"q".repeat(400 * 1024))]);
+        let spec = json!({"env": {"A": "${BIG}", "B": "${BIG}", "C": "${BIG}", "D": "${BIG}"}});
+        let e = interpolate_value(&spec, &r, "/spec")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path(), Some("/spec/env/D"));
+        assert!(
+            e[0].message()
+                .contains("1.5 MiB (1572864 bytes), etcd's limit"),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn a_default_cannot_grow_past_the_bound_either() {
+        let r = vars(&[("K", &"k".repeat(300 * 1024))]);
+        let e = interp_with("${NOPE:-${K}${K}}", &r)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].variable(), Some("K"));
+    }
+
+    fn interp_with(
+        text: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<String, Vec<InterpolationError>> {
+        interpolate_str(text, vars, "/x")
     }
 }

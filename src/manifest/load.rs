@@ -1,12 +1,71 @@
 //! Reading manifest files, folders and stdin into objects, checking each document.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::limits::describe_bytes;
 use super::validate::{Diagnostic, Input, Options, validate_sources};
+use super::yaml::Limits;
 use crate::api::DynamicObject;
+
+/// Most bytes read from one input file (or stdin): the YAML reader's size limit.
+pub const MAX_FILE_BYTES: usize = Limits::DEFAULT.max_bytes;
+
+/// Why an input was refused for its size (it was read no further than the limit).
+pub fn too_large_message(limit: usize) -> String {
+    format!(
+        "the file is larger than {}: the limit is {limit} bytes",
+        describe_bytes_short(limit)
+    )
+}
+
+/// `8 MiB` for a bound, without the exact figure [`describe_bytes`] adds.
+fn describe_bytes_short(limit: usize) -> String {
+    let full = describe_bytes(limit);
+    match full.split_once(" (") {
+        Some((short, _)) => short.to_string(),
+        None => full,
+    }
+}
+
+/// Reads at most `max + 1` bytes of `reader` into `buffer` (cleared first): a file, a
+/// device such as `/dev/zero`, a pipe or stdin costs no more memory than the limit.
+/// Returns whether it all fit, i.e. `false` when there was more than `max`.
+pub fn read_bounded(reader: impl Read, max: usize, buffer: &mut Vec<u8>) -> std::io::Result<bool> {
+    buffer.clear();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    buffer.reserve(max.min(64 * 1024));
+    reader.take(cap).read_to_end(buffer)?;
+    Ok(buffer.len() <= max)
+}
+
+/// Reads a whole file of at most `max` bytes; a larger one (or an endless device) is an
+/// error saying so, after reading no more than `max + 1` bytes.
+pub fn read_file_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    if read_bounded(file, max, &mut bytes)? {
+        Ok(bytes)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            too_large_message(max),
+        ))
+    }
+}
+
+/// [`read_file_bounded`] for text: bytes that are not UTF-8 are an error.
+pub fn read_text_bounded(path: &Path, max: usize) -> std::io::Result<String> {
+    String::from_utf8(read_file_bounded(path, max)?).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        )
+    })
+}
 
 /// One input: a file's path (or `-`) and its bytes.
 #[derive(Clone, Debug)]
@@ -36,7 +95,7 @@ pub fn read_sources(paths: &[PathBuf], recursive: bool) -> Result<Vec<Source>, R
     expand_paths(paths, recursive)
         .into_iter()
         .map(|input| match input {
-            Input::File(path) => match std::fs::read(&path) {
+            Input::File(path) => match read_file_bounded(&path, MAX_FILE_BYTES) {
                 Ok(bytes) => Ok(Source {
                     name: path.display().to_string(),
                     bytes,
@@ -96,18 +155,22 @@ pub fn list_inputs(paths: &[PathBuf], recursive: bool, found: &mut dyn FnMut(Lis
         let mut add = |input: Input| found(Listed { arg, input });
         if p.as_os_str() == "-" {
             let mut bytes = Vec::new();
-            match std::io::stdin().read_to_end(&mut bytes) {
-                Ok(_) => add(Input::Source(Source {
+            match read_bounded(std::io::stdin().lock(), MAX_FILE_BYTES, &mut bytes) {
+                Ok(true) => add(Input::Source(Source {
                     name: "-".into(),
                     bytes,
                 })),
+                Ok(false) => add(Input::Unreadable {
+                    name: "-".into(),
+                    error: too_large_message(MAX_FILE_BYTES).replacen("file", "input", 1),
+                }),
                 Err(e) => add(Input::Unreadable {
                     name: "-".into(),
                     error: e.to_string(),
                 }),
             }
         } else if p.is_dir() {
-            list_dir(p, recursive, &mut add);
+            list_dir(p, recursive, &mut add, &mut HashSet::new());
         } else if p.exists() {
             add(Input::File(p.clone()));
         } else {
@@ -141,7 +204,31 @@ impl Listed {
 }
 
 /// Passes the manifest files of `dir` to `found`, recursing with `recursive`.
-fn list_dir(dir: &Path, recursive: bool, found: &mut dyn FnMut(Input)) {
+///
+/// Symlinks to folders are followed, but each folder is listed once per command-line
+/// path, known by its device and inode (`visited`): a symlink loop, or two links to one
+/// folder, cannot make the walk endless or list files twice.
+fn list_dir(
+    dir: &Path,
+    recursive: bool,
+    found: &mut dyn FnMut(Input),
+    visited: &mut HashSet<(u64, u64)>,
+) {
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            use std::os::unix::fs::MetadataExt;
+            if !visited.insert((meta.dev(), meta.ino())) {
+                return;
+            }
+        }
+        Err(e) => {
+            found(Input::Unreadable {
+                name: dir.display().to_string(),
+                error: e.to_string(),
+            });
+            return;
+        }
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -162,7 +249,7 @@ fn list_dir(dir: &Path, recursive: bool, found: &mut dyn FnMut(Input)) {
         };
         if is_dir {
             if recursive {
-                list_dir(&path, recursive, found);
+                list_dir(&path, recursive, found, visited);
             }
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
@@ -229,5 +316,33 @@ mod tests {
             ]
         );
         assert_eq!(names(false), ["/a-b.yaml", "/a.json", "/a.yaml", "/b.yaml"]);
+    }
+
+    #[test]
+    fn a_symlink_loop_is_walked_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).expect("mkdir");
+        std::fs::write(root.join("a/b/x.yaml"), "a: 1\n").expect("write");
+        std::os::unix::fs::symlink("..", root.join("a/b/up")).expect("symlink");
+        std::os::unix::fs::symlink(root, root.join("a/root")).expect("symlink");
+        let inputs = expand_paths(&[root.to_path_buf()], true);
+        let names: Vec<String> = inputs.iter().map(Input::name).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].ends_with("x.yaml"), "{names:?}");
+    }
+
+    #[test]
+    fn an_endless_file_is_read_only_up_to_the_limit() {
+        let error = read_file_bounded(Path::new("/dev/zero"), 1024).err();
+        assert_eq!(
+            error.map(|e| e.to_string()).as_deref(),
+            Some("the file is larger than 1 KB: the limit is 1024 bytes")
+        );
+        let mut buffer = Vec::new();
+        let all = read_bounded(&b"12345"[..], 5, &mut buffer).ok();
+        assert_eq!((all, buffer.len()), (Some(true), 5));
+        let all = read_bounded(&b"123456"[..], 5, &mut buffer).ok();
+        assert_eq!((all, buffer.len()), (Some(false), 6));
     }
 }

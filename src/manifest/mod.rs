@@ -4,6 +4,7 @@ pub mod compose;
 pub mod defaults;
 pub mod envfile;
 pub mod interpolate;
+pub mod limits;
 pub mod load;
 pub mod merge;
 pub mod validate;

@@ -533,7 +533,7 @@ impl Renderer<'_> {
             let v: f64 = r.parse().map_err(|_| RenderError::Quantity {
                 service: self.service.to_string(),
                 field: format!("{field}.maxFailureRatio"),
-                source: QuantityError {
+                source: QuantityError::Invalid {
                     value: r.clone(),
                     what: "ratio",
                     expected: "a decimal between 0 and 1, e.g. \"0.1\"",
@@ -545,5 +545,28 @@ impl Renderer<'_> {
             m.insert("Order".into(), serde_json::to_value(o).unwrap_or_default());
         }
         Ok(Value::Object(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_limit_past_64_bits_is_an_error_not_no_limit() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "image": "busybox",
+            "deploy": {"resources": {"limits": {"memory": "309485009821345068724781056T"}}}
+        }))
+        .unwrap_or_default();
+        let error = render_service(&RenderContext::new("kargo"), "apps", "web", &spec)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some(
+                "service \"web\": field deploy.resources.limits.memory: memory size \"309485009821345068724781056T\" is too large: at most 8388607T"
+            )
+        );
     }
 }

@@ -82,12 +82,7 @@ pub(crate) fn pattern_meaning(pattern: &str) -> String {
 /// What a schema pattern describes and what it expects, in words: `("a duration", "a
 /// number with a unit ...")`; `None` for a pattern kargo does not know.
 pub fn pattern_text(pattern: &str) -> Option<(&'static str, &'static str)> {
-    let core = pattern
-        .strip_suffix(INTERPOLATION_ALTERNATIVE)
-        .and_then(|p| p.strip_prefix("(?:"))
-        .and_then(|p| p.strip_suffix(')'))
-        .unwrap_or(pattern);
-    Some(match core {
+    Some(match pattern_core(pattern) {
         p if p == NAME_PATTERN => (
             "a valid name",
             "a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
@@ -132,6 +127,15 @@ pub fn pattern_text(pattern: &str) -> Option<(&'static str, &'static str)> {
         ),
         _ => return None,
     })
+}
+
+/// A schema pattern without the stored mode's `${VAR}` alternative: the kargo constant it came from.
+pub(crate) fn pattern_core(pattern: &str) -> &str {
+    pattern
+        .strip_suffix(INTERPOLATION_ALTERNATIVE)
+        .and_then(|p| p.strip_prefix("(?:"))
+        .and_then(|p| p.strip_suffix(')'))
+        .unwrap_or(pattern)
 }
 
 /// The candidate closest to `word` when it is close enough to be a likely typo.

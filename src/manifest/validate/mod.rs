@@ -31,6 +31,7 @@
 //! and among its Services, an object defined twice, and the Swarm service name
 //! `kargo-<stack>_<service>` fitting in 63 characters.
 
+mod bounds;
 mod cross;
 mod messages;
 mod report;
@@ -42,7 +43,6 @@ mod workers;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -52,6 +52,7 @@ use cross::{Facts, InFile};
 pub use messages::pattern_text;
 pub use report::{OutputFormat, render};
 
+use super::limits::{MAX_OBJECT_BYTES, check_object_size};
 use super::load::Source;
 use super::yaml::{self, Document, Limits, Position, Positions};
 use crate::api::schema::Mode;
@@ -447,7 +448,13 @@ fn check_input(input: &Input, options: &Options, reader: Reader, buffer: &mut Ve
     let name = input.name();
     let bytes: &[u8] = match input {
         Input::File(path) => match read_bounded(path, options.limits.max_bytes, buffer) {
-            Ok(()) => buffer,
+            Ok(true) => buffer,
+            Ok(false) => {
+                return Checked {
+                    report: too_large(&name, options.limits.max_bytes),
+                    ..Checked::default()
+                };
+            }
             Err(error) => {
                 return Checked {
                     report: unreadable(&name, &error),
@@ -475,6 +482,10 @@ fn check_input(input: &Input, options: &Options, reader: Reader, buffer: &mut Ve
 /// as a yes/no on the reader's tree. `None` when the fast reader declines the file or any
 /// document is invalid; the full check then finds and places every problem.
 fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
+    // A document's JSON may be a few times its YAML: past this, let the full check measure it.
+    if bytes.len() > MAX_OBJECT_BYTES / 4 {
+        return None;
+    }
     let documents = yaml::parse_fast_trees(bytes, &options.limits)?;
     let schemas = schema_errors::schemas();
     let mut checked = Checked {
@@ -504,6 +515,9 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
         {
             return None;
         }
+        if !bounds::check(kind, root).is_empty() {
+            return None;
+        }
         checked
             .report
             .objects
@@ -523,20 +537,25 @@ fn check_fast(name: &str, bytes: &[u8], options: &Options) -> Option<Checked> {
 
 /// Reads at most `max + 1` bytes into `buffer` (cleared first, reused from file to file by
 /// a worker), so a huge file costs no more memory than the limit and a small one costs no
-/// allocation and no `stat`.
-fn read_bounded(path: &std::path::Path, max: usize, buffer: &mut Vec<u8>) -> Result<(), String> {
-    buffer.clear();
+/// allocation and no `stat`. `Ok(false)`: the file is larger than `max`.
+fn read_bounded(path: &std::path::Path, max: usize, buffer: &mut Vec<u8>) -> Result<bool, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    buffer.reserve(64 * 1024);
-    file.take(cap)
-        .read_to_end(buffer)
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    super::load::read_bounded(file, max, buffer).map_err(|e| e.to_string())
+}
+
+/// The report of a file larger than the limit: the YAML size error, without the size,
+/// which is unknown (only `max + 1` bytes were read).
+fn too_large(name: &str, max: usize) -> FileReport {
+    file_problem(name, Rule::Yaml, super::load::too_large_message(max))
 }
 
 /// The report of a file that could not be read.
 fn unreadable(name: &str, error: &str) -> FileReport {
+    file_problem(name, Rule::Io, format!("cannot read: {error}"))
+}
+
+/// The report of a file with one problem of the file as a whole (no document read).
+fn file_problem(name: &str, rule: Rule, message: String) -> FileReport {
     FileReport {
         file: name.to_string(),
         unreadable: 1,
@@ -547,8 +566,8 @@ fn unreadable(name: &str, error: &str) -> FileReport {
             document: None,
             object: None,
             path: String::new(),
-            rule: Rule::Io,
-            message: format!("cannot read: {error}"),
+            rule,
+            message,
         }],
         ..FileReport::default()
     }
@@ -594,6 +613,9 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
             (Some(k), Some(n)) => Some(format!("{}/{n}", k.singular())),
             _ => None,
         };
+        if let Some(k) = kind {
+            violations.extend(bound_violations(k, &doc, reference.as_deref()));
+        }
         if let (Some(k), Some(n), Some(r)) = (kind, &object_name, &reference) {
             report.objects.push((doc.index, r.clone()));
             checked
@@ -650,6 +672,35 @@ fn finish_counts(report: &mut FileReport) {
     bad.dedup();
     report.invalid = bad.len();
     report.valid = report.documents.saturating_sub(report.invalid);
+}
+
+/// The bounds `doc` passes although its schema may hold: its size as JSON, variables that
+/// resolve too large, quantities past 64 bits (see `bounds`).
+fn bound_violations(kind: Kind, doc: &Document, reference: Option<&str>) -> Vec<Violation> {
+    let root = doc.positions.value("").unwrap_or(Position {
+        line: doc.start_line,
+        column: 1,
+    });
+    let mut out = Vec::new();
+    if let Err(too_large) = check_object_size(reference.unwrap_or(kind.singular()), &doc.value) {
+        out.push(Violation {
+            pointer: String::new(),
+            path: String::new(),
+            position: root,
+            rule: Rule::Length,
+            message: too_large.detail(),
+        });
+    }
+    for passed in bounds::check(kind, &doc.value) {
+        out.push(Violation {
+            path: schema_errors::display_path(&doc.value, &passed.pointer),
+            position: doc.positions.value(&passed.pointer).unwrap_or(root),
+            pointer: passed.pointer,
+            rule: passed.rule,
+            message: passed.message,
+        });
+    }
+    out
 }
 
 /// Checks one document against its kind's schema: the violations, its kind and its name.

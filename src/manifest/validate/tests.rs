@@ -289,3 +289,87 @@ fn the_fast_path_changes_no_report() {
     }
     assert!(compared > 3000, "only {compared} inputs compared");
 }
+
+/// The Environment of the "1 KB manifest exhausts memory" report.
+fn doubling_environment() -> String {
+    let mut text = String::from(
+        "apiVersion: kargo.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: bomb\nspec:\n  variables:\n    V0: xxxxxxxxxxxxxxxx\n",
+    );
+    for i in 1..=40 {
+        text.push_str(&format!("    V{i}: \"${{V{}}}${{V{}}}\"\n", i - 1, i - 1));
+    }
+    text
+}
+
+#[test]
+fn an_interpolation_bomb_is_invalid_at_the_first_variable_past_500_kb() {
+    for fast_path in [true, false] {
+        let sources = [Source {
+            name: "bomb.yaml".into(),
+            bytes: doubling_environment().into_bytes(),
+        }];
+        let options = Options {
+            fast_path,
+            ..Options::default()
+        };
+        let report = validate_sources(&sources, &options);
+        assert_eq!(
+            messages(&report),
+            vec![
+                "bomb.yaml:22:10: environment/bomb: spec.variables.V15: the value would be more than 500 KB (512000 bytes) once ${V14} is substituted; one value may hold at most 500 KB (512000 bytes), Swarm's limit on a config or secret"
+            ],
+            "fast path {fast_path}"
+        );
+    }
+}
+
+#[test]
+fn a_big_variable_under_the_bound_is_valid() {
+    let text = format!(
+        "apiVersion: kargo.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: big\nspec:\n  variables:\n    BIG: {}\n    TWICE: \"${{BIG}}${{BIG}}\"\n",
+        "b".repeat(200 * 1024)
+    );
+    let report = run(&[("big.yaml", &text)]);
+    assert!(report.is_valid(), "{:?}", messages(&report));
+}
+
+#[test]
+fn quantities_past_64_bits_are_invalid_where_they_are_written() {
+    for fast_path in [true, false] {
+        let sources = [Source {
+            name: "web.yaml".into(),
+            bytes: b"apiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata:\n  name: web\nspec:\n  image: busybox\n  healthcheck:\n    interval: 9999999999h\n  deploy:\n    resources:\n      limits:\n        memory: \"309485009821345068724781056T\"\n        cpus: \"99999999999\"\n      reservations:\n        memory: 8388607T\n".to_vec(),
+        }];
+        let options = Options {
+            fast_path,
+            ..Options::default()
+        };
+        let report = validate_sources(&sources, &options);
+        assert_eq!(
+            messages(&report),
+            vec![
+                "web.yaml:8:15: service/web: spec.healthcheck.interval: duration \"9999999999h\" is too large: at most 2562047h",
+                "web.yaml:12:17: service/web: spec.deploy.resources.limits.memory: memory size \"309485009821345068724781056T\" is too large: at most 8388607T",
+                "web.yaml:13:15: service/web: spec.deploy.resources.limits.cpus: CPU count \"99999999999\" is too large: at most 9223372036",
+            ],
+            "fast path {fast_path}"
+        );
+    }
+}
+
+#[test]
+fn an_object_past_one_and_a_half_mib_is_invalid() {
+    let mut text = String::from(
+        "apiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata:\n  name: fat\nspec:\n  image: busybox\n  env:\n",
+    );
+    for i in 0..20 {
+        text.push_str(&format!("    K{i}: {}\n", "v".repeat(100 * 1024)));
+    }
+    let report = run(&[("fat.yaml", &text)]);
+    assert_eq!(
+        messages(&report),
+        vec![
+            "fat.yaml:1:1: service/fat: the object is more than 1.5 MiB (1572864 bytes) as JSON; one object may be at most that (etcd's limit on a request)"
+        ]
+    );
+}
