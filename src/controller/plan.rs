@@ -11,6 +11,7 @@ use crate::api::{
     Configuration, DefaultsMode, DynamicObject, Environment, Kind, Rollout, Service, ServiceSpec,
     Stack,
 };
+use crate::manifest::interpolate::InterpolationError;
 use crate::manifest::load::strip_nulls;
 use crate::manifest::merge::{merge_layers, settings_patch};
 use crate::swarm::{DesiredService, RenderContext, render_service, with_force_update};
@@ -287,10 +288,27 @@ pub fn plan(
             ctx.back_network = b.clone();
         }
     }
+    // Resolved once for the whole plan. A variable past the bounds (the doubling bomb) makes
+    // the Environment itself unusable: doubt, not a service-by-service "not set".
+    let (variables, variable_errors) = env
+        .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables))
+        .unwrap_or_default();
+    let too_large: Vec<String> = variable_errors
+        .iter()
+        .filter(|e| matches!(e, InterpolationError::TooLarge { .. }))
+        .map(ToString::to_string)
+        .collect();
+    if let (Some(e), false) = (env, too_large.is_empty()) {
+        let message = format!(
+            "Environment {:?} is invalid: {}",
+            e.name(),
+            too_large.join("; ")
+        );
+        out.errors.push(message.clone());
+        out.doubt
+            .get_or_insert(Doubt::new("InvalidObject", message));
+    }
     if let Some(cfg) = cfg {
-        let variables = env
-            .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables).0)
-            .unwrap_or_default();
         for (file, spec) in &cfg.spec.files {
             let content = if spec.template {
                 let path = format!("/spec/files/{file}/content");
@@ -419,7 +437,7 @@ pub fn plan(
             }
             let raw = user.and(snapshot.service_specs.get(svc_name));
             let restarted = user.and_then(|u| u.metadata.annotations.get(RESTARTED_AT_ANNOTATION));
-            let merged = merged_spec(raw, default.as_ref(), env, svc_name);
+            let merged = merged_spec(raw, default.as_ref(), env, &variables, svc_name);
             let merged_json = merged.as_ref().ok().map(|(v, _)| v.clone());
             let desired = merged.and_then(|(_, spec)| {
                 let d =
@@ -478,6 +496,7 @@ fn merged_spec(
     user: Option<&Value>,
     default: Option<&Value>,
     env: Option<&Environment>,
+    variables: &BTreeMap<String, String>,
     name: &str,
 ) -> Result<(Value, ServiceSpec), String> {
     if user.is_none() && default.is_none() {
@@ -494,14 +513,15 @@ fn merged_spec(
         }
         None => below,
     };
-    let variables = env
-        .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables).0)
-        .unwrap_or_default();
-    let merged = crate::manifest::interpolate::interpolate_value(&merged, &variables, "/spec")
+    let merged = crate::manifest::interpolate::interpolate_value(&merged, variables, "/spec")
         .map_err(|errors| {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             format!("service {name:?}: {}", list.join("; "))
         })?;
+    // etcd's request limit, checked again here: the rendered spec lands in Swarm and the
+    // merged one in statuses.
+    crate::manifest::limits::check_object_size(&format!("service/{name}"), &merged)
+        .map_err(|e| e.to_string())?;
     let violations = crate::manifest::validate::validate_spec(
         Kind::Service,
         crate::api::schema::Mode::Merged,

@@ -310,3 +310,45 @@ fn a_service_without_an_owner_label_is_never_removed() {
         "UnknownOwner"
     ));
 }
+
+#[test]
+fn an_interpolation_bomb_in_the_environment_is_doubt_and_stays_small() {
+    let mut variables = serde_json::Map::new();
+    variables.insert("V0".into(), json!("x".repeat(16)));
+    for i in 1..=40 {
+        variables.insert(
+            format!("V{i}"),
+            json!(format!("${{V{p}}}${{V{p}}}", p = i - 1)),
+        );
+    }
+    let mut objects = workspace();
+    replace(
+        &mut objects,
+        obj(
+            Kind::Environment,
+            "example",
+            json!({"stacks": ["backend", "frontend"], "variables": variables}),
+        ),
+    );
+    let started = std::time::Instant::now();
+    let (_, p) = planned(&objects, true);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let doubt = p
+        .doubt
+        .clone()
+        .expect("the bomb puts the installation in doubt");
+    assert_eq!(doubt.reason, "InvalidObject");
+    assert!(doubt.message.contains("500 KB"), "{}", doubt.message);
+    for v in verdicts(&objects, true) {
+        assert!(!matches!(v, Verdict::Remove(_)), "{v:?}");
+    }
+    // And a Stack dropped from the list meanwhile is kept: the Environment is in doubt.
+    let mut env = objects
+        .iter()
+        .find(|o| o.kind == Kind::Environment)
+        .cloned()
+        .expect("environment");
+    env.spec["stacks"] = json!(["frontend"]);
+    replace(&mut objects, env);
+    assert!(kept_for(&verdicts(&objects, true)[0], "InvalidObject"));
+}
