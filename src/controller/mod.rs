@@ -1,5 +1,6 @@
 //! The controller: watches etcd, reconciles Stacks onto Swarm, writes status back.
 
+mod cache;
 mod converge;
 pub mod events;
 mod finalizers;
@@ -13,6 +14,7 @@ mod run;
 mod status;
 mod swarm_objects;
 
+pub use cache::SnapshotCache;
 pub use metrics::Metrics;
 pub use plan::{Plan, PlannedService, PlannedStack, Snapshot, plan};
 pub use queue::WorkQueue;

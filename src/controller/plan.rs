@@ -86,44 +86,74 @@ impl Snapshot {
     pub fn from_objects(objects: &[DynamicObject]) -> Self {
         let mut s = Snapshot::default();
         for o in objects {
-            let name = o.metadata.name.clone();
-            let violations = crate::manifest::validate::validate_spec(
-                o.kind,
-                crate::api::schema::Mode::Stored,
-                &o.spec,
-            );
-            if !violations.is_empty() {
-                let list: Vec<String> =
-                    violations.iter().take(3).map(ToString::to_string).collect();
-                s.invalid.push((o.kind, name, list.join("; ")));
-                continue;
-            }
-            let bad = |e: serde_json::Error| (o.kind, name.clone(), e.to_string());
-            let r = match o.kind {
-                Kind::Configuration => o.typed().map(|t| {
-                    s.configurations.insert(name.clone(), t);
-                }),
-                Kind::Environment => o.typed().map(|t| {
-                    s.environments.insert(name.clone(), t);
-                }),
-                Kind::Stack => o.typed().map(|t| {
-                    s.stacks.insert(name.clone(), t);
-                }),
-                Kind::Service => {
-                    // Overlays may hold nulls, which the typed spec cannot: keep the raw spec.
-                    s.service_specs.insert(name.clone(), o.spec.clone());
-                    let mut stripped = o.clone();
-                    stripped.spec = strip_nulls(&o.spec);
-                    stripped.typed().map(|t| {
-                        s.services.insert(name.clone(), t);
-                    })
-                }
-            };
-            if let Err(e) = r {
-                s.invalid.push(bad(e));
-            }
+            s.insert(o);
         }
         s
+    }
+
+    /// Forgets the object of this kind and name (deleted, or replaced by a bad value).
+    pub fn remove(&mut self, kind: Kind, name: &str) {
+        match kind {
+            Kind::Configuration => {
+                self.configurations.remove(name);
+            }
+            Kind::Environment => {
+                self.environments.remove(name);
+            }
+            Kind::Stack => {
+                self.stacks.remove(name);
+            }
+            Kind::Service => {
+                self.services.remove(name);
+                self.service_specs.remove(name);
+            }
+        }
+        self.invalid.retain(|(k, n, _)| !(*k == kind && n == name));
+    }
+
+    /// Records a value that did not decode as the object its key names.
+    pub fn insert_invalid(&mut self, kind: Kind, name: &str, why: &str) {
+        self.remove(kind, name);
+        self.invalid.push((kind, name.to_string(), why.to_string()));
+    }
+
+    /// Adds or replaces one object, typed and checked (the watch cache calls this per change).
+    pub fn insert(&mut self, o: &DynamicObject) {
+        let name = o.metadata.name.clone();
+        self.remove(o.kind, &name);
+        let violations = crate::manifest::validate::validate_spec(
+            o.kind,
+            crate::api::schema::Mode::Stored,
+            &o.spec,
+        );
+        if !violations.is_empty() {
+            let list: Vec<String> = violations.iter().take(3).map(ToString::to_string).collect();
+            self.invalid.push((o.kind, name, list.join("; ")));
+            return;
+        }
+        let r = match o.kind {
+            Kind::Configuration => o.typed().map(|t| {
+                self.configurations.insert(name.clone(), t);
+            }),
+            Kind::Environment => o.typed().map(|t| {
+                self.environments.insert(name.clone(), t);
+            }),
+            Kind::Stack => o.typed().map(|t| {
+                self.stacks.insert(name.clone(), t);
+            }),
+            Kind::Service => {
+                // Overlays may hold nulls, which the typed spec cannot: keep the raw spec.
+                let mut stripped = o.clone();
+                stripped.spec = strip_nulls(&o.spec);
+                stripped.typed().map(|t| {
+                    self.services.insert(name.clone(), t);
+                    self.service_specs.insert(name.clone(), o.spec.clone());
+                })
+            }
+        };
+        if let Err(e) = r {
+            self.invalid.push((o.kind, name, e.to_string()));
+        }
     }
 }
 
@@ -239,6 +269,23 @@ pub fn plan(
     configuration: &str,
     installation: &str,
     catalog: &dyn Fn(&str) -> Option<Value>,
+) -> Plan {
+    plan_scoped(snapshot, configuration, installation, catalog, None)
+}
+
+/// What a service of another Stack holds in a plan scoped to one Stack.
+pub const NOT_RENDERED: &str = "not rendered: the plan covers another Stack";
+
+/// [`plan`], rendering only the services of the Stack `only` when given: membership,
+/// order, claims and doubt are still computed for every Stack (they are cheap), the merge,
+/// interpolation, validation and rendering of other Stacks' services are not. A Stack's
+/// reconcile costs what the Stack holds, not what the installation holds.
+pub fn plan_scoped(
+    snapshot: &Snapshot,
+    configuration: &str,
+    installation: &str,
+    catalog: &dyn Fn(&str) -> Option<Value>,
+    only: Option<&str>,
 ) -> Plan {
     let mut out = Plan::default();
     let cfg = snapshot.configurations.get(configuration);
@@ -408,7 +455,9 @@ pub fn plan(
                 .services
                 .get(svc_name)
                 .filter(|s| s.metadata.deletion_timestamp.is_none());
-            let default = if use_defaults {
+            let rendering = only.is_none_or(|o| o == stack_name);
+            // (Another Stack's service needs the catalog only to know it exists.)
+            let default = if use_defaults && (rendering || user.is_none()) {
                 catalog(svc_name)
             } else {
                 None
@@ -433,6 +482,17 @@ pub fn plan(
                     planned.errors.push(doubt.message.clone());
                     out.frozen.entry(stack_name.clone()).or_insert(doubt);
                 }
+                continue;
+            }
+            if !rendering {
+                planned.services.push(PlannedService {
+                    name: svc_name.clone(),
+                    depends_on: user
+                        .and_then(|u| u.spec.depends_on.clone())
+                        .unwrap_or_default(),
+                    merged: None,
+                    desired: Err(NOT_RENDERED.to_string()),
+                });
                 continue;
             }
             let raw = user.and(snapshot.service_specs.get(svc_name));

@@ -8,6 +8,7 @@
 //! installation costs no Docker write and no etcd write.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,11 +23,12 @@ use crate::swarm::names::{
 use crate::swarm::{LiveService, SwarmClient};
 
 use super::ControllerError;
+use super::cache::SnapshotCache;
 use super::converge::{ServiceContext, ServiceOutcome};
 use super::events::{EventRecorder, EventType};
 use super::history;
 use super::intent::{Verdict, removal_verdict};
-use super::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan};
+use super::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
 use super::status::set_ready;
 
 /// How soon to look again at a stack that is converging.
@@ -56,6 +58,9 @@ pub struct PassReport {
 pub struct Reconciler<'a> {
     /// The object store.
     pub store: &'a Store,
+    /// The watch's typed view of the store, when the controller keeps one (else every
+    /// reconcile lists etcd).
+    pub cache: Option<&'a SnapshotCache>,
     /// The Docker client (with the leader's write guard, when elected).
     pub swarm: &'a SwarmClient,
     /// The Configuration in force.
@@ -84,13 +89,44 @@ impl Reconciler<'_> {
         self.store.prefix()
     }
 
-    /// Reads every object and types it, and whether the installation was configured before.
-    pub async fn snapshot(&self) -> Result<(Snapshot, i64), ControllerError> {
+    /// The objects, typed: from the watch cache when it is synced, else read from etcd.
+    pub async fn snapshot(&self) -> Result<(Arc<Snapshot>, i64), ControllerError> {
+        let Some(cache) = self.cache else {
+            return self.fresh_snapshot().await;
+        };
+        if !cache.configured() && self.store.configured_before().await? {
+            cache.set_configured();
+        }
+        let Some((mut snapshot, revision)) = cache.current() else {
+            return self.fresh_snapshot().await;
+        };
+        if cache.configured() && !snapshot.configured_before {
+            Arc::make_mut(&mut snapshot).configured_before = true;
+            cache.update(revision, |s| s.configured_before = true);
+        }
+        self.report_invalid(&snapshot, 0).await;
+        Ok((snapshot, revision))
+    }
+
+    /// Reads every object from etcd and types it, with whether the installation was
+    /// configured before: the read a removal is confirmed on.
+    pub async fn fresh_snapshot(&self) -> Result<(Arc<Snapshot>, i64), ControllerError> {
         let list = self.store.list_all().await?;
         let mut snapshot = Snapshot::from_list(&list);
-        snapshot.configured_before = self.store.configured_before().await?;
+        snapshot.configured_before = match self.cache {
+            Some(c) if c.configured() => true,
+            _ => self.store.configured_before().await?,
+        };
+        let unowned = list.invalid.iter().filter(|b| b.object.is_none()).count();
+        self.report_invalid(&snapshot, unowned).await;
+        Ok((Arc::new(snapshot), list.revision))
+    }
+
+    /// Unusable objects: a Warning event once per object and reason, and the gauge
+    /// (`unowned`: bad values under keys that name no object).
+    async fn report_invalid(&self, snapshot: &Snapshot, unowned: usize) {
         if let Some(m) = self.metrics {
-            m.set_invalid_objects(snapshot.invalid.len() + list.invalid.len());
+            m.set_invalid_objects(snapshot.invalid.len() + unowned);
         }
         for (kind, name, why) in &snapshot.invalid {
             self.events
@@ -104,7 +140,32 @@ impl Reconciler<'_> {
                 )
                 .await;
         }
-        Ok((snapshot, list.revision))
+    }
+
+    /// Whether removals decided on `snapshot` hold on a fresh read of etcd: a cache that
+    /// lags must never remove on stale word. Returns the verdicts to act on.
+    async fn confirm_removals(
+        &self,
+        candidates: Vec<(String, Option<String>, String)>,
+    ) -> Result<Vec<(String, String)>, ControllerError> {
+        if candidates.is_empty() || self.cache.is_none() {
+            // Without a cache the snapshot was read from etcd just now.
+            return Ok(candidates
+                .into_iter()
+                .map(|(name, _, why)| (name, why))
+                .collect());
+        }
+        let (fresh, _) = self.fresh_snapshot().await?;
+        let plan = self.plan(&fresh);
+        Ok(candidates
+            .into_iter()
+            .filter_map(
+                |(name, owner, _)| match removal_verdict(&fresh, &plan, owner.as_deref()) {
+                    Verdict::Remove(why) => Some((name, why)),
+                    _ => None,
+                },
+            )
+            .collect())
     }
 
     /// Says once, in an event on the Stack, that a service not wanted is kept and why.
@@ -140,16 +201,25 @@ impl Reconciler<'_> {
         self.store
             .mark_configured(self.configuration, self.fence)
             .await?;
+        if let Some(c) = self.cache {
+            c.set_configured();
+        }
         Ok(1)
     }
 
     /// The plan for a snapshot.
     pub fn plan(&self, snapshot: &Snapshot) -> Plan {
-        plan(
+        self.plan_for(snapshot, None)
+    }
+
+    /// The plan, rendering only the services of one Stack when given.
+    pub fn plan_for(&self, snapshot: &Snapshot, only: Option<&str>) -> Plan {
+        plan_scoped(
             snapshot,
             self.configuration,
             self.installation(),
             self.catalog,
+            only,
         )
     }
 
@@ -184,7 +254,10 @@ impl Reconciler<'_> {
     /// Reconciles one key: `installation` or `stack/<name>`, reading a fresh snapshot.
     pub async fn reconcile_key(&self, key: &str) -> Result<Action, ControllerError> {
         let (snapshot, revision) = self.snapshot().await?;
-        let plan = self.plan(&snapshot);
+        let plan = match key.strip_prefix("stack/") {
+            Some(stack) => self.plan_for(&snapshot, Some(stack)),
+            None => self.plan(&snapshot),
+        };
         let stored_ready = |name: &str| {
             snapshot.stacks.get(name).is_some_and(|s| {
                 s.status.common.is_ready()
@@ -244,24 +317,28 @@ impl Reconciler<'_> {
                 s.metadata.deletion_timestamp.is_some() && orphan(&s.metadata.annotations)
             })
         };
+        let mut candidates = Vec::new();
         for svc in &live {
             if wanted.contains(&svc.name) {
                 continue;
             }
+            let owner = svc.labels.get(OWNER_LABEL).cloned();
+            match removal_verdict(snapshot, plan, owner.as_deref()) {
+                Verdict::Remove(why) => candidates.push((svc.name.clone(), owner, why)),
+                Verdict::Wanted => {}
+                Verdict::Keep(doubt) => {
+                    let owner = owner.unwrap_or_default();
+                    let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
+                    self.report_kept(stack, &svc.name, &doubt).await;
+                }
+            }
+        }
+        for (name, why) in self.confirm_removals(candidates).await? {
+            let Some(svc) = live.iter().find(|s| s.name == name) else {
+                continue;
+            };
             let owner = svc.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
             let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
-            let why = match removal_verdict(
-                snapshot,
-                plan,
-                svc.labels.get(OWNER_LABEL).map(String::as_str),
-            ) {
-                Verdict::Remove(why) => why,
-                Verdict::Wanted => continue,
-                Verdict::Keep(doubt) => {
-                    self.report_kept(stack, &svc.name, &doubt).await;
-                    continue;
-                }
-            };
             if orphaning(&owner) {
                 let mut spec = svc.spec.clone();
                 if let Some(labels) = spec.get_mut("Labels").and_then(Value::as_object_mut) {
@@ -336,31 +413,33 @@ impl Reconciler<'_> {
             .iter()
             .map(|p| swarm_service(&stack.name, &p.name))
             .collect();
+        let mut candidates = Vec::new();
         for (name, svc) in live.iter().rev() {
             if wanted.contains(name) {
                 continue;
             }
-            match removal_verdict(
-                snapshot,
-                plan,
-                svc.labels.get(OWNER_LABEL).map(String::as_str),
-            ) {
-                Verdict::Remove(why) => {
-                    self.swarm.remove_service(&svc.id).await?;
-                    self.events
-                        .record(
-                            Kind::Stack,
-                            &stack.name,
-                            EventType::Normal,
-                            "Removed",
-                            &format!("removed Swarm service {name} ({why})"),
-                            self.fence,
-                        )
-                        .await;
-                }
+            let owner = svc.labels.get(OWNER_LABEL).cloned();
+            match removal_verdict(snapshot, plan, owner.as_deref()) {
+                Verdict::Remove(why) => candidates.push((name.clone(), owner, why)),
                 Verdict::Keep(doubt) => self.report_kept(&stack.name, name, &doubt).await,
                 Verdict::Wanted => {}
             }
+        }
+        for (name, why) in self.confirm_removals(candidates).await? {
+            let Some(svc) = live.get(&name) else {
+                continue;
+            };
+            self.swarm.remove_service(&svc.id).await?;
+            self.events
+                .record(
+                    Kind::Stack,
+                    &stack.name,
+                    EventType::Normal,
+                    "Removed",
+                    &format!("removed Swarm service {name} ({why})"),
+                    self.fence,
+                )
+                .await;
         }
         let waiting: Vec<&str> = stack
             .waits_for

@@ -20,6 +20,7 @@ use crate::swarm::SwarmClient;
 use crate::swarm::names::parse_swarm_service;
 
 use super::ControllerError;
+use super::cache::SnapshotCache;
 use super::events::EventRecorder;
 use super::metrics::{Metrics, serve};
 use super::queue::WorkQueue;
@@ -79,6 +80,7 @@ pub struct Controller {
     events: EventRecorder,
     metrics: Arc<Metrics>,
     queue: WorkQueue,
+    cache: SnapshotCache,
 }
 
 /// What a worker needs, owned, for one term of leadership.
@@ -93,12 +95,14 @@ struct WorkerContext {
     queue: WorkQueue,
     /// Gives leadership up at once (a fenced write proved another replica leads).
     step_down: Option<Deposer>,
+    cache: SnapshotCache,
 }
 
 impl WorkerContext {
     fn reconciler(&self) -> Reconciler<'_> {
         Reconciler {
             store: &self.store,
+            cache: Some(&self.cache),
             swarm: &self.swarm,
             configuration: &self.configuration,
             fence: self.fence.as_ref(),
@@ -120,6 +124,7 @@ impl Controller {
             catalog: Arc::new(crate::manifest::catalog_spec),
             metrics: Arc::default(),
             queue: WorkQueue::new(),
+            cache: SnapshotCache::default(),
         }
     }
 
@@ -137,6 +142,8 @@ impl Controller {
     pub async fn pass(&self) -> Result<PassReport, ControllerError> {
         Reconciler {
             store: &self.store,
+            // A pass reads etcd afresh: it is what tests and `--once` compare against.
+            cache: None,
             swarm: &self.swarm,
             configuration: &self.options.configuration,
             fence: None,
@@ -169,6 +176,7 @@ impl Controller {
             self.queue.clone(),
             self.metrics.clone(),
             known.clone(),
+            self.cache.clone(),
         )));
         background.push(tokio::spawn(watch_docker(
             self.swarm.clone(),
@@ -295,6 +303,7 @@ impl Controller {
             metrics: self.metrics.clone(),
             queue: self.queue.clone(),
             step_down,
+            cache: self.cache.clone(),
         });
         (0..self.options.workers.max(1))
             .map(|_| tokio::spawn(worker(ctx.clone(), stop.clone())))
@@ -415,9 +424,16 @@ fn fingerprint(o: &DynamicObject) -> String {
 
 /// The cache: lists, then watches from the list's revision + 1, and turns changes into
 /// queue keys. Relists after a compaction or a lost watch. The only writer of the cache.
-async fn watch_etcd(store: Store, queue: WorkQueue, metrics: Arc<Metrics>, known: KnownStacks) {
+async fn watch_etcd(
+    store: Store,
+    queue: WorkQueue,
+    metrics: Arc<Metrics>,
+    known: KnownStacks,
+    shared: SnapshotCache,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
+        shared.invalidate();
         let list = match store.list_all().await {
             Ok(l) => l,
             Err(e) => {
@@ -428,10 +444,12 @@ async fn watch_etcd(store: Store, queue: WorkQueue, metrics: Arc<Metrics>, known
                 continue;
             }
         };
+        shared.reset(&list);
+        let revision = list.revision;
         let mut cache: BTreeMap<String, DynamicObject> =
             list.items.into_iter().map(|o| (o.reference(), o)).collect();
         known.set(&cache);
-        let mut stream = match store.watch(list.revision + 1).await {
+        let mut stream = match store.watch(revision + 1).await {
             Ok(s) => s,
             Err(e) => {
                 metrics.set_synced(false);
@@ -447,13 +465,25 @@ async fn watch_etcd(store: Store, queue: WorkQueue, metrics: Arc<Metrics>, known
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(WatchEvent::Applied(o)) => {
+                    let revision = o
+                        .metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(0);
+                    shared.update(revision, |s| s.insert(&o));
                     let old = cache.insert(o.reference(), (*o).clone());
                     let keys = affected_keys(&cache, old.as_ref(), Some(&o));
                     for k in keys {
                         queue.add(&k);
                     }
                 }
-                Ok(WatchEvent::Deleted { kind, name, .. }) => {
+                Ok(WatchEvent::Deleted {
+                    kind,
+                    name,
+                    revision,
+                }) => {
+                    shared.update(revision, |s| s.remove(kind, &name));
                     let old = cache.remove(&format!("{}/{}", kind.singular(), name));
                     for k in affected_keys(&cache, old.as_ref(), None) {
                         queue.add(&k);
@@ -463,6 +493,7 @@ async fn watch_etcd(store: Store, queue: WorkQueue, metrics: Arc<Metrics>, known
                     // Written without the CLI: the object at that key (if any) is gone
                     // from the cache, and every reconcile reports it (doubt, not removal).
                     warn!(key = %bad.key, error = %bad.message, "skipped a value that is not a usable kargo object");
+                    shared.update_invalid(0, &bad);
                     if let Some((kind, name)) = &bad.object {
                         cache.remove(&format!("{}/{}", kind.singular(), name));
                     }
