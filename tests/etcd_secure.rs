@@ -306,7 +306,9 @@ async fn auth_with_user_and_password_and_an_expiring_token() {
     // a new watch still work.
     let mut config = EtcdConfig::new(vec![endpoint.to_string()]);
     config.credentials = Some(("root".into(), "s3cret".into()));
-    let kv = EtcdKv::connect(&config).await.expect("connect with auth");
+    let kv = EtcdKv::connect(&config, "/kargo-test-secure")
+        .await
+        .expect("connect with auth");
     kv.get("/kargo-test-secure/x").await.expect("first read");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     kv.get("/kargo-test-secure/x")

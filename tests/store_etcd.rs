@@ -23,6 +23,7 @@ on_etcd!(
     finalizers_hold_deletion,
     fenced_writes_are_refused,
     watch_from_list_revision,
+    large_list_is_whole_at_one_revision,
 );
 
 /// `etcdctl get` shows readable canonical JSON, without the resourceVersion.
