@@ -271,6 +271,11 @@ impl EtcdKv {
                 Ok(Err(e)) => self.map_err(e),
                 Err(_) => self.no_answer(),
             };
+            tracing::debug!(
+                endpoint = %self.members[index % count].endpoint,
+                error = %error,
+                "etcd request failed; trying the next member"
+            );
             last = Some(error);
             // Unless another request already moved on from this member.
             let _ = self.current.compare_exchange(
