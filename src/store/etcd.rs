@@ -59,13 +59,12 @@ const COMPACTED: &str = "required revision has been compacted";
 /// What tonic answers for a response past the client's decoding limit.
 const TOO_LARGE: &str = "decoded message length too large";
 
-/// etcd's answers that mean "this member cannot serve now, another may": an election
-/// under way, or a request that outlived it. They are worth sending again.
-const TRANSIENT: [&str; 4] = [
+/// etcd's answers while an election is under way, or for a request that outlived one:
+/// worth sending again, to another member or a moment later.
+const ELECTION: [&str; 3] = [
     "etcdserver: leader changed",
     "etcdserver: no leader",
     "etcdserver: request timed out",
-    "transport error",
 ];
 
 /// Keys in the first page of a range read: even at 1.5 MiB each they fit [`MAX_MESSAGE`].
@@ -86,7 +85,10 @@ const MAX_MESSAGE: usize = 32 << 20;
 const LIST_RESTARTS: u32 = 3;
 
 /// Rounds over every member a request makes before it gives up (within the timeout).
-const ROUNDS: u32 = 6;
+const ROUNDS: u32 = 8;
+
+/// Rounds when no member answers at all: they are down, not electing.
+const DEAD_ROUNDS: u32 = 3;
 
 /// One endpoint and its client, connected on first use: with auth, connecting
 /// authenticates, which needs a live member.
@@ -150,11 +152,13 @@ fn transient(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// ("transport error": no gRPC answer at all, e.g. plain HTTP to a TLS port.)
 fn transient_status(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-    ) || TRANSIENT.iter().any(|m| status.message().contains(m))
+    ) || status.message().contains("transport error")
+        || ELECTION.iter().any(|m| status.message().contains(m))
 }
 
 /// The first key after every key that starts with `prefix` (etcd's range end).
@@ -243,9 +247,11 @@ impl EtcdKv {
     }
 
     /// Runs a request on the current member; on a dead member or an election it goes on
-    /// to the next, round after round with a growing pause, until the timeout. Writes
-    /// are transactions with compares, so a retried write that had in fact landed is
-    /// refused by its compare, never applied twice (the store then reads it back).
+    /// to the next, round after round with a growing pause, within the timeout: a few
+    /// rounds when no member answers, more while members answer that an election is
+    /// under way. Writes are transactions with compares, so a retried write that had in
+    /// fact landed is refused by its compare, never applied twice (the store then reads
+    /// it back).
     async fn call<T, F, Fut>(&self, mut request: F) -> Result<T, KvError>
     where
         F: FnMut(Client) -> Fut,
@@ -256,39 +262,47 @@ impl EtcdKv {
         // One member may not take the whole time: the others need their turn.
         let per_attempt =
             (self.timeout / u32::try_from(count).unwrap_or(u32::MAX)).max(Duration::from_secs(1));
-        let mut pause = Duration::from_millis(100);
+        let mut pause = Duration::from_millis(50);
+        let mut electing = false;
         let mut last = None;
-        for attempt in 1..=ROUNDS as usize * count {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero() {
+        'rounds: for round in 1..=ROUNDS {
+            for _ in 0..count {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if remaining.is_zero() {
+                    break 'rounds;
+                }
+                let index = self.current.load(Ordering::Relaxed);
+                let sent = async { request(self.member(index).await?).await };
+                let error = match tokio::time::timeout(per_attempt.min(remaining), sent).await {
+                    Ok(Ok(answer)) => return Ok(answer),
+                    Ok(Err(e)) if !transient(&e) => return Err(self.map_err(e)),
+                    Ok(Err(e)) => {
+                        electing |= matches!(&e, etcd_client::Error::GRpcStatus(s)
+                            if ELECTION.iter().any(|m| s.message().contains(m)));
+                        self.map_err(e)
+                    }
+                    Err(_) => self.no_answer(),
+                };
+                tracing::debug!(
+                    endpoint = %self.members[index].endpoint,
+                    error = %error,
+                    "etcd request failed; trying the next member"
+                );
+                last = Some(error);
+                // Unless another request already moved on from this member.
+                let _ = self.current.compare_exchange(
+                    index,
+                    (index + 1) % count,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            if round == ROUNDS || (round >= DEAD_ROUNDS && !electing) {
                 break;
             }
-            let index = self.current.load(Ordering::Relaxed);
-            let sent = async { request(self.member(index).await?).await };
-            let error = match tokio::time::timeout(per_attempt.min(remaining), sent).await {
-                Ok(Ok(answer)) => return Ok(answer),
-                Ok(Err(e)) if !transient(&e) => return Err(self.map_err(e)),
-                Ok(Err(e)) => self.map_err(e),
-                Err(_) => self.no_answer(),
-            };
-            tracing::debug!(
-                endpoint = %self.members[index % count].endpoint,
-                error = %error,
-                "etcd request failed; trying the next member"
-            );
-            last = Some(error);
-            // Unless another request already moved on from this member.
-            let _ = self.current.compare_exchange(
-                index,
-                (index + 1) % count,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            if attempt % count == 0 {
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                tokio::time::sleep(pause.min(remaining)).await;
-                pause *= 2;
-            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(pause.min(remaining)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
         Err(last.unwrap_or_else(|| self.no_answer()))
     }
