@@ -185,6 +185,17 @@ async fn put_leader(store: &Store, key: &str) {
     }
 }
 
+/// The next event of a watch, within 10 seconds.
+async fn next_event(
+    watch: &mut futures::stream::BoxStream<'static, Result<WatchEvent, StoreError>>,
+) -> WatchEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+        .await
+        .expect("event in time")
+        .expect("stream open")
+        .expect("event ok")
+}
+
 /// A watch from a list's revision + 1 sees later changes, in order, and deletions.
 pub async fn watch_from_list_revision(store: &Store) {
     store
@@ -202,20 +213,12 @@ pub async fn watch_from_list_revision(store: &Store) {
         .delete(Kind::Service, "after", None, None)
         .await
         .expect("delete");
-    let first = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
-        .await
-        .expect("event in time")
-        .expect("stream open")
-        .expect("event ok");
+    let first = next_event(&mut watch).await;
     match first {
         WatchEvent::Applied(o) => assert_eq!(o.metadata.name, "after"),
         other => panic!("expected the create of 'after' first, got {other:?}"),
     }
-    let second = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
-        .await
-        .expect("event in time")
-        .expect("stream open")
-        .expect("event ok");
+    let second = next_event(&mut watch).await;
     assert!(
         matches!(&second, WatchEvent::Deleted { kind: Kind::Service, name, .. } if name == "after"),
         "{second:?}"
@@ -264,11 +267,7 @@ pub async fn large_list_is_whole_at_one_revision(store: &Store) {
         .create(&service("after-list", json!({})), None)
         .await
         .expect("create after the list");
-    let first = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
-        .await
-        .expect("event in time")
-        .expect("stream open")
-        .expect("event ok");
+    let first = next_event(&mut watch).await;
     match first {
         WatchEvent::Applied(o) => assert_eq!(o.metadata.name, "after-list"),
         other => panic!("expected the create after the list first, got {other:?}"),
