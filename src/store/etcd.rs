@@ -477,6 +477,7 @@ impl Kv for EtcdKv {
                 // The first page's revision was compacted away while paging: start over
                 // at a newer one.
                 Err(KvError::Rejected(m)) if m.contains(COMPACTED) && restarts < LIST_RESTARTS => {
+                    tracing::debug!(prefix, "revision compacted while paging; listing again");
                     restarts += 1;
                 }
                 other => return other,
