@@ -245,15 +245,8 @@ fn etcdctl(endpoint: &str, args: &[&str]) {
     );
 }
 
-#[tokio::test]
-async fn auth_with_user_and_password_and_an_expiring_token() {
-    let endpoint = "http://127.0.0.1:24103";
-    let _etcd = Etcd::start(
-        tempfile::tempdir().expect("data dir"),
-        endpoint,
-        24104,
-        &["--auth-token-ttl".into(), "1".into()],
-    );
+/// Waits until the etcd at `endpoint` answers (without auth: before it is enabled).
+fn wait_started(endpoint: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ok = Command::new("etcdctl")
@@ -267,6 +260,18 @@ async fn auth_with_user_and_password_and_an_expiring_token() {
         assert!(Instant::now() < deadline, "the auth etcd did not start");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[tokio::test]
+async fn auth_with_user_and_password_and_an_expiring_token() {
+    let endpoint = "http://127.0.0.1:24103";
+    let _etcd = Etcd::start(
+        tempfile::tempdir().expect("data dir"),
+        endpoint,
+        24104,
+        &["--auth-token-ttl".into(), "1".into()],
+    );
+    wait_started(endpoint);
     etcdctl(endpoint, &["user", "add", "root:s3cret"]);
     etcdctl(endpoint, &["auth", "enable"]);
 
@@ -306,7 +311,9 @@ async fn auth_with_user_and_password_and_an_expiring_token() {
     // a new watch still work.
     let mut config = EtcdConfig::new(vec![endpoint.to_string()]);
     config.credentials = Some(("root".into(), "s3cret".into()));
-    let kv = EtcdKv::connect(&config).await.expect("connect with auth");
+    let kv = EtcdKv::connect(&config, "/kargo-test-secure")
+        .await
+        .expect("connect with auth");
     kv.get("/kargo-test-secure/x").await.expect("first read");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     kv.get("/kargo-test-secure/x")
@@ -330,4 +337,62 @@ async fn auth_with_user_and_password_and_an_expiring_token() {
         .await
         .expect("a watch event");
     assert!(matches!(event, Some(Ok(_))), "{event:?}");
+}
+
+#[test]
+fn a_role_limited_to_the_installation_prefix_is_enough() {
+    let endpoint = "http://127.0.0.1:24105";
+    let etcd = Etcd::start(tempfile::tempdir().expect("data dir"), endpoint, 24106, &[]);
+    wait_started(endpoint);
+    for args in [
+        &["user", "add", "root:s3cret"][..],
+        &["role", "add", "kargo-limited"],
+        &[
+            "role",
+            "grant-permission",
+            "kargo-limited",
+            "--prefix=true",
+            "readwrite",
+            "/kargo-test-limited/",
+        ],
+        &["user", "add", "limited:pw"],
+        &["user", "grant-role", "limited", "kargo-limited"],
+        &["auth", "enable"],
+    ] {
+        etcdctl(endpoint, args);
+    }
+    let limited = |prefix: &str, args: &[&str], stdin: Option<&str>| {
+        let mut all = vec![
+            "--etcd-user",
+            "limited",
+            "--etcd-password",
+            "pw",
+            "--prefix",
+            prefix,
+        ];
+        all.extend(args);
+        kargo(endpoint, &all, stdin, &[])
+    };
+    let out = limited("/kargo-test-limited", &["apply", "-f", "-"], Some(WEB));
+    assert_eq!(
+        expect_code(
+            &out,
+            0,
+            &format!("apply inside the role's prefix\netcd log:\n{}", etcd.log())
+        ),
+        "service/web created\n"
+    );
+    let out = limited("/kargo-test-limited", &["get", "svc", "-o", "name"], None);
+    assert_eq!(
+        expect_code(&out, 0, "get inside the role's prefix"),
+        "service/web\n"
+    );
+    // Outside the prefix the role does not reach: refused, with etcd's reason.
+    let out = limited("/kargo-test-elsewhere", &["get", "svc"], None);
+    assert_ne!(out.status.code(), Some(0), "get outside the role's prefix");
+    assert!(
+        text(&out.stderr).contains("permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
 }

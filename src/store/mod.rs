@@ -220,9 +220,10 @@ impl Store {
         }
     }
 
-    /// Connects to etcd (failing fast when it is unreachable).
+    /// Connects to etcd (failing fast when it is unreachable); the probe reads inside
+    /// `prefix`, so an etcd role limited to the installation's keys is enough.
     pub async fn connect(config: &EtcdConfig, prefix: &str) -> Result<Self, StoreError> {
-        let kv = EtcdKv::connect(config).await?;
+        let kv = EtcdKv::connect(config, prefix).await?;
         Ok(Store::new(Arc::new(kv), prefix))
     }
 
@@ -376,12 +377,33 @@ impl Store {
                 obj.metadata.resource_version = Some(rev.to_string());
                 Ok(obj)
             }
-            TxnResult::PreconditionFailed => Err(StoreError::AlreadyExists {
-                kind: obj.kind,
-                name: obj.metadata.name.clone(),
-            }),
+            TxnResult::PreconditionFailed => {
+                // A create sent again after "leader changed" may have landed the first
+                // time: the key then holds the uid this create made up.
+                match self.kv.get(&key).await? {
+                    Some(entry) if stored_uid(&entry) == obj.metadata.uid => {
+                        obj.metadata.resource_version = Some(entry.create_revision.to_string());
+                        Ok(obj)
+                    }
+                    _ => Err(StoreError::AlreadyExists {
+                        kind: obj.kind,
+                        name: obj.metadata.name.clone(),
+                    }),
+                }
+            }
             TxnResult::Fenced => Err(StoreError::Fenced),
         }
+    }
+
+    /// Whether a write refused by its compare had in fact landed on an earlier attempt
+    /// (a request sent again after "leader changed"): the key holds exactly `bytes`, or
+    /// is gone when `bytes` is `None` (a delete). Returns the key's revision then.
+    async fn landed(&self, key: &str, bytes: Option<&[u8]>) -> Result<Option<i64>, StoreError> {
+        Ok(match (self.kv.get(key).await?, bytes) {
+            (Some(entry), Some(bytes)) if entry.value == bytes => Some(entry.mod_revision),
+            (None, None) => Some(0),
+            _ => None,
+        })
     }
 
     /// Updates spec, labels, annotations and finalizers if the object still has the
@@ -439,14 +461,15 @@ impl Store {
     ) -> Result<Option<Written>, StoreError> {
         let pre = Precondition::ModRevision(entry.mod_revision);
         if next.metadata.deletion_timestamp.is_some() && next.metadata.finalizers.is_empty() {
-            return match self.kv.delete(&entry.key, pre, fence).await? {
-                TxnResult::Written(_) => Ok(Some(Written {
-                    object: next,
-                    changed: true,
-                })),
-                TxnResult::PreconditionFailed => Ok(None),
-                TxnResult::Fenced => Err(StoreError::Fenced),
+            let deleted = match self.kv.delete(&entry.key, pre, fence).await? {
+                TxnResult::Written(_) => true,
+                TxnResult::PreconditionFailed => self.landed(&entry.key, None).await?.is_some(),
+                TxnResult::Fenced => return Err(StoreError::Fenced),
             };
+            return Ok(deleted.then_some(Written {
+                object: next,
+                changed: true,
+            }));
         }
         let bytes = Self::encode(&next);
         if bytes == entry.value {
@@ -455,17 +478,19 @@ impl Store {
                 changed: false,
             }));
         }
-        match self.kv.put(&entry.key, bytes, pre, fence).await? {
-            TxnResult::Written(rev) => {
-                next.metadata.resource_version = Some(rev.to_string());
-                Ok(Some(Written {
-                    object: next,
-                    changed: true,
-                }))
-            }
-            TxnResult::PreconditionFailed => Ok(None),
-            TxnResult::Fenced => Err(StoreError::Fenced),
-        }
+        let revision = match self.kv.put(&entry.key, bytes.clone(), pre, fence).await? {
+            TxnResult::Written(rev) => rev,
+            TxnResult::PreconditionFailed => match self.landed(&entry.key, Some(&bytes)).await? {
+                Some(rev) => rev,
+                None => return Ok(None),
+            },
+            TxnResult::Fenced => return Err(StoreError::Fenced),
+        };
+        next.metadata.resource_version = Some(revision.to_string());
+        Ok(Some(Written {
+            object: next,
+            changed: true,
+        }))
     }
 
     /// Reads, changes and writes back an object, retrying when someone else wrote in
@@ -544,16 +569,27 @@ impl Store {
         }
         let pre = Precondition::ModRevision(entry.mod_revision);
         let result = if stored.metadata.finalizers.is_empty() {
-            self.kv.delete(&entry.key, pre, fence).await?
+            let r = self.kv.delete(&entry.key, pre, fence).await?;
+            if r == TxnResult::PreconditionFailed && self.landed(&entry.key, None).await?.is_some()
+            {
+                return Ok(Deleted::Gone);
+            }
+            r
         } else if stored.metadata.deletion_timestamp.is_some() {
             return Ok(Deleted::Finalizing(Box::new(stored)));
         } else {
             let mut next = stored.clone();
             next.metadata.deletion_timestamp = Some(Utc::now());
-            let r = self
-                .kv
-                .put(&entry.key, Self::encode(&next), pre, fence)
-                .await?;
+            let bytes = Self::encode(&next);
+            let r = match self.kv.put(&entry.key, bytes.clone(), pre, fence).await? {
+                TxnResult::PreconditionFailed => {
+                    match self.landed(&entry.key, Some(&bytes)).await? {
+                        Some(rev) => TxnResult::Written(rev),
+                        None => TxnResult::PreconditionFailed,
+                    }
+                }
+                other => other,
+            };
             if let TxnResult::Written(rev) = r {
                 next.metadata.resource_version = Some(rev.to_string());
                 return Ok(Deleted::Finalizing(Box::new(next)));
@@ -605,6 +641,12 @@ impl Store {
             })
             .boxed())
     }
+}
+
+/// The uid stored in an entry, if it holds an object with one.
+fn stored_uid(entry: &KvEntry) -> Option<String> {
+    let value: Value = serde_json::from_slice(&entry.value).ok()?;
+    Some(value.get("metadata")?.get("uid")?.as_str()?.to_string())
 }
 
 #[cfg(test)]

@@ -185,6 +185,17 @@ async fn put_leader(store: &Store, key: &str) {
     }
 }
 
+/// The next event of a watch, within 10 seconds.
+async fn next_event(
+    watch: &mut futures::stream::BoxStream<'static, Result<WatchEvent, StoreError>>,
+) -> WatchEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+        .await
+        .expect("event in time")
+        .expect("stream open")
+        .expect("event ok")
+}
+
 /// A watch from a list's revision + 1 sees later changes, in order, and deletions.
 pub async fn watch_from_list_revision(store: &Store) {
     store
@@ -202,22 +213,63 @@ pub async fn watch_from_list_revision(store: &Store) {
         .delete(Kind::Service, "after", None, None)
         .await
         .expect("delete");
-    let first = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
-        .await
-        .expect("event in time")
-        .expect("stream open")
-        .expect("event ok");
+    let first = next_event(&mut watch).await;
     match first {
         WatchEvent::Applied(o) => assert_eq!(o.metadata.name, "after"),
         other => panic!("expected the create of 'after' first, got {other:?}"),
     }
-    let second = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
-        .await
-        .expect("event in time")
-        .expect("stream open")
-        .expect("event ok");
+    let second = next_event(&mut watch).await;
     assert!(
         matches!(&second, WatchEvent::Deleted { kind: Kind::Service, name, .. } if name == "after"),
         "{second:?}"
     );
+}
+
+/// A list larger than one etcd response may be (tonic's 4 MiB: 90 objects of ~100 KB) is
+/// whole, at one revision, and a watch from that revision + 1 sees the next write.
+pub async fn large_list_is_whole_at_one_revision(store: &Store) {
+    let pad = "x".repeat(100 * 1024);
+    let names: Vec<String> = (0..90).map(|i| format!("big-{i:03}")).collect();
+    for name in &names {
+        store
+            .create(
+                &service(name, json!({"image": "a", "env": {"PAD": pad}})),
+                None,
+            )
+            .await
+            .expect("create");
+    }
+    let started = std::time::Instant::now();
+    let list = store.list_all().await.expect("a list past 8 MiB");
+    eprintln!(
+        "list_all of {} objects (> 8 MiB) took {:?}",
+        list.items.len(),
+        started.elapsed()
+    );
+    let listed: Vec<&str> = list
+        .items
+        .iter()
+        .map(|o| o.metadata.name.as_str())
+        .collect();
+    assert_eq!(listed, names);
+    let newest = list
+        .items
+        .iter()
+        .filter_map(|o| o.metadata.resource_version.as_deref()?.parse::<i64>().ok())
+        .max();
+    assert!(
+        newest <= Some(list.revision),
+        "{newest:?} > {}",
+        list.revision
+    );
+    let mut watch = store.watch(list.revision + 1).await.expect("watch");
+    store
+        .create(&service("after-list", json!({})), None)
+        .await
+        .expect("create after the list");
+    let first = next_event(&mut watch).await;
+    match first {
+        WatchEvent::Applied(o) => assert_eq!(o.metadata.name, "after-list"),
+        other => panic!("expected the create after the list first, got {other:?}"),
+    }
 }
