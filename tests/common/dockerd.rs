@@ -27,11 +27,14 @@ pub fn stop(timeout: Duration) {
     }
 }
 
+/// Runs scripts/setup.sh, which starts what is not running (idempotent).
+fn setup() -> std::io::Result<std::process::Output> {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup.sh")).output()
+}
+
 /// Starts dockerd and the one-node Swarm the way the test command does (idempotent).
 pub fn start() {
-    let setup = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup.sh"))
-        .output()
-        .expect("scripts/setup.sh");
+    let setup = setup().expect("scripts/setup.sh");
     assert!(
         setup.status.success(),
         "scripts/setup.sh failed:\n{}",
