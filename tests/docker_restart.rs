@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::process::{ControllerProcess, eventually};
@@ -34,25 +33,9 @@ async fn controller_converges_again_after_a_daemon_restart() {
     eventually(Duration::from_secs(60), "the stack Ready", ready).await;
 
     // Stop the daemon and start it again the way the test command does.
-    let _ = Command::new("pkill").args(["-x", "dockerd"]).status();
-    // Wait until the daemon has really exited (it stops its containers first).
-    eventually(Duration::from_secs(90), "dockerd exited", async || {
-        (!Command::new("pgrep")
-            .args(["-x", "dockerd"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false))
-        .then_some(())
-    })
-    .await;
-    let setup = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup.sh"))
-        .output()
-        .expect("scripts/setup.sh");
-    assert!(
-        setup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
+    let _restore = common::dockerd::Restore;
+    common::dockerd::stop(Duration::from_secs(90));
+    common::dockerd::start();
 
     // A change made after the restart is carried out: the controller talks to the new daemon.
     let mut o = store

@@ -4,6 +4,7 @@
 //! command starts both, so their absence is a broken set-up that CI must see.
 #![allow(dead_code)]
 
+pub mod dockerd;
 pub mod etcd_cluster;
 pub mod process;
 pub mod store_conformance;
