@@ -142,14 +142,21 @@ fi
 
 # --- 3. dockerd ----------------------------------------------------------------------
 docker_up() { docker info >/dev/null 2>&1; }
+# The machine's main dockerd only: the one serving /var/run/docker.pid (other dockerd,
+# e.g. the multi-node test's nodes in their own namespaces, have their own pid files).
+main_dockerd_pid() {
+  local pid
+  pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] && echo "$pid"
+}
 
 if docker_up; then
   log "dockerd: already running ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
 else
   if pid_alive "$RUN_DIR/dockerd.pid" dockerd; then
     log "dockerd: pid $(cat "$RUN_DIR/dockerd.pid") is running but not answering yet; waiting"
-  elif pgrep -x dockerd >/dev/null; then
-    log "dockerd: a dockerd not started by this script is running (pid $(pgrep -x dockerd | tr '\n' ' ')); waiting for it"
+  elif [[ -n "$(main_dockerd_pid)" ]]; then
+    log "dockerd: a dockerd not started by this script is running (pid $(main_dockerd_pid)); waiting for it"
   else
     # A dockerd that died without cleaning up leaves its pid file, and then
     # refuses to start ("pid file found, ensure docker is not running").
@@ -169,7 +176,7 @@ else
   deadline=$((SECONDS + 60))
   while ((SECONDS < deadline)); do
     docker_up && break
-    if ((SECONDS > deadline - 58)) && ! pgrep -x dockerd >/dev/null; then
+    if ((SECONDS > deadline - 58)) && ! pid_alive "$RUN_DIR/dockerd.pid" dockerd && [[ -z "$(main_dockerd_pid)" ]]; then
       sleep 0.5 # it exited: one last look, then stop waiting
       break
     fi
@@ -177,7 +184,7 @@ else
   done
   if ! docker_up; then
     show_log_tail "$RUN_DIR/dockerd.log"
-    if pgrep -x dockerd >/dev/null; then
+    if pid_alive "$RUN_DIR/dockerd.pid" dockerd || [[ -n "$(main_dockerd_pid)" ]]; then
       die "dockerd did not answer 'docker info' within 60 s"
     fi
     die "dockerd exited (log: $RUN_DIR/dockerd.log)"

@@ -8,7 +8,6 @@ use crate::store::{LAST_APPLIED_ANNOTATION, Store};
 use crate::swarm::SwarmClient;
 
 use super::output::{self, age, age_of, redacted, render_table};
-use super::records::events;
 use super::{CliError, ExitStatus, GlobalArgs, swarmref, target};
 
 const EXAMPLES: &str = "Examples:
@@ -590,7 +589,7 @@ async fn describe_tasks(
 }
 
 async fn describe_events(doc: &mut Doc, store: &Store, o: &DynamicObject) -> Result<(), CliError> {
-    let evs = events(store, o.kind, &o.metadata.name).await?;
+    let evs = store.events(o.kind, &o.metadata.name).await?;
     if evs.is_empty() {
         doc.field(0, "Events", "<none>");
         return Ok(());

@@ -20,7 +20,6 @@ mod manifests;
 mod output;
 mod planning;
 mod ps;
-mod records;
 mod render;
 mod rollout;
 mod scale;

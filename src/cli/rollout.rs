@@ -12,9 +12,9 @@ use crate::store::{ObjectRef, Store, StoreError};
 
 use super::context::parse_duration;
 use super::output::{self, render_table};
-use super::records::{HistoryRecord, history};
 use super::wait::{Targets, WaitOptions, Want, wait_for};
 use super::{CliError, ExitStatus, GlobalArgs, target};
+use crate::store::{HistoryRecord, RollbackBy, RollbackStep, roll_back, same_spec};
 
 const EXAMPLES: &str = "Examples:
   kargo rollout restart service web
@@ -239,12 +239,6 @@ async fn current_specs<'a>(
     Ok(out)
 }
 
-/// A recorded spec compared with a stored one: `null` (catalog only) matches no object
-/// or an empty overlay.
-fn same_spec(recorded: &Value, stored: &Value) -> bool {
-    recorded == stored || (recorded.is_null() && stored.as_object().is_some_and(|m| m.is_empty()))
-}
-
 async fn undo(g: &GlobalArgs, args: &UndoArgs) -> Result<ExitStatus, CliError> {
     let (kind, name) = stack_or_service(&args.named)?;
     let store = g.store().await?;
@@ -252,14 +246,14 @@ async fn undo(g: &GlobalArgs, args: &UndoArgs) -> Result<ExitStatus, CliError> {
         Kind::Stack => name.clone(),
         _ => stack_of(&store, &name).await?,
     };
-    let records = history(&store, &stack).await?;
+    let records = store.history(&stack).await?;
     if records.is_empty() {
         return Err(CliError::failure(format!(
             "stack {stack:?} has no recorded history yet (it is recorded each time the stack becomes Ready)"
         )));
     }
     let only: Option<&String> = (kind == Kind::Service).then_some(&name);
-    let mut chosen: Option<(&HistoryRecord, Current)> = None;
+    let mut chosen: Option<&HistoryRecord> = None;
     for r in records.iter().rev() {
         if args.to_revision.is_some_and(|want| want != r.revision) {
             continue;
@@ -279,11 +273,11 @@ async fn undo(g: &GlobalArgs, args: &UndoArgs) -> Result<ExitStatus, CliError> {
             .iter()
             .any(|(svc, (spec, _))| !same_spec(&r.services[svc], spec));
         if differs || args.to_revision.is_some() {
-            chosen = Some((r, current));
+            chosen = Some(r);
             break;
         }
     }
-    let Some((record, current)) = chosen else {
+    let Some(record) = chosen else {
         return Err(CliError::failure(match args.to_revision {
             Some(rev) => format!(
                 "stack {stack:?} has no recorded revision {rev} (see `kargo rollout history stack {stack}`)"
@@ -293,49 +287,42 @@ async fn undo(g: &GlobalArgs, args: &UndoArgs) -> Result<ExitStatus, CliError> {
             ),
         }));
     };
+    let steps = roll_back(
+        &store,
+        record,
+        only.map(String::as_str),
+        RollbackBy::Person,
+        args.dry_run,
+        None,
+    )
+    .await?;
+    let rev = record.revision;
     let mut status = ExitStatus::Success;
-    for (svc, (spec, obj)) in &current {
-        let recorded = &record.services[svc];
-        if same_spec(recorded, spec) {
-            continue;
-        }
-        let next_spec = if recorded.is_null() {
-            json!({})
-        } else {
-            recorded.clone()
-        };
-        if args.dry_run {
-            output::out(format_args!(
-                "service/{svc} would be rolled back to revision {}",
-                record.revision
-            ))?;
-            if let Some(d) = output::unified_diff(
-                &output::to_yaml(spec),
-                &output::to_yaml(&next_spec),
-                &format!("service/{svc} (stored)"),
-                &format!("service/{svc} (revision {})", record.revision),
-            ) {
-                output::out_text(&d)?;
+    for (svc, step) in steps {
+        match step {
+            Ok(RollbackStep::Unchanged | RollbackStep::LeftDeleted) => {}
+            Ok(RollbackStep::Restored { from, to }) if args.dry_run => {
+                output::out(format_args!(
+                    "service/{svc} would be rolled back to revision {rev}"
+                ))?;
+                if let Some(d) = output::unified_diff(
+                    &output::to_yaml(&from),
+                    &output::to_yaml(&to),
+                    &format!("service/{svc} (stored)"),
+                    &format!("service/{svc} (revision {rev})"),
+                ) {
+                    output::out_text(&d)?;
+                }
             }
-            continue;
-        }
-        let written = match obj {
-            Some(o) => {
-                let mut next = o.clone();
-                next.spec = next_spec;
-                store.update(&next, None).await.map(|_| ())
-            }
-            None => store
-                .create(&DynamicObject::new(Kind::Service, svc, next_spec), None)
-                .await
-                .map(|_| ()),
-        };
-        match written {
-            Ok(()) => output::out(format_args!(
-                "service/{svc} rolled back to revision {} of stack/{stack}",
-                record.revision
+            Ok(RollbackStep::Recreated { .. }) if args.dry_run => output::out(format_args!(
+                "service/{svc} would be recreated as at revision {rev} (it was deleted since)"
             ))?,
-            Err(e @ StoreError::Kv(_)) => return Err(e.into()),
+            Ok(RollbackStep::Restored { .. }) => output::out(format_args!(
+                "service/{svc} rolled back to revision {rev} of stack/{stack}"
+            ))?,
+            Ok(RollbackStep::Recreated { .. }) => output::out(format_args!(
+                "service/{svc} recreated as at revision {rev} of stack/{stack} (it was deleted since)"
+            ))?,
             Err(e) => {
                 output::note(format_args!("error: {e}"));
                 status = ExitStatus::Failure;
@@ -352,7 +339,7 @@ async fn show_history(g: &GlobalArgs, named: &Named) -> Result<ExitStatus, CliEr
         Kind::Stack => name.clone(),
         _ => stack_of(&store, &name).await?,
     };
-    let records = history(&store, &stack).await?;
+    let records = store.history(&stack).await?;
     if records.is_empty() {
         output::note(format_args!("stack {stack:?} has no recorded history yet"));
         return Ok(ExitStatus::Success);

@@ -5,11 +5,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{SecondsFormat, Utc};
-use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::Kind;
-use crate::store::{Fence, Precondition, Store};
+use crate::store::{Event, Fence, Store};
 
 /// How long events live.
 pub const EVENT_TTL_SECONDS: i64 = 3600;
@@ -79,29 +78,25 @@ impl EventRecorder {
         message: &str,
         fence: Option<&Fence>,
     ) {
-        let now = Utc::now();
-        let time = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
-        let key = format!(
-            "{}/events/{}/{}/{}",
-            self.store.prefix(),
-            kind.singular(),
-            name,
-            time
-        );
+        let time = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
         let type_word = match type_ {
             EventType::Normal => "Normal",
             EventType::Warning => "Warning",
         };
-        let value = json!({"type": type_word, "reason": reason, "message": message, "time": time, "count": 1});
         match type_ {
             EventType::Normal => info!(%kind, %name, %reason, "{message}"),
             EventType::Warning => warn!(%kind, %name, %reason, "{message}"),
         }
-        let bytes = value.to_string().into_bytes();
+        let event = Event {
+            type_: type_word.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            time,
+            count: 1,
+        };
         if let Err(e) = self
             .store
-            .kv()
-            .put_with_ttl(&key, bytes, EVENT_TTL_SECONDS, Precondition::Any, fence)
+            .put_event(kind, name, &event, EVENT_TTL_SECONDS, fence)
             .await
         {
             warn!(error = %e, "could not record an event");

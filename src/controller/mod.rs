@@ -4,7 +4,6 @@ mod cache;
 mod converge;
 pub mod events;
 mod finalizers;
-pub mod history;
 pub mod intent;
 mod metrics;
 pub mod plan;

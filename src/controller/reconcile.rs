@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use crate::api::{ConditionStatus, Kind, RollbackMode, StackStatus};
-use crate::store::{Fence, Store};
+use crate::store::{Fence, RollbackBy, RollbackStep, Store, roll_back};
 use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL, swarm_service,
     swarm_stack,
@@ -26,7 +26,6 @@ use super::ControllerError;
 use super::cache::SnapshotCache;
 use super::converge::{ServiceContext, ServiceOutcome};
 use super::events::{EventRecorder, EventType};
-use super::history;
 use super::intent::{Verdict, removal_verdict};
 use super::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
 use super::status::set_ready;
@@ -613,8 +612,10 @@ impl Reconciler<'_> {
                     )
                 })
                 .collect();
-            if let Some(rev) =
-                history::record_ready(self.store, &stack.name, specs, revision, self.fence).await?
+            if let Some(rev) = self
+                .store
+                .record_ready(&stack.name, specs, revision, self.fence)
+                .await?
             {
                 status.last_ready_revision = Some(rev);
                 etcd_writes += 1;
@@ -669,7 +670,7 @@ impl Reconciler<'_> {
                 now,
             );
             if stack_obj.spec.rollback == Some(RollbackMode::Auto) {
-                etcd_writes += self.auto_rollback(snapshot, &stack.name).await?;
+                etcd_writes += self.auto_rollback(&stack.name).await?;
             }
         } else if !waiting.is_empty() {
             set_ready(
@@ -702,39 +703,49 @@ impl Reconciler<'_> {
         Ok(StackOutcome { ready, etcd_writes })
     }
 
-    /// `rollback: auto`: writes the last Ready set of specs back as the Services' specs.
-    async fn auto_rollback(
-        &self,
-        snapshot: &Snapshot,
-        stack: &str,
-    ) -> Result<u64, ControllerError> {
-        let records = history::records(self.store, stack).await?;
+    /// `rollback: auto`: writes the last Ready set of specs back as the Services' specs
+    /// (the rollback `kargo rollout undo` uses; a Service deleted since stays deleted).
+    async fn auto_rollback(&self, stack: &str) -> Result<u64, ControllerError> {
+        let records = self.store.history(stack).await?;
         let Some(last) = records.last() else {
             return Ok(0);
         };
+        let steps = roll_back(
+            self.store,
+            last,
+            None,
+            RollbackBy::Controller,
+            false,
+            self.fence,
+        )
+        .await?;
         let mut writes = 0;
-        for (name, spec) in &last.services {
-            if spec.is_null() || snapshot.service_specs.get(name) == Some(spec) {
-                continue;
+        let mut left_deleted = Vec::new();
+        for (name, step) in steps {
+            match step? {
+                RollbackStep::Restored { .. } | RollbackStep::Recreated { .. } => writes += 1,
+                RollbackStep::LeftDeleted => left_deleted.push(name),
+                RollbackStep::Unchanged => {}
             }
-            let target = spec.clone();
-            let w = self
-                .store
-                .modify(Kind::Service, name, self.fence, |o| o.spec = target.clone())
-                .await?;
-            writes += u64::from(w.changed);
         }
         if writes > 0 {
+            let mut message = format!(
+                "update failed; rolled back to the specs Ready at revision {}",
+                last.revision
+            );
+            if !left_deleted.is_empty() {
+                message.push_str(&format!(
+                    " ({} deleted since: left deleted)",
+                    left_deleted.join(", ")
+                ));
+            }
             self.events
                 .record(
                     Kind::Stack,
                     stack,
                     EventType::Warning,
                     "RolledBack",
-                    &format!(
-                        "update failed; rolled back to the specs Ready at revision {}",
-                        last.revision
-                    ),
+                    &message,
                     self.fence,
                 )
                 .await;

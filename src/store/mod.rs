@@ -12,6 +12,8 @@ mod etcd;
 mod kv;
 mod memory;
 mod patch;
+mod records;
+mod rollback;
 mod state;
 
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub use etcd::{EtcdConfig, EtcdKv, EtcdTls};
 pub use kv::{Fence, Kv, KvEntry, KvError, KvEvent, KvWatch, Precondition, TxnResult};
 pub use memory::MemoryKv;
 pub use patch::Patch;
+pub use records::{Event, HistoryRecord};
+pub use rollback::{RollbackBy, RollbackStep, roll_back, same_spec};
 
 /// The default key prefix of an installation.
 pub const DEFAULT_PREFIX: &str = "/kargo";

@@ -1,0 +1,144 @@
+//! What the controller records outside the registry, in one place: the key layouts, the
+//! record types and their reads and writes. Events live at
+//! `<prefix>/events/<kind>/<name>/<time>` (on a lease), stack history at
+//! `<prefix>/history/stacks/<stack>/<revision, 20 digits>`.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Fence, Precondition, Store, StoreError, TxnResult};
+use crate::api::Kind;
+
+/// History records kept per stack; older ones are deleted.
+const HISTORY_KEEP: usize = 10;
+
+/// One event about an object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    /// CamelCase reason.
+    #[serde(default)]
+    pub reason: String,
+    /// What happened.
+    #[serde(default)]
+    pub message: String,
+    /// When, RFC 3339 with nanoseconds (also the last part of the key).
+    #[serde(default)]
+    pub time: String,
+    /// How many times it happened.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// One recorded set of Service specs a Stack was Ready with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// The Stack.
+    pub stack: String,
+    /// The revision (the etcd revision at which the set was seen Ready).
+    pub revision: i64,
+    /// When, RFC 3339.
+    #[serde(default)]
+    pub time: String,
+    /// Each Service's spec as stored; `null` when it came from the default catalog only.
+    #[serde(default)]
+    pub services: BTreeMap<String, Value>,
+}
+
+impl Store {
+    /// Where the events of one object live.
+    pub fn events_prefix(&self, kind: Kind, name: &str) -> String {
+        format!("{}/events/{}/{}/", self.prefix(), kind.singular(), name)
+    }
+
+    /// Where the history of one stack lives.
+    pub fn history_prefix(&self, stack: &str) -> String {
+        format!("{}/history/stacks/{}/", self.prefix(), stack)
+    }
+
+    /// Writes one event on a lease of `ttl_seconds` (fenced like every leader write).
+    pub async fn put_event(
+        &self,
+        kind: Kind,
+        name: &str,
+        event: &Event,
+        ttl_seconds: i64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}{}", self.events_prefix(kind, name), event.time);
+        let bytes = serde_json::to_vec(event).unwrap_or_default();
+        match self
+            .kv()
+            .put_with_ttl(&key, bytes, ttl_seconds, Precondition::Any, fence)
+            .await?
+        {
+            TxnResult::Fenced => Err(StoreError::Fenced),
+            TxnResult::Written(_) | TxnResult::PreconditionFailed => Ok(()),
+        }
+    }
+
+    /// The events of an object, oldest first (keys sort by time); unreadable ones are skipped.
+    pub async fn events(&self, kind: Kind, name: &str) -> Result<Vec<Event>, StoreError> {
+        let (entries, _) = self.kv().range(&self.events_prefix(kind, name)).await?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| serde_json::from_slice(&e.value).ok())
+            .collect())
+    }
+
+    /// The history of a stack, oldest first; unreadable records are skipped.
+    pub async fn history(&self, stack: &str) -> Result<Vec<HistoryRecord>, StoreError> {
+        let (entries, _) = self.kv().range(&self.history_prefix(stack)).await?;
+        let mut records: Vec<HistoryRecord> = entries
+            .iter()
+            .filter_map(|e| serde_json::from_slice(&e.value).ok())
+            .collect();
+        records.sort_by_key(|r| r.revision);
+        Ok(records)
+    }
+
+    /// Records `services` as the stack's last Ready set, unless it equals the latest record.
+    /// Returns the new record's revision when one was written.
+    pub async fn record_ready(
+        &self,
+        stack: &str,
+        services: BTreeMap<String, Value>,
+        revision: i64,
+        fence: Option<&Fence>,
+    ) -> Result<Option<i64>, StoreError> {
+        let existing = self.history(stack).await?;
+        if existing.last().map(|r| &r.services) == Some(&services) {
+            return Ok(None);
+        }
+        let record = HistoryRecord {
+            stack: stack.to_string(),
+            revision,
+            time: Utc::now().to_rfc3339(),
+            services,
+        };
+        let key = format!("{}{:020}", self.history_prefix(stack), revision);
+        let bytes = serde_json::to_vec(&record).unwrap_or_default();
+        if let TxnResult::Fenced = self.kv().put(&key, bytes, Precondition::Any, fence).await? {
+            return Err(StoreError::Fenced);
+        }
+        if existing.len() + 1 > HISTORY_KEEP {
+            let (entries, _) = self.kv().range(&self.history_prefix(stack)).await?;
+            for e in entries
+                .iter()
+                .take(entries.len().saturating_sub(HISTORY_KEEP))
+            {
+                self.kv().delete(&e.key, Precondition::Any, fence).await?;
+            }
+        }
+        Ok(Some(revision))
+    }
+}
