@@ -109,3 +109,102 @@ pub async fn roll_back(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn record() -> HistoryRecord {
+        HistoryRecord {
+            stack: "apps".into(),
+            revision: 7,
+            time: String::new(),
+            services: BTreeMap::from([
+                ("web".to_string(), json!({"image": "web:1.0"})),
+                ("gone".to_string(), json!({"image": "gone:1.0"})),
+            ]),
+        }
+    }
+
+    async fn store_with_web(image: &str) -> Store {
+        let store = Store::in_memory();
+        let obj = DynamicObject::new(Kind::Service, "web", json!({"image": image}));
+        store.create(&obj, None).await.expect("create");
+        store
+    }
+
+    #[tokio::test]
+    async fn the_controller_restores_specs_but_leaves_deleted_services_deleted() {
+        let store = store_with_web("web:2.0").await;
+        let steps = roll_back(&store, &record(), None, RollbackBy::Controller, false, None)
+            .await
+            .expect("rollback");
+        let steps: BTreeMap<String, RollbackStep> = steps
+            .into_iter()
+            .map(|(n, s)| (n, s.expect("step")))
+            .collect();
+        assert_eq!(steps["gone"], RollbackStep::LeftDeleted);
+        assert!(matches!(steps["web"], RollbackStep::Restored { .. }));
+        assert!(
+            store
+                .get(Kind::Service, "gone")
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let web = store
+            .get(Kind::Service, "web")
+            .await
+            .expect("get")
+            .expect("web");
+        assert_eq!(web.spec, json!({"image": "web:1.0"}));
+    }
+
+    #[tokio::test]
+    async fn a_person_recreates_what_was_deleted_and_a_dry_run_writes_nothing() {
+        let store = store_with_web("web:2.0").await;
+        let dry = roll_back(&store, &record(), None, RollbackBy::Person, true, None)
+            .await
+            .expect("dry run");
+        assert!(dry.iter().all(|(_, s)| s.is_ok()));
+        assert!(
+            store
+                .get(Kind::Service, "gone")
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let web = store
+            .get(Kind::Service, "web")
+            .await
+            .expect("get")
+            .expect("web");
+        assert_eq!(web.spec, json!({"image": "web:2.0"}), "a dry run wrote");
+
+        let steps = roll_back(&store, &record(), None, RollbackBy::Person, false, None)
+            .await
+            .expect("undo");
+        let gone = steps.iter().find(|(n, _)| n == "gone").expect("gone");
+        assert!(matches!(gone.1, Ok(RollbackStep::Recreated { .. })));
+        assert!(
+            store
+                .get(Kind::Service, "gone")
+                .await
+                .expect("get")
+                .is_some()
+        );
+        // Undoing again changes nothing.
+        let again = roll_back(&store, &record(), None, RollbackBy::Person, false, None)
+            .await
+            .expect("undo");
+        assert!(
+            again
+                .iter()
+                .all(|(_, s)| matches!(s, Ok(RollbackStep::Unchanged)))
+        );
+    }
+}
