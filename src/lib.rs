@@ -11,6 +11,8 @@ extern crate self as kargo;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod import;
 pub mod manifest;
+pub mod plan;
 pub mod store;
 pub mod swarm;

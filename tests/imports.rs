@@ -6,8 +6,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kargo::manifest::compose::import_compose_file;
-use kargo::manifest::envfile::import_env_files;
+use kargo::import::compose::import_compose_file;
+use kargo::import::envfile::import_env_files;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

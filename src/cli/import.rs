@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::manifest::compose::import_compose_file;
-use crate::manifest::envfile::import_env_files;
+use crate::import::compose::import_compose_file;
+use crate::import::envfile::import_env_files;
 
 use super::output::{note, out_text, to_yaml};
 use super::{CliError, ExitStatus};

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::api::{DynamicObject, Kind};
-use crate::controller::{Plan, Snapshot, plan};
+use crate::plan::{Plan, Snapshot, plan};
 
 /// The stored objects with `changes` laid over them (replacing same kind and name, or added).
 pub fn overlay(stored: &[DynamicObject], changes: &[DynamicObject]) -> Vec<DynamicObject> {

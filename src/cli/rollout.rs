@@ -7,7 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{DynamicObject, Kind};
-use crate::controller::plan::RESTARTED_AT_ANNOTATION;
+use crate::plan::RESTARTED_AT_ANNOTATION;
 use crate::store::{ObjectRef, Store, StoreError};
 
 use super::context::parse_duration;

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::store::{InvalidEntry, ObjectList};
 
-use super::plan::Snapshot;
+use crate::plan::Snapshot;
 
 /// A typed snapshot and the store revision it reflects.
 type Versioned = Option<(Arc<Snapshot>, i64)>;

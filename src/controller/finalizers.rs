@@ -9,8 +9,8 @@ use crate::swarm::LiveService;
 use crate::swarm::names::OWNER_LABEL;
 
 use super::ControllerError;
-use super::plan::Snapshot;
 use super::reconcile::Reconciler;
+use crate::plan::Snapshot;
 
 impl Reconciler<'_> {
     /// Adds kargo's finalizer to a live Stack or Service that lacks it.

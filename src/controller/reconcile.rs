@@ -26,9 +26,9 @@ use super::ControllerError;
 use super::cache::SnapshotCache;
 use super::converge::{ServiceContext, ServiceOutcome};
 use super::events::{EventRecorder, EventType};
-use super::intent::{Verdict, removal_verdict};
-use super::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
 use super::status::set_ready;
+use crate::plan::intent::{Verdict, removal_verdict};
+use crate::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
 
 /// How soon to look again at a stack that is converging.
 pub const CONVERGING_REQUEUE: Duration = Duration::from_secs(1);

@@ -11,8 +11,8 @@ use crate::api::{
 use crate::store::StoreError;
 
 use super::ControllerError;
-use super::plan::{Plan, Snapshot};
 use super::reconcile::Reconciler;
+use crate::plan::{Plan, Snapshot};
 
 impl Reconciler<'_> {
     /// Status of what no stack reconcile covers: undeployed Services and Stacks, the

@@ -10,8 +10,8 @@ use crate::swarm::names::INSTALLATION_LABEL;
 
 use super::ControllerError;
 use super::events::EventType;
-use super::plan::{Plan, PlannedStack, Snapshot};
 use super::reconcile::Reconciler;
+use crate::plan::{Plan, PlannedStack, Snapshot};
 
 impl Reconciler<'_> {
     /// Creates the Swarm configs and secrets this stack's services mount (content-named,

@@ -1,8 +1,6 @@
 //! Reading manifests: YAML with positions, validation, interpolation and the merge.
 
-pub mod compose;
 pub mod defaults;
-pub mod envfile;
 pub mod interpolate;
 pub mod limits;
 pub mod load;

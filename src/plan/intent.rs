@@ -7,7 +7,7 @@
 //! unusable freezes removal for the whole installation (except a Stack's own suspend or
 //! deletion, which is intent); an unusable object freezes only its Stack.
 
-use super::plan::{Doubt, Plan, Snapshot};
+use super::{Doubt, Plan, Snapshot};
 use crate::api::Kind;
 
 /// What to do with a live Swarm service of the installation.

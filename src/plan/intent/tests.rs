@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{Verdict, removal_verdict};
 use crate::api::{DynamicObject, Kind};
-use crate::controller::plan::{Plan, Snapshot, plan};
+use crate::plan::{Plan, Snapshot, plan};
 use crate::store::{InvalidEntry, ObjectList};
 
 fn obj(kind: Kind, name: &str, spec: Value) -> DynamicObject {

@@ -25,13 +25,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::envfile::is_dns_label;
 use crate::api::{
     ConfigFile, ConfigurationSpec, Deploy, DeployMode, DynamicObject, EndpointMode, FailureAction,
     FileMount, Healthcheck, Kind, Placement, PlacementPreference, Port, Protocol, PublishMode,
     ResourceAmounts, Resources, RestartCondition, RestartPolicy, ServiceSpec, StackSpec,
     UpdateOrder, UpdatePolicy, Volume, VolumeType,
 };
-use crate::manifest::envfile::is_dns_label;
 use crate::manifest::load::{
     MAX_FILE_BYTES as MAX_MANIFEST_BYTES, read_file_bounded, read_text_bounded,
 };

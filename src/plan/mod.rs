@@ -16,6 +16,8 @@ use crate::manifest::load::strip_nulls;
 use crate::manifest::merge::{merge_layers, settings_patch};
 use crate::swarm::{DesiredService, RenderContext, render_service, with_force_update};
 
+pub mod intent;
+
 /// Annotation `kargo rollout restart` sets; a new value forces a redeploy.
 pub const RESTARTED_AT_ANNOTATION: &str = "kargo.dev/restartedAt";
 
