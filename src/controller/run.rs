@@ -128,6 +128,13 @@ impl Controller {
         }
     }
 
+    /// The same controller layering another default catalog under user Services (an
+    /// installation's own catalog, or a test's).
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
     /// The Docker client (its write counter tells what the controller did).
     pub fn swarm(&self) -> &SwarmClient {
         &self.swarm
