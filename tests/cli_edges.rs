@@ -104,3 +104,105 @@ async fn get_output_applies_back_unchanged_as_a_list() {
         "{deleted}"
     );
 }
+
+/// Runs kargo with its stdout a pipe whose reading end is already closed.
+fn with_closed_stdout(prefix: &str, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    std::process::Command::new(env!("CARGO_BIN_EXE_kargo"))
+        .args(args)
+        .env("KARGO_PREFIX", prefix)
+        .env("KARGO_ETCD_ENDPOINTS", common::etcd_endpoints().join(","))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run kargo")
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_quietly() {
+    let prefix = "/kargo-test-cli-edges-pipe";
+    let _store = common::etcd_store(prefix).await;
+    expect_code(
+        &kargo(prefix, &["apply", "-f", "-"], Some(SHOP)),
+        0,
+        "apply",
+    );
+    for args in [
+        &["completion", "bash"][..],
+        &["completion", "zsh"],
+        &["completion", "fish"],
+        &["get", "all"],
+        &["get", "svc", "-o", "yaml"],
+        &["explain", "service", "--recursive"],
+        &["schema"],
+        &["defaults", "list"],
+        &["--help"],
+    ] {
+        let out = with_closed_stdout(prefix, args);
+        assert_eq!(
+            (out.status.code(), text(&out.stderr)),
+            (Some(0), String::new()),
+            "{args:?}"
+        );
+    }
+}
+
+/// Asks kargo for the completions of `line` as fish does (the last word is the one completed).
+fn complete(prefix: &str, endpoints: &str, line: &[&str]) -> (Vec<String>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kargo"))
+        .arg("--")
+        .args(line)
+        .env("KARGO_COMPLETE", "fish")
+        .env("KARGO_PREFIX", prefix)
+        .env("KARGO_ETCD_ENDPOINTS", endpoints)
+        .output()
+        .expect("run kargo");
+    let shown = expect_code(&out, 0, &format!("completing {line:?}"));
+    assert_eq!(text(&out.stderr), "", "completing {line:?}");
+    let words = shown
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect();
+    (words, started.elapsed())
+}
+
+#[tokio::test]
+async fn completion_offers_kinds_names_from_etcd_and_flag_values() {
+    let prefix = "/kargo-test-cli-edges-complete";
+    let _store = common::etcd_store(prefix).await;
+    expect_code(
+        &kargo(prefix, &["apply", "-f", "-"], Some(SHOP)),
+        0,
+        "apply",
+    );
+    let etcd = common::etcd_endpoints().join(",");
+    let words = |line: &[&str]| complete(prefix, &etcd, line).0;
+    assert_eq!(words(&["kargo", "get", "s"]), ["stack", "service"]);
+    assert_eq!(words(&["kargo", "get", "service", "w"]), ["web"]);
+    assert_eq!(words(&["kargo", "describe", "svc", "d"]), ["db"]);
+    assert_eq!(
+        words(&["kargo", "delete", "service/"]),
+        ["service/db", "service/web"]
+    );
+    assert_eq!(words(&["kargo", "logs", "w"]), ["web"]);
+    assert_eq!(words(&["kargo", "deploy", ""])[..2], ["shop", "all"]);
+    assert_eq!(words(&["kargo", "get", "stack", "-o", "ya"]), ["yaml"]);
+    // Another installation's prefix, given on the line being completed.
+    let other = [
+        "kargo",
+        "--prefix",
+        "/kargo-test-cli-edges-none",
+        "get",
+        "svc",
+        "w",
+    ];
+    assert!(words(&other).is_empty(), "{:?}", words(&other));
+    // No etcd: kinds still, names quietly none, and soon.
+    let (none, took) = complete(prefix, "127.0.0.1:1", &["kargo", "get", "svc", "w"]);
+    assert!(none.is_empty(), "{none:?}");
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    let (kinds, _) = complete(prefix, "127.0.0.1:1", &["kargo", "get", "st"]);
+    assert_eq!(kinds, ["stack"]);
+}

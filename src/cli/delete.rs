@@ -33,7 +33,8 @@ pub struct Args {
     /// A kind and names, or KIND/NAME...
     #[arg(
         value_name = "KIND NAME... | KIND/NAME...",
-        required_unless_present = "files"
+        required_unless_present = "files",
+        add = super::complete::targets()
     )]
     targets: Vec<String>,
     /// Delete the objects these files, folders or `-` name.

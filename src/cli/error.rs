@@ -96,8 +96,9 @@ impl From<ControllerError> for CliError {
 /// Prints the error on stderr and returns its exit code.
 pub fn report(e: &CliError) -> ExitCode {
     // An empty message is a quiet end (stdout closed by the reader, e.g. `| head`).
+    // `note` and not `eprintln!`: a closed stderr must not turn an error into a panic.
     if !e.message.is_empty() {
-        eprintln!("error: {}", e.message);
+        super::output::note(format_args!("error: {}", e.message));
     }
     e.status.into()
 }

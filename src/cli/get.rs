@@ -33,10 +33,10 @@ const EXAMPLES: &str = "Examples:
 pub struct Args {
     /// A kind (configuration, environment, stack, service; plurals and svc, st, env, cfg
     /// work) and names; kinds joined by commas or `all`; or KIND/NAME....
-    #[arg(required = true, value_name = "KIND [NAME]...")]
+    #[arg(required = true, value_name = "KIND [NAME]...", add = super::complete::targets())]
     targets: Vec<String>,
     /// Output: table, wide, yaml, json, name, or jsonpath=TEMPLATE.
-    #[arg(short, long, default_value = "table", value_parser = OutputFormat::parse)]
+    #[arg(short, long, default_value = "table", value_parser = OutputFormat::parse, add = super::complete::output_formats())]
     output: OutputFormat,
     /// Only objects whose labels match (`tier=front`, `tier!=x`, `tier in (a,b)`, `!tier`).
     #[arg(short = 'l', long, value_parser = str::parse::<Selector>)]

@@ -2,6 +2,7 @@
 //! library. Errors become messages and exit codes in one place (`cli::error`).
 
 mod apply;
+mod complete;
 mod completion;
 mod context;
 mod controller;
@@ -83,6 +84,9 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    if let Some(code) = complete::answer_request() {
+        return code;
+    }
     let cli = Cli::parse();
     context::init_logging(&cli.global);
     // Commands that touch neither etcd nor Docker run on the calling thread: no worker

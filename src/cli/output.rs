@@ -122,11 +122,6 @@ pub fn note(line: impl Display) {
     let _ = writeln!(e, "{line}");
 }
 
-/// Lets a command write a generated text (e.g. shell completions) to stdout.
-pub fn out_with(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), CliError> {
-    emit(f)
-}
-
 /// A one-line progress display on stderr, redrawn in place; silent when stderr is not a terminal.
 #[derive(Debug)]
 pub struct Progress {
