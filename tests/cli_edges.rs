@@ -206,3 +206,88 @@ async fn completion_offers_kinds_names_from_etcd_and_flag_values() {
     let (kinds, _) = complete(prefix, "127.0.0.1:1", &["kargo", "get", "st"]);
     assert_eq!(kinds, ["stack"]);
 }
+
+#[tokio::test]
+async fn logs_prefix_each_line_with_its_task_and_a_bare_name_is_a_service() {
+    use kargo::api::ServiceSpec;
+    use kargo::swarm::{RenderContext, render_service};
+    let prefix = "/kargo-test-cli-edges-logs";
+    let store = common::etcd_store(prefix).await;
+    let swarm = common::swarm().await;
+    common::remove_installation(&swarm, prefix).await;
+    let spec_json = json!({
+        "image": common::image("1.0"),
+        "command": ["sh", "-c", "echo hello-from-$(hostname); while true; do sleep 1; done"],
+        "deploy": {"replicas": 2},
+    });
+    let spec: ServiceSpec = serde_json::from_value(spec_json).expect("spec");
+    let desired =
+        render_service(&RenderContext::new(prefix), "edgelogs", "talk", &spec).expect("render");
+    let id = swarm
+        .create_service(&desired.name, &desired.spec)
+        .await
+        .expect("create the Swarm service");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let shown = loop {
+        let out = kargo(prefix, &["logs", "talk"], None);
+        let shown = text(&out.stdout);
+        if out.status.success() && shown.matches("hello-from-").count() >= 2 {
+            break shown;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two tasks never logged: {shown}\n{}",
+            text(&out.stderr)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let tasks = swarm.tasks(&id).await.expect("tasks");
+    for line in shown.lines() {
+        let (label, message) = line.split_once(" | ").expect("a prefix");
+        let (task, node) = label.trim_end().split_once('@').expect("a node");
+        assert!(!node.is_empty(), "{line}");
+        let rest = task
+            .strip_prefix(&format!("{}.", desired.name))
+            .unwrap_or_else(|| panic!("{line}"));
+        let (slot, short) = rest.split_once('.').expect("slot and task");
+        assert!(slot == "1" || slot == "2", "{line}");
+        let t = tasks
+            .iter()
+            .find(|t| t.id.starts_with(short))
+            .unwrap_or_else(|| panic!("no task {short}: {line}"));
+        assert_eq!(t.slot.map(|s| s.to_string()).as_deref(), Some(slot));
+        assert!(message.starts_with("hello-from-"), "{line}");
+    }
+    let raw = expect_code(
+        &kargo(prefix, &["logs", "service/talk", "--raw"], None),
+        0,
+        "raw",
+    );
+    assert!(raw.lines().all(|l| l.starts_with("hello-from-")), "{raw}");
+    common::remove_installation(&swarm, prefix).await;
+    common::wipe_prefix(&store).await;
+}
+
+#[test]
+fn a_bare_command_group_prints_its_help_on_stdout_and_succeeds() {
+    for (args, usage) in [
+        (&[][..], "Usage: kargo [OPTIONS] <COMMAND>"),
+        (&["rollout"], "Usage: kargo rollout [OPTIONS] <COMMAND>"),
+        (&["defaults"], "Usage: kargo defaults [OPTIONS] <COMMAND>"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kargo"))
+            .args(args)
+            .env("KARGO_ETCD_ENDPOINTS", "127.0.0.1:1")
+            .output()
+            .expect("run kargo");
+        let help = expect_code(&out, 0, &format!("{args:?}"));
+        assert!(help.contains(usage), "{args:?}: {help}");
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+    // A missing argument is still a usage error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kargo"))
+        .arg("get")
+        .output()
+        .expect("run kargo");
+    expect_code(&out, 2, "get without a kind");
+}

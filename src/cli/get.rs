@@ -115,7 +115,10 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     let store = g.store().await?;
     let list = query.list(&store).await?;
     for bad in &list.invalid {
-        eprintln!("warning: skipped {}: {}", bad.key, bad.message);
+        output::note(format_args!(
+            "warning: skipped {}: {}",
+            bad.key, bad.message
+        ));
     }
     let mut status = ExitStatus::Success;
     let objects = query.select(&list);
@@ -229,7 +232,10 @@ async fn watch(
                 }
                 // A value written without the CLI that is not an object: say so, go on.
                 Some(Ok(WatchEvent::Invalid(bad))) => {
-                    eprintln!("warning: skipped {}: {}", bad.key, bad.message);
+                    output::note(format_args!(
+                        "warning: skipped {}: {}",
+                        bad.key, bad.message
+                    ));
                 }
                 // Fell behind compaction, or lost the connection: list again and go on.
                 Some(Ok(WatchEvent::Compacted(_))) | Some(Err(_)) | None => {
