@@ -291,3 +291,37 @@ fn a_bare_command_group_prints_its_help_on_stdout_and_succeeds() {
         .expect("run kargo");
     expect_code(&out, 2, "get without a kind");
 }
+
+#[tokio::test]
+async fn get_all_names_objects_kind_slash_name_in_a_table_per_kind() {
+    let prefix = "/kargo-test-cli-edges-getall";
+    let _store = common::etcd_store(prefix).await;
+    expect_code(
+        &kargo(prefix, &["apply", "-f", "-"], Some(SHOP)),
+        0,
+        "apply",
+    );
+    let shown = expect_code(&kargo(prefix, &["get", "all"], None), 0, "get all");
+    let tables: Vec<&str> = shown.split("\n\n").collect();
+    assert_eq!(tables.len(), 2, "{shown}");
+    assert!(
+        tables[0].starts_with("NAME") && tables[0].contains("\nstack/shop "),
+        "{shown}"
+    );
+    assert!(
+        tables[1].starts_with("NAME") && tables[1].contains("\nservice/db "),
+        "{shown}"
+    );
+    assert!(tables[1].contains("\nservice/web "), "{shown}");
+    let shown = expect_code(
+        &kargo(prefix, &["get", "service/web"], None),
+        0,
+        "KIND/NAME",
+    );
+    assert!(shown.contains("\nservice/web "), "{shown}");
+    let shown = expect_code(&kargo(prefix, &["get", "services"], None), 0, "one kind");
+    assert!(
+        shown.contains("\nweb ") && !shown.contains("service/"),
+        "{shown}"
+    );
+}

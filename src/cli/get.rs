@@ -134,6 +134,8 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     let table = TableOptions {
         show_labels: args.show_labels,
         no_header: false,
+        // As kubectl: several kinds, or objects named KIND/NAME.
+        kind_prefix: query.kinds.len() > 1 || args.targets.iter().any(|t| t.contains('/')),
     };
     // Kinds whose table header is out (a table per kind).
     let mut headers: BTreeSet<Kind> = BTreeSet::new();

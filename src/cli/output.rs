@@ -74,6 +74,8 @@ pub struct TableOptions {
     pub show_labels: bool,
     /// Leave the header out (rows after the first during `get -w`).
     pub no_header: bool,
+    /// Name objects as `kind/name`, as kubectl does when several kinds are asked for.
+    pub kind_prefix: bool,
 }
 
 fn closed_pipe(e: &std::io::Error) -> bool {
@@ -228,6 +230,11 @@ pub fn print_objects(
                     .iter()
                     .map(|o| {
                         let mut r = row(&redacted(o), wide);
+                        if table.kind_prefix
+                            && let Some(name) = r.first_mut()
+                        {
+                            *name = o.reference();
+                        }
                         if table.show_labels {
                             r.push(labels_text(o));
                         }
