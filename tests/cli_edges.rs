@@ -325,3 +325,73 @@ async fn get_all_names_objects_kind_slash_name_in_a_table_per_kind() {
         "{shown}"
     );
 }
+
+/// Serves gRPC with no services on a free port (a gRPC server that is not etcd); returns
+/// its address and the task to abort.
+async fn grpc_server_that_is_not_etcd() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let incoming = tokio_stream_of(listener);
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::default())
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    (address, task)
+}
+
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let next = l.accept().await.map(|(s, _)| s);
+        Some((next, l))
+    })
+}
+
+#[tokio::test]
+async fn an_unreachable_or_foreign_etcd_is_one_clear_line_and_exit_2() {
+    let prefix = "/kargo-test-cli-edges-unreachable";
+    let run = |endpoint: &str| {
+        let out = common::kargo_with_env(
+            prefix,
+            &["get", "services"],
+            None,
+            &[("KARGO_ETCD_ENDPOINTS", endpoint)],
+        );
+        expect_code(&out, 2, endpoint);
+        text(&out.stderr)
+    };
+    let err = run("127.0.0.1:1");
+    assert_eq!(
+        err,
+        "error: etcd at 127.0.0.1:1 is unreachable: connection refused\n"
+    );
+    let (address, server) = grpc_server_that_is_not_etcd().await;
+    let err = run(&address);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: etcd at {address} ")),
+        "{err}"
+    );
+    assert!(!err.contains("tonic") && !err.contains("source:"), "{err}");
+    server.abort();
+    // Something that is not gRPC at all (an HTTP/1 server).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { break };
+            let mut buffer = [0u8; 1024];
+            let _ = s.read(&mut buffer);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let err = run(&address);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("tonic") && !err.contains("source:"), "{err}");
+}

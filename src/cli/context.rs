@@ -95,7 +95,9 @@ impl GlobalArgs {
 
     /// Connects to etcd, failing within a few seconds with the endpoint named.
     pub async fn store(&self) -> Result<Store, CliError> {
-        Ok(Store::connect(&self.etcd_config()?, &self.prefix).await?)
+        Store::connect(&self.etcd_config()?, &self.prefix)
+            .await
+            .map_err(|e| CliError::etcd_connect(e, &self.etcd_endpoints))
     }
 
     /// Connects to Docker.
