@@ -395,3 +395,45 @@ async fn an_unreachable_or_foreign_etcd_is_one_clear_line_and_exit_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!err.contains("tonic") && !err.contains("source:"), "{err}");
 }
+
+#[tokio::test]
+async fn the_controller_log_starts_with_a_line_and_has_no_colours_off_a_terminal() {
+    let prefix = "/kargo-test-cli-edges-ctl-log";
+    let _store = common::etcd_store(prefix).await;
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let file = log.reopen().expect("log file");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kargo"))
+        .args(["controller", "--configuration", "edges"])
+        .env("KARGO_PREFIX", prefix)
+        .env("KARGO_ETCD_ENDPOINTS", common::etcd_endpoints().join(","))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("start kargo controller");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let shown = loop {
+        let shown = std::fs::read_to_string(log.path()).unwrap_or_default();
+        if shown.contains("elected leader") || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = shown.lines().next().unwrap_or_default();
+    assert!(first.contains("kargo controller starting"), "{shown}");
+    for part in [
+        &format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))[..],
+        &format!("prefix={prefix}"),
+        "etcd=",
+        "configuration=edges",
+    ] {
+        assert!(first.contains(part), "{part} missing: {first}");
+    }
+    assert!(
+        !shown.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{shown:?}"
+    );
+}

@@ -91,7 +91,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return parse_error(e),
     };
-    context::init_logging(&cli.global);
+    context::init_logging(&cli.global, matches!(cli.command, Command::Controller(_)));
     // Commands that touch neither etcd nor Docker run on the calling thread: no worker
     // threads to start and stop around a 50 ms `kargo validate`.
     let runtime = if cli.command.is_offline() {
