@@ -437,3 +437,46 @@ async fn the_controller_log_starts_with_a_line_and_has_no_colours_off_a_terminal
         "ANSI escapes in a log file:\n{shown:?}"
     );
 }
+
+#[tokio::test]
+async fn delete_dry_runs_say_what_would_go_and_delete_nothing() {
+    let prefix = "/kargo-test-cli-edges-delete-dry";
+    let store = common::etcd_store(prefix).await;
+    expect_code(
+        &kargo(prefix, &["apply", "-f", "-"], Some(SHOP)),
+        0,
+        "apply",
+    );
+    for (how, said) in [("client", "dry run"), ("server", "server dry run")] {
+        let flag = format!("--dry-run={how}");
+        let out = kargo(prefix, &["delete", "service", "web", "db", &flag], None);
+        assert_eq!(
+            expect_code(&out, 0, &flag),
+            format!("service \"web\" deleted ({said})\nservice \"db\" deleted ({said})\n")
+        );
+        let out = kargo(prefix, &["delete", "-f", "-", &flag], Some(SHOP));
+        let shown = expect_code(&out, 0, &flag);
+        assert!(
+            shown.contains(&format!("stack \"shop\" deleted ({said})")),
+            "{shown}"
+        );
+        let out = kargo(prefix, &["delete", "service", "nope", &flag], None);
+        expect_code(&out, 1, "a missing object");
+        assert_eq!(text(&out.stderr), "error: Service \"nope\" not found\n");
+    }
+    let out = kargo(prefix, &["delete", "stack/shop", "--dry-run"], None);
+    assert_eq!(
+        expect_code(&out, 0, "--dry-run alone"),
+        "stack \"shop\" deleted (dry run)\n"
+    );
+    for (kind, name) in [
+        (Kind::Stack, "shop"),
+        (Kind::Service, "web"),
+        (Kind::Service, "db"),
+    ] {
+        assert!(
+            store.get(kind, name).await.expect("get").is_some(),
+            "{kind} {name} was deleted by a dry run"
+        );
+    }
+}
