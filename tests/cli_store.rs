@@ -1218,7 +1218,7 @@ fn completion_scripts_for_bash_zsh_and_fish() {
             .expect("run kargo");
         let script = expect_code(&out, 0, shell);
         assert!(
-            script.contains("kargo") && script.contains("rollout"),
+            script.contains("kargo") && script.contains("KARGO_COMPLETE"),
             "{shell}: {script}"
         );
     }

@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     timeout: Duration,
     /// Print the resulting objects instead of a line each: yaml, json, name or jsonpath=...
-    #[arg(short, long, value_parser = OutputFormat::parse)]
+    #[arg(short, long, value_parser = OutputFormat::parse, add = super::complete::output_formats())]
     output: Option<OutputFormat>,
 }
 

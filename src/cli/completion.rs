@@ -1,16 +1,17 @@
-//! `kargo completion`: shell completion scripts.
+//! `kargo completion`: the script that registers kargo's completion with a shell.
 
-use clap::CommandFactory;
-
-use super::{Cli, CliError, ExitStatus, output};
+use super::{CliError, ExitStatus, complete, output};
 
 const EXAMPLES: &str = "Examples:
-  kargo completion bash > /etc/bash_completion.d/kargo
   source <(kargo completion bash)
+  kargo completion bash > /etc/bash_completion.d/kargo
   kargo completion zsh > \"${fpath[1]}/_kargo\"
   kargo completion fish > ~/.config/fish/completions/kargo.fish";
 
 /// Print a completion script for bash, zsh or fish (touches neither etcd nor Docker).
+///
+/// The script asks kargo on each TAB, so kinds, object names (read from etcd when it can
+/// be reached) and flag values are completed; regenerate it after upgrading kargo.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -26,15 +27,13 @@ enum Shell {
 }
 
 pub(super) fn run(args: Args) -> Result<ExitStatus, CliError> {
-    let shell = match args.shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
+    let name = match args.shell {
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
     };
-    let mut cmd = Cli::command();
-    output::out_with(|w| {
-        clap_complete::generate(shell, &mut cmd, "kargo", w);
-        Ok(())
-    })?;
+    let mut script = Vec::new();
+    complete::registration_for(name, &mut script)?;
+    output::out_bytes(&script)?;
     Ok(ExitStatus::Success)
 }

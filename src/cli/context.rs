@@ -95,7 +95,9 @@ impl GlobalArgs {
 
     /// Connects to etcd, failing within a few seconds with the endpoint named.
     pub async fn store(&self) -> Result<Store, CliError> {
-        Ok(Store::connect(&self.etcd_config()?, &self.prefix).await?)
+        Store::connect(&self.etcd_config()?, &self.prefix)
+            .await
+            .map_err(|e| CliError::etcd_connect(e, &self.etcd_endpoints))
     }
 
     /// Connects to Docker.
@@ -104,17 +106,21 @@ impl GlobalArgs {
     }
 }
 
-/// Logs go to stderr through tracing; data goes to stdout.
-pub fn init_logging(g: &GlobalArgs) {
-    let default = match g.verbose {
-        0 => "warn",
-        1 => "info",
+/// Logs go to stderr through tracing; data goes to stdout. `daemon`: a long-running
+/// process (the controller), which logs what it does at info by default, as controllers
+/// do; commands log only warnings unless -v. Colours only on a terminal (a log file or
+/// journald gets plain text).
+pub fn init_logging(g: &GlobalArgs, daemon: bool) {
+    let default = match (g.verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -66,6 +66,17 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             wait: args.leader_elect,
         }),
     };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        prefix = %g.prefix,
+        etcd = %g.etcd_endpoints.join(","),
+        docker = %g.docker_host.as_deref().unwrap_or("the local socket"),
+        configuration = %options.configuration,
+        workers = options.workers,
+        resync = ?options.resync,
+        leader_elect = args.leader_elect,
+        "kargo controller starting"
+    );
     let controller = Controller::new(store, swarm, options);
     if args.once {
         let started = std::time::Instant::now();

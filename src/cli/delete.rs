@@ -19,6 +19,7 @@ const EXAMPLES: &str = "Examples:
   kargo delete -f manifests/ -R
   kargo delete service -l tier=frontend
   kargo delete stack legacy --cascade=orphan
+  kargo delete -f manifests/ --dry-run=client
   kargo delete environment production --force";
 
 /// Delete objects by name, by label, or as named in manifest files.
@@ -33,7 +34,8 @@ pub struct Args {
     /// A kind and names, or KIND/NAME...
     #[arg(
         value_name = "KIND NAME... | KIND/NAME...",
-        required_unless_present = "files"
+        required_unless_present = "files",
+        add = super::complete::targets()
     )]
     targets: Vec<String>,
     /// Delete the objects these files, folders or `-` name.
@@ -66,6 +68,11 @@ pub struct Args {
     /// The Configuration in force.
     #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
     configuration: String,
+    /// Delete nothing: say what would be deleted. Both read what is stored (so a missing
+    /// object or one in force is refused as for real); `server` is kubectl's spelling.
+    #[arg(long, value_name = "client|server", num_args = 0..=1, default_missing_value = "client",
+          value_parser = ["none", "client", "server"], default_value = "none")]
+    dry_run: String,
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
@@ -123,6 +130,26 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             status = ExitStatus::Failure;
             continue;
         }
+        let kind = r.kind.singular();
+        let name = &r.name;
+        if args.dry_run != "none" {
+            match store.get(r.kind, name).await? {
+                Some(_) => {
+                    let how = if args.dry_run == "server" {
+                        "server dry run"
+                    } else {
+                        "dry run"
+                    };
+                    output::out(format_args!("{kind} {name:?} deleted ({how})"))?;
+                }
+                None if args.ignore_not_found => {}
+                None => {
+                    output::note(format_args!("error: {} {name:?} not found", r.kind));
+                    status = ExitStatus::Failure;
+                }
+            }
+            continue;
+        }
         let result = async {
             if orphan {
                 store
@@ -136,8 +163,6 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             store.delete(r.kind, &r.name, None, None).await
         }
         .await;
-        let kind = r.kind.singular();
-        let name = &r.name;
         match result {
             Ok(Deleted::Gone) => output::out(format_args!("{kind} {name:?} deleted"))?,
             Ok(Deleted::Finalizing(_)) if orphan => output::out(format_args!(

@@ -13,7 +13,7 @@ use super::{CliError, ExitStatus, GlobalArgs};
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
     /// Stack names, or `all`.
-    #[arg(required = true)]
+    #[arg(required = true, add = super::complete::stacks())]
     stacks: Vec<String>,
     /// The Configuration in force (for `all`).
     #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
@@ -27,7 +27,7 @@ pub struct DeployArgs {
 #[derive(Debug, clap::Args)]
 pub struct RemoveArgs {
     /// Stack names, or `all`.
-    #[arg(required = true)]
+    #[arg(required = true, add = super::complete::stacks())]
     stacks: Vec<String>,
     /// The Configuration in force (for `all`).
     #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]

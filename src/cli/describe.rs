@@ -24,7 +24,7 @@ const EXAMPLES: &str = "Examples:
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// A kind and names, or KIND/NAME...
-    #[arg(required = true, value_name = "KIND NAME... | KIND/NAME...")]
+    #[arg(required = true, value_name = "KIND NAME... | KIND/NAME...", add = super::complete::targets())]
     targets: Vec<String>,
     /// Leave the events out.
     #[arg(long)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::controller::ControllerError;
-use crate::store::StoreError;
+use crate::store::{KvError, StoreError};
 use crate::swarm::SwarmError;
 
 /// Exit codes a script can rely on.
@@ -58,15 +58,81 @@ impl CliError {
 
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
-        let status = match &e {
-            StoreError::Kv(crate::store::KvError::Unavailable { .. }) => ExitStatus::Usage,
-            _ => ExitStatus::Failure,
-        };
-        CliError {
-            message: e.to_string(),
-            status,
+        match &e {
+            StoreError::Kv(KvError::Unavailable { endpoints, message }) => {
+                CliError::usage(format!(
+                    "etcd at {endpoints} is unreachable: {}",
+                    transport_cause(message)
+                ))
+            }
+            _ => CliError::failure(e.to_string()),
         }
     }
+}
+
+impl CliError {
+    /// A failure to connect to etcd: exit 2 whatever the cause (unreachable, not etcd at
+    /// all, credentials refused), since no command could start, as documented.
+    pub fn etcd_connect(e: StoreError, endpoints: &[String]) -> Self {
+        match e {
+            StoreError::Kv(KvError::Rejected(message)) => CliError::usage(format!(
+                "etcd at {} refused the connection: {} (is it etcd's client port, and are the \
+                 credentials right?)",
+                endpoints.join(","),
+                if message.is_empty() {
+                    "no reason given"
+                } else {
+                    &message
+                }
+            )),
+            other => {
+                let mut e = CliError::from(other);
+                e.status = ExitStatus::Usage;
+                e
+            }
+        }
+    }
+}
+
+/// What went wrong on the way to etcd, in a few words, from the gRPC library's message
+/// (which carries its whole debug structure).
+fn transport_cause(message: &str) -> String {
+    const KNOWN: [(&str, &str); 9] = [
+        ("ConnectionRefused", "connection refused"),
+        (
+            "connection closed",
+            "the endpoint closed the connection (not etcd's client port?)",
+        ),
+        (
+            "operation was canceled",
+            "the endpoint closed the connection (not etcd's client port?)",
+        ),
+        ("dns error", "the host name does not resolve"),
+        ("failed to lookup address", "the host name does not resolve"),
+        ("HostUnreachable", "no route to the host"),
+        ("NetworkUnreachable", "the network is unreachable"),
+        ("TimedOut", "no answer (timed out)"),
+        (
+            "transport error",
+            "no gRPC answer (not etcd's client port, or does it want TLS?)",
+        ),
+    ];
+    if let Some((_, cause)) = KNOWN.iter().find(|(needle, _)| message.contains(needle)) {
+        return (*cause).to_string();
+    }
+    if let Some(at) = message.find("invalid peer certificate") {
+        let rest = &message[at..];
+        let end = rest.find(['"', ',']).unwrap_or(rest.len());
+        return format!("TLS: {}", &rest[..end]);
+    }
+    // `... message: "tcp connect error", source: ...`: the message alone.
+    if let Some((_, rest)) = message.split_once("message: \"")
+        && let Some((said, _)) = rest.split_once('"')
+        && !said.is_empty()
+    {
+        return said.to_string();
+    }
+    message.lines().next().unwrap_or(message).to_string()
 }
 
 impl From<SwarmError> for CliError {
@@ -96,8 +162,9 @@ impl From<ControllerError> for CliError {
 /// Prints the error on stderr and returns its exit code.
 pub fn report(e: &CliError) -> ExitCode {
     // An empty message is a quiet end (stdout closed by the reader, e.g. `| head`).
+    // `note` and not `eprintln!`: a closed stderr must not turn an error into a panic.
     if !e.message.is_empty() {
-        eprintln!("error: {}", e.message);
+        super::output::note(format_args!("error: {}", e.message));
     }
     e.status.into()
 }

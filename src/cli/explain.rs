@@ -86,11 +86,20 @@ fn required(yes: bool) -> &'static str {
     if yes { " -required-" } else { "" }
 }
 
-/// The schema whose fields are listed: a map's, or a list's items'.
+/// The schema whose fields are listed: a map's, a list's items', or a map's values' (as
+/// `spec.files.NAME` are), through lists of maps and maps of lists.
 fn leaf(node: &Value) -> &Value {
-    match node.get("items") {
-        Some(items @ Value::Object(_)) if schema::has_type(node, "array") => items,
-        _ => node,
+    let mut node = node;
+    loop {
+        node = match (node.get("items"), node.get("additionalProperties")) {
+            (Some(items @ Value::Object(_)), _) if schema::has_type(node, "array") => items,
+            (_, Some(values @ Value::Object(_)))
+                if schema::has_type(node, "object") && node.get("properties").is_none() =>
+            {
+                values
+            }
+            _ => return node,
+        };
     }
 }
 
@@ -195,6 +204,22 @@ mod tests {
         assert!(text.contains("spec\t<Object> -required-"), "{text}");
         let text = explain("stack", true).expect("explain");
         assert!(text.contains("dependsOn\t<[]string>"), "{text}");
+    }
+
+    #[test]
+    fn recursive_goes_into_the_values_of_maps() {
+        let text = explain("configuration", true).expect("explain");
+        let files = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("files\t<map[string]Object>"))
+            .expect("files");
+        let next = text.lines().nth(files + 1).unwrap_or_default();
+        assert!(
+            next.starts_with(&"    ".repeat(3)) && next.contains('<'),
+            "a field of a file under files:\n{text}"
+        );
+        let text = explain("configuration.spec.files", false).expect("explain");
+        assert!(text.contains("FIELDS:"), "{text}");
     }
 
     #[test]

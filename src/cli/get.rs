@@ -33,10 +33,10 @@ const EXAMPLES: &str = "Examples:
 pub struct Args {
     /// A kind (configuration, environment, stack, service; plurals and svc, st, env, cfg
     /// work) and names; kinds joined by commas or `all`; or KIND/NAME....
-    #[arg(required = true, value_name = "KIND [NAME]...")]
+    #[arg(required = true, value_name = "KIND [NAME]...", add = super::complete::targets())]
     targets: Vec<String>,
     /// Output: table, wide, yaml, json, name, or jsonpath=TEMPLATE.
-    #[arg(short, long, default_value = "table", value_parser = OutputFormat::parse)]
+    #[arg(short, long, default_value = "table", value_parser = OutputFormat::parse, add = super::complete::output_formats())]
     output: OutputFormat,
     /// Only objects whose labels match (`tier=front`, `tier!=x`, `tier in (a,b)`, `!tier`).
     #[arg(short = 'l', long, value_parser = str::parse::<Selector>)]
@@ -115,7 +115,10 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     let store = g.store().await?;
     let list = query.list(&store).await?;
     for bad in &list.invalid {
-        eprintln!("warning: skipped {}: {}", bad.key, bad.message);
+        output::note(format_args!(
+            "warning: skipped {}: {}",
+            bad.key, bad.message
+        ));
     }
     let mut status = ExitStatus::Success;
     let objects = query.select(&list);
@@ -131,6 +134,8 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     let table = TableOptions {
         show_labels: args.show_labels,
         no_header: false,
+        // As kubectl: several kinds, or objects named KIND/NAME.
+        kind_prefix: query.kinds.len() > 1 || args.targets.iter().any(|t| t.contains('/')),
     };
     // Kinds whose table header is out (a table per kind).
     let mut headers: BTreeSet<Kind> = BTreeSet::new();
@@ -229,7 +234,10 @@ async fn watch(
                 }
                 // A value written without the CLI that is not an object: say so, go on.
                 Some(Ok(WatchEvent::Invalid(bad))) => {
-                    eprintln!("warning: skipped {}: {}", bad.key, bad.message);
+                    output::note(format_args!(
+                        "warning: skipped {}: {}",
+                        bad.key, bad.message
+                    ));
                 }
                 // Fell behind compaction, or lost the connection: list again and go on.
                 Some(Ok(WatchEvent::Compacted(_))) | Some(Err(_)) | None => {

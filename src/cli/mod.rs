@@ -2,6 +2,7 @@
 //! library. Errors become messages and exit codes in one place (`cli::error`).
 
 mod apply;
+mod complete;
 mod completion;
 mod context;
 mod controller;
@@ -32,7 +33,7 @@ mod wait;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use context::GlobalArgs;
 pub use error::{CliError, ExitStatus};
@@ -82,8 +83,14 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    context::init_logging(&cli.global);
+    if let Some(code) = complete::answer_request() {
+        return code;
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(e),
+    };
+    context::init_logging(&cli.global, matches!(cli.command, Command::Controller(_)));
     // Commands that touch neither etcd nor Docker run on the calling thread: no worker
     // threads to start and stop around a 50 ms `kargo validate`.
     let runtime = if cli.command.is_offline() {
@@ -100,6 +107,32 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(run(cli));
     match result {
         Ok(status) => status.into(),
+        Err(e) => error::report(&e),
+    }
+}
+
+/// A command line clap refused: a bare command group (`kargo`, `kargo rollout`) prints its
+/// help on stdout and succeeds, as kubectl does; anything else is clap's message and code.
+fn parse_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let bare = matches!(
+        e.kind(),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !bare {
+        e.exit()
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut group = &cmd;
+    for word in std::env::args().skip(1) {
+        if let Some(sub) = group.find_subcommand(&word) {
+            group = sub;
+        }
+    }
+    let help = group.clone().render_help().to_string();
+    match output::out_text(&help) {
+        Ok(()) => ExitStatus::Success.into(),
         Err(e) => error::report(&e),
     }
 }

@@ -74,6 +74,8 @@ pub struct TableOptions {
     pub show_labels: bool,
     /// Leave the header out (rows after the first during `get -w`).
     pub no_header: bool,
+    /// Name objects as `kind/name`, as kubectl does when several kinds are asked for.
+    pub kind_prefix: bool,
 }
 
 fn closed_pipe(e: &std::io::Error) -> bool {
@@ -120,11 +122,6 @@ pub fn note(line: impl Display) {
     let mut e = std::io::stderr().lock();
     // stderr gone: nothing sensible is left to report it on.
     let _ = writeln!(e, "{line}");
-}
-
-/// Lets a command write a generated text (e.g. shell completions) to stdout.
-pub fn out_with(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), CliError> {
-    emit(f)
 }
 
 /// A one-line progress display on stderr, redrawn in place; silent when stderr is not a terminal.
@@ -233,6 +230,11 @@ pub fn print_objects(
                     .iter()
                     .map(|o| {
                         let mut r = row(&redacted(o), wide);
+                        if table.kind_prefix
+                            && let Some(name) = r.first_mut()
+                        {
+                            *name = o.reference();
+                        }
                         if table.show_labels {
                             r.push(labels_text(o));
                         }

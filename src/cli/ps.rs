@@ -16,7 +16,7 @@ const EXAMPLES: &str = "Examples:
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// `service NAME` or `stack NAME` (or KIND/NAME).
-    #[arg(required = true, num_args = 1..=2, value_name = "KIND NAME | KIND/NAME")]
+    #[arg(required = true, num_args = 1..=2, value_name = "KIND NAME | KIND/NAME", add = super::complete::targets())]
     target: Vec<String>,
     /// Include shut-down and failed tasks.
     #[arg(short, long)]

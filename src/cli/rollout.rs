@@ -61,7 +61,7 @@ enum Sub {
 #[derive(Debug, clap::Args)]
 struct Named {
     /// `stack NAME` or `service NAME` (or KIND/NAME).
-    #[arg(required = true, num_args = 1..=2, value_name = "KIND NAME | KIND/NAME")]
+    #[arg(required = true, num_args = 1..=2, value_name = "KIND NAME | KIND/NAME", add = super::complete::targets())]
     target: Vec<String>,
 }
 

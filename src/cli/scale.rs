@@ -21,7 +21,7 @@ const EXAMPLES: &str = "Examples:
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// `service NAME` (or service/NAME).
-    #[arg(required = true, num_args = 1..=2, value_name = "service NAME | service/NAME")]
+    #[arg(required = true, num_args = 1..=2, value_name = "service NAME | service/NAME", add = super::complete::services())]
     target: Vec<String>,
     /// The number of tasks.
     #[arg(long)]

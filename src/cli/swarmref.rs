@@ -90,6 +90,21 @@ fn task_row(s: &LiveService, t: &TaskInfo, nodes: &BTreeMap<String, String>) -> 
     ]
 }
 
+/// A task as `docker service logs` names it: `SERVICE.SLOT.TASKID@NODE`.
+pub fn task_label(s: &LiveService, t: &TaskInfo, nodes: &BTreeMap<String, String>) -> String {
+    let mut label = s.name.clone();
+    if let Some(slot) = t.slot {
+        label.push_str(&format!(".{slot}"));
+    }
+    label.push('.');
+    label.push_str(&short(&t.id));
+    if let Some(node) = &t.node_id {
+        label.push('@');
+        label.push_str(nodes.get(node).map_or(node.as_str(), String::as_str));
+    }
+    label
+}
+
 fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }

@@ -30,7 +30,7 @@ const EXAMPLES: &str = "Examples:
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// KIND/NAME..., or a kind followed by names (or --all).
-    #[arg(required = true, value_name = "KIND/NAME | KIND NAME...")]
+    #[arg(required = true, value_name = "KIND/NAME | KIND NAME...", add = super::complete::targets())]
     targets: Vec<String>,
     /// Every object of the kind.
     #[arg(long)]

@@ -557,6 +557,25 @@ pub struct LogOptions {
     pub timestamps: bool,
 }
 
+/// The Engine API's query for the logs of a service or a task.
+fn logs_query(options: &LogOptions) -> bollard::query_parameters::LogsOptions {
+    bollard::query_parameters::LogsOptions {
+        follow: options.follow,
+        stdout: true,
+        stderr: true,
+        since: options
+            .since
+            .and_then(|s| i32::try_from(s).ok())
+            .unwrap_or(0),
+        until: 0,
+        timestamps: options.timestamps,
+        tail: options
+            .tail
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "all".into()),
+    }
+}
+
 /// Read-only helpers for the CLI (`ps`, `logs`, `describe`): no write goes through here.
 impl SwarmClient {
     /// The logs of a service (all its tasks), stdout and stderr apart. The stream ends
@@ -567,26 +586,33 @@ impl SwarmClient {
         service: &str,
         options: &LogOptions,
     ) -> futures::stream::BoxStream<'static, Result<LogChunk, SwarmError>> {
+        let stream = self.docker.service_logs(service, Some(logs_query(options)));
+        self.log_chunks(stream, format!("read the logs of {service}"))
+    }
+
+    /// The logs of one task (so each line can say which task wrote it, as `docker service
+    /// logs` does), stdout and stderr apart; ends as [`SwarmClient::service_logs`] does.
+    pub fn task_logs(
+        &self,
+        task: &str,
+        options: &LogOptions,
+    ) -> futures::stream::BoxStream<'static, Result<LogChunk, SwarmError>> {
+        let stream = self.docker.task_logs(task, Some(logs_query(options)));
+        self.log_chunks(stream, format!("read the logs of task {task}"))
+    }
+
+    /// Docker's log frames as [`LogChunk`]s, errors naming `operation`.
+    fn log_chunks(
+        &self,
+        stream: impl futures::Stream<
+            Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+        > + Send
+        + 'static,
+        operation: String,
+    ) -> futures::stream::BoxStream<'static, Result<LogChunk, SwarmError>> {
         use futures::StreamExt;
-        let query = bollard::query_parameters::LogsOptions {
-            follow: options.follow,
-            stdout: true,
-            stderr: true,
-            since: options
-                .since
-                .and_then(|s| i32::try_from(s).ok())
-                .unwrap_or(0),
-            until: 0,
-            timestamps: options.timestamps,
-            tail: options
-                .tail
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "all".into()),
-        };
         let this = self.clone();
-        let operation = format!("read the logs of {service}");
-        self.docker
-            .service_logs(service, Some(query))
+        stream
             .map(move |r| match r {
                 Ok(bollard::container::LogOutput::StdErr { message }) => {
                     Ok(LogChunk::Stderr(message.to_vec()))

@@ -59,6 +59,9 @@ use crate::api::schema::Mode;
 use crate::api::{API_VERSION, DynamicObject, Kind, ObjectMeta};
 use tree_json::TreeNode;
 
+/// The kind of a document that holds other objects in `items`, as `kargo get` prints them.
+const LIST_KIND: &str = "List";
+
 /// What kind of problem a [`Diagnostic`] reports (the `rule` field of JSON output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -606,7 +609,7 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
     }
     let schemas = schema_errors::schemas();
     let mut checked = Checked::default();
-    for doc in parsed.documents {
+    for doc in expand_lists(name, parsed.documents, &mut report.diagnostics) {
         let (mut violations, kind, object_name) =
             check_document(schemas, &doc, options.max_errors_per_document);
         let reference = match (kind, &object_name) {
@@ -655,6 +658,54 @@ fn check_bytes(name: &str, bytes: &[u8], options: &Options) -> Checked {
     }
     checked.report = report;
     checked
+}
+
+/// Replaces each `List` document (how `kargo get` and kubectl print several objects) by its
+/// items, each checked as a document of its own at its place in the file, with the index of
+/// the List; what the store owns in them (status, uid, resourceVersion...) is left out when
+/// they become objects, as for any document. A List without a list of `items` is a problem.
+fn expand_lists(
+    name: &str,
+    documents: Vec<Document>,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<Document> {
+    let mut out = Vec::with_capacity(documents.len());
+    for doc in documents {
+        let is_list = doc.value.get("kind").and_then(Value::as_str) == Some(LIST_KIND);
+        if !is_list {
+            out.push(doc);
+            continue;
+        }
+        let Some(Value::Array(items)) = doc.value.get("items") else {
+            problems.push(Diagnostic {
+                file: name.to_string(),
+                line: doc.start_line,
+                column: 1,
+                document: Some(doc.index),
+                object: None,
+                path: "items".into(),
+                rule: Rule::Document,
+                message: "a List needs `items`: a list of objects".into(),
+            });
+            continue;
+        };
+        let items: Vec<Document> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let positions = doc.positions.subtree(&format!("/items/{i}"));
+                let start_line = positions.value("").map_or(doc.start_line, |p| p.line);
+                Document {
+                    index: doc.index,
+                    value: item.clone(),
+                    positions,
+                    start_line,
+                }
+            })
+            .collect();
+        out.extend(expand_lists(name, items, problems));
+    }
+    out
 }
 
 /// Sorts a file's diagnostics and counts its valid and invalid documents.

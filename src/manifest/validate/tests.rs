@@ -373,3 +373,34 @@ fn an_object_past_one_and_a_half_mib_is_invalid() {
         ]
     );
 }
+
+#[test]
+fn a_list_is_checked_item_by_item_at_the_items_places_and_keeps_no_store_fields() {
+    let list = "apiVersion: kargo.dev/v1alpha1\nkind: List\nitems:\n- apiVersion: kargo.dev/v1alpha1\n  kind: Service\n  metadata:\n    name: web\n    uid: 0b7e\n    resourceVersion: '12'\n    generation: 3\n    creationTimestamp: 2024-01-01T00:00:00Z\n  spec:\n    image: web:1\n  status:\n    observedGeneration: 3\n- apiVersion: kargo.dev/v1alpha1\n  kind: Service\n  metadata: {name: db}\n  spec:\n    image: 7\n";
+    let report = run(&[("list.yaml", list)]);
+    assert_eq!(
+        messages(&report),
+        vec!["list.yaml:20:12: service/db: spec.image: expected a string, got the number 7; quote it: \"7\"".to_string()],
+    );
+    let fixed = list.replace("image: 7", "image: db:1");
+    let report = run(&[("list.yaml", &fixed)]);
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    let names: Vec<&str> = report
+        .objects
+        .iter()
+        .map(|o| o.metadata.name.as_str())
+        .collect();
+    assert_eq!(names, ["web", "db"]);
+    assert!(report.objects[0].status.is_none());
+    assert!(report.objects[0].metadata.uid.is_none());
+    assert_eq!(report.objects[0].metadata.resource_version, None);
+}
+
+#[test]
+fn a_list_without_items_is_one_problem() {
+    let report = run(&[("list.yaml", "apiVersion: v1\nkind: List\nitems: web\n")]);
+    assert_eq!(
+        messages(&report),
+        vec!["list.yaml:1:1: items: a List needs `items`: a list of objects".to_string()],
+    );
+}

@@ -148,6 +148,54 @@ impl Positions {
             .map(|scalar| scalar.plain)
     }
 
+    /// The positions of the node at `pointer` and everything under it, rooted there (an item
+    /// of a `List` checked as a document of its own keeps its places in the file); empty when
+    /// nothing was recorded at `pointer`.
+    pub fn subtree(&self, pointer: &str) -> Positions {
+        let mut out = Positions::default();
+        if let (Some(root), _) = self.walk(pointer) {
+            self.copy_into(root, &mut out);
+        }
+        out
+    }
+
+    /// Copies node `id` and its descendants into `out`; returns the copy's id there.
+    fn copy_into(&self, id: usize, out: &mut Positions) -> usize {
+        let Some(node) = self.nodes.get(id) else {
+            return out.add(Position::START, None, Children::Leaf);
+        };
+        let children = match &node.children {
+            Children::Leaf => Children::Leaf,
+            Children::Seq(_) => Children::Seq(Vec::new()),
+            Children::Map(_) => Children::Map(HashMap::new()),
+        };
+        let copy = out.add(node.at, node.scalar.clone(), children);
+        if let Some(copied) = out.nodes.get_mut(copy) {
+            copied.key = node.key;
+        }
+        match &node.children {
+            Children::Leaf => {}
+            Children::Seq(items) => {
+                for &item in items {
+                    let child = self.copy_into(item, out);
+                    out.push_item(copy, child);
+                }
+            }
+            Children::Map(entries) => {
+                for (key, &value) in entries {
+                    let key_at = self
+                        .nodes
+                        .get(value)
+                        .and_then(|n| n.key)
+                        .unwrap_or(Position::START);
+                    let child = self.copy_into(value, out);
+                    out.insert_entry(copy, key.clone(), key_at, child);
+                }
+            }
+        }
+        copy
+    }
+
     /// The node at `pointer` when it was recorded.
     fn find(&self, pointer: &str) -> Option<&Node> {
         let (found, _) = self.walk(pointer);
