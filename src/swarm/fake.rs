@@ -795,3 +795,6 @@ impl Swarm for FakeSwarm {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
