@@ -341,6 +341,21 @@ pub async fn a_failed_update_rolls_back(s: &Subject<'_>) {
         image.starts_with(s.image.as_str()).then_some(())
     })
     .await;
+    // Swarm's word stays until the next update: the previous spec, running again, is
+    // still reported as rolled back (kargo reads it so; see the decision tests).
+    s.eventually(s.settle * 2, "the rollback completed", async || {
+        let live = s.swarm.inspect_service(&id).await.ok()??;
+        (live.update_state.as_deref() == Some("rollback_completed")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live = s
+        .swarm
+        .inspect_service(&id)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(live.update_state.as_deref(), Some("rollback_completed"));
     s.swarm.remove_service(&id).await.expect("remove");
 }
 
