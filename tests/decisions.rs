@@ -46,6 +46,14 @@ impl World {
         }
     }
 
+    /// A world where `yaml` is applied and Ready.
+    async fn deployed(yaml: &str) -> Self {
+        let w = World::new();
+        w.apply(yaml).await;
+        w.converge().await;
+        w
+    }
+
     fn reconciler(&self) -> Reconciler<'_> {
         Reconciler {
             store: &self.store,
@@ -232,9 +240,7 @@ const APP: &str = "kargo-web_app";
 
 #[tokio::test]
 async fn apply_creates_the_service_with_kargo_names_labels_and_spec() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 2, "  env: {GREETING: hello}")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 2, "  env: {GREETING: hello}")).await;
     let live = w.live(APP).await.expect("created");
     assert_eq!(image_of(&live), IMAGE);
     assert_eq!(replicas_of(&live), 2);
@@ -259,9 +265,7 @@ async fn apply_creates_the_service_with_kargo_names_labels_and_spec() {
 
 #[tokio::test]
 async fn kargo_finalizers_are_added_to_deployed_stacks_and_services() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     for kind in [Kind::Stack, Kind::Service] {
         let name = if kind == Kind::Stack { "web" } else { "app" };
         let o = w.object(kind, name).await.expect("object");
@@ -271,9 +275,7 @@ async fn kargo_finalizers_are_added_to_deployed_stacks_and_services() {
 
 #[tokio::test]
 async fn a_converged_pass_makes_no_docker_and_no_etcd_write() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 2, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 2, "")).await;
     let revision = w.revision().await;
     for _ in 0..3 {
         let r = w.pass().await;
@@ -289,9 +291,7 @@ async fn a_converged_pass_makes_no_docker_and_no_etcd_write() {
 
 #[tokio::test]
 async fn reconcile_key_of_a_converged_stack_awaits_change_and_writes_nothing() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     let revision = w.revision().await;
     let before = w.swarm.total_writes();
     let r = w.reconciler();
@@ -342,9 +342,7 @@ async fn a_changed_spec_updates_in_place_with_a_higher_version() {
 
 #[tokio::test]
 async fn hand_scaling_is_undone() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 2, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 2, "")).await;
     w.by_hand(APP, |s| s["Mode"]["Replicated"]["Replicas"] = json!(5))
         .await;
     let r = w.pass().await;
@@ -360,9 +358,7 @@ async fn hand_scaling_is_undone() {
 
 #[tokio::test]
 async fn a_hand_changed_image_is_undone() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     w.by_hand(APP, |s| {
         s["TaskTemplate"]["ContainerSpec"]["Image"] = json!(IMAGE2)
     })
@@ -373,9 +369,7 @@ async fn a_hand_changed_image_is_undone() {
 
 #[tokio::test]
 async fn a_hand_added_environment_variable_is_undone() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "  env: {A: \"1\"}")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "  env: {A: \"1\"}")).await;
     w.by_hand(APP, |s| {
         s["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["A=1", "DEBUG=true"]);
     })
@@ -390,9 +384,7 @@ async fn a_hand_added_environment_variable_is_undone() {
 
 #[tokio::test]
 async fn a_hand_changed_environment_value_is_undone() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "  env: {A: \"1\"}")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "  env: {A: \"1\"}")).await;
     w.by_hand(APP, |s| {
         s["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["A=2"])
     })
@@ -407,9 +399,7 @@ async fn a_hand_changed_environment_value_is_undone() {
 
 #[tokio::test]
 async fn a_hand_changed_label_is_undone() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "  labels: {team: web}")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "  labels: {team: web}")).await;
     w.by_hand(APP, |s| s["Labels"]["team"] = json!("ops")).await;
     w.converge().await;
     let live = w.live(APP).await.expect("live");
@@ -418,9 +408,7 @@ async fn a_hand_changed_label_is_undone() {
 
 #[tokio::test]
 async fn a_hand_removed_spec_hash_label_is_put_back() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     let hash = w.live(APP).await.expect("live").labels[SPEC_HASH_LABEL].clone();
     w.by_hand(APP, |s| {
         s["Labels"]
@@ -438,9 +426,7 @@ async fn a_hand_removed_spec_hash_label_is_put_back() {
 
 #[tokio::test]
 async fn a_service_removed_by_hand_is_recreated() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     let first = w.live(APP).await.expect("live");
     w.hand
         .remove_service(&first.id)
@@ -454,9 +440,7 @@ async fn a_service_removed_by_hand_is_recreated() {
 
 #[tokio::test]
 async fn hand_changes_to_fields_kargo_does_not_set_are_left_alone() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     w.by_hand(APP, |s| {
         s["TaskTemplate"]["ContainerSpec"]["Hostname"] = json!("by-hand");
     })
@@ -484,9 +468,7 @@ fn failing_web(image: &str, stack_extra: &str) -> String {
 
 #[tokio::test]
 async fn an_update_swarm_rolls_back_is_marked_failed_and_not_pushed_again() {
-    let w = World::new();
-    w.apply(&failing_web(IMAGE, "")).await;
-    w.converge().await;
+    let w = World::deployed(&failing_web(IMAGE, "")).await;
     w.apply(&failing_web(MISSING, "")).await;
     // The pass that pushes judges what it saw before; the next one sees the rollback.
     w.pass().await;
@@ -515,9 +497,7 @@ async fn an_update_swarm_rolls_back_is_marked_failed_and_not_pushed_again() {
 
 #[tokio::test]
 async fn a_spec_past_its_progress_deadline_is_failed_and_not_pushed_again() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     let stack_extra = "  progressDeadlineSeconds: 0";
     let yaml = format!(
         "{}{}{}",
@@ -545,9 +525,7 @@ async fn a_spec_past_its_progress_deadline_is_failed_and_not_pushed_again() {
 
 #[tokio::test]
 async fn a_failed_spec_is_pushed_once_it_changes() {
-    let w = World::new();
-    w.apply(&failing_web(IMAGE, "")).await;
-    w.converge().await;
+    let w = World::deployed(&failing_web(IMAGE, "")).await;
     w.apply(&failing_web(MISSING, "")).await;
     w.pass().await;
     w.pass().await;
@@ -563,9 +541,7 @@ async fn a_failed_spec_is_pushed_once_it_changes() {
 /// fixed spec is recorded as failed (while Ready), and a later hand change is not undone.
 #[tokio::test]
 async fn today_a_spec_pushed_after_a_swarm_rollback_is_recorded_as_failed() {
-    let w = World::new();
-    w.apply(&failing_web(IMAGE, "")).await;
-    w.converge().await;
+    let w = World::deployed(&failing_web(IMAGE, "")).await;
     w.apply(&failing_web(MISSING, "")).await;
     w.pass().await;
     w.pass().await;
@@ -581,9 +557,7 @@ async fn today_a_spec_pushed_after_a_swarm_rollback_is_recorded_as_failed() {
 
 #[tokio::test]
 async fn a_paused_update_is_not_ready_and_says_why() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     w.apply(&web(MISSING, 1, "")).await;
     w.pass().await;
     let r = w.pass().await;
@@ -599,9 +573,7 @@ async fn a_paused_update_is_not_ready_and_says_why() {
 
 #[tokio::test]
 async fn crashing_tasks_show_their_error_in_the_status() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     w.swarm.fail_tasks(APP, "task: non-zero exit (137)");
     let r = w.pass().await;
     assert!(!r.all_ready);
@@ -656,9 +628,7 @@ async fn rollback_auto_writes_the_last_ready_specs_back() {
 /// `rollback_completed`, and the Stack stays not Ready (RolledBack) until the next change.
 #[tokio::test]
 async fn today_auto_rollback_after_a_swarm_rollback_stays_not_ready() {
-    let w = World::new();
-    w.apply(&failing_web(IMAGE, "  rollback: auto")).await;
-    w.converge().await;
+    let w = World::deployed(&failing_web(IMAGE, "  rollback: auto")).await;
     w.apply(&failing_web(MISSING, "  rollback: auto")).await;
     for _ in 0..4 {
         w.pass().await;
@@ -678,9 +648,7 @@ async fn today_auto_rollback_after_a_swarm_rollback_stays_not_ready() {
 
 #[tokio::test]
 async fn rollback_manual_leaves_the_failed_spec_in_place() {
-    let w = World::new();
-    w.apply(&failing_web(IMAGE, "")).await;
-    w.converge().await;
+    let w = World::deployed(&failing_web(IMAGE, "")).await;
     w.apply(&failing_web(MISSING, "")).await;
     for _ in 0..2 {
         w.pass().await;
@@ -751,9 +719,7 @@ async fn rollback_auto_with_a_service_deleted_since_the_ready_set_fails_the_pass
     );
 
     // A record that still names the deleted Service: auto rollback fails the reconcile.
-    let w = World::new();
-    w.apply(&yaml(IMAGE, &["app", "worker"], true)).await;
-    w.converge().await;
+    let w = World::deployed(&yaml(IMAGE, &["app", "worker"], true)).await;
     w.apply(&yaml(IMAGE2, &["app", "worker"], true)).await;
     w.converge().await;
     // The Service is deleted and the Stack's update fails before a new Ready set.
@@ -913,9 +879,7 @@ async fn suspend_removes_the_stacks_services_and_resume_recreates_them() {
 
 #[tokio::test]
 async fn a_deleted_stack_loses_its_services_then_its_finalizer() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     w.store
         .delete(Kind::Stack, "web", None, None)
         .await
@@ -959,9 +923,7 @@ async fn a_service_taken_out_of_its_stack_is_removed_and_the_others_stay() {
 
 #[tokio::test]
 async fn a_stack_taken_out_of_the_environment_is_removed() {
-    let w = World::new();
-    w.apply(&ordered_yaml("parallel")).await;
-    w.converge().await;
+    let w = World::deployed(&ordered_yaml("parallel")).await;
     w.apply(&config(&["base"], "parallel", "")).await;
     w.converge().await;
     assert_eq!(w.live_names().await, vec!["kargo-base_db".to_string()]);
@@ -970,9 +932,7 @@ async fn a_stack_taken_out_of_the_environment_is_removed() {
 
 #[tokio::test]
 async fn orphan_cascade_leaves_the_service_running_without_kargo_labels() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     let id = w.live(APP).await.expect("live").id;
     w.store
         .modify(Kind::Stack, "web", None, |o| {
@@ -1098,9 +1058,7 @@ spec:
 
 #[tokio::test]
 async fn files_become_configs_and_secrets_mounted_by_id() {
-    let w = World::new();
-    w.apply(&files_yaml("hello")).await;
-    w.converge().await;
+    let w = World::deployed(&files_yaml("hello")).await;
     let configs = w
         .swarm
         .list_files(w.store.prefix(), false)
@@ -1123,9 +1081,7 @@ async fn files_become_configs_and_secrets_mounted_by_id() {
 
 #[tokio::test]
 async fn a_changed_file_rolls_over_to_a_new_config_and_the_old_one_is_collected() {
-    let w = World::new();
-    w.apply(&files_yaml("hello")).await;
-    w.converge().await;
+    let w = World::deployed(&files_yaml("hello")).await;
     let old = w
         .swarm
         .list_files(w.store.prefix(), false)
@@ -1243,9 +1199,7 @@ async fn a_typo_in_the_environment_name_removes_nothing() {
 
 #[tokio::test]
 async fn a_configuration_deleted_after_it_was_in_force_removes_nothing() {
-    let w = World::new();
-    w.apply(&ordered_yaml("parallel")).await;
-    w.converge().await;
+    let w = World::deployed(&ordered_yaml("parallel")).await;
     let before = w.live_names().await;
     w.store
         .delete(Kind::Configuration, "main", None, None)
@@ -1273,9 +1227,7 @@ async fn without_any_configuration_ever_every_stack_is_deployed() {
 
 #[tokio::test]
 async fn a_corrupt_value_in_etcd_keeps_its_stack_running() {
-    let w = World::new();
-    w.apply(&ordered_yaml("parallel")).await;
-    w.converge().await;
+    let w = World::deployed(&ordered_yaml("parallel")).await;
     let before = w.live_names().await;
     let key = format!("{}/registry/kargo.dev/services/app", w.store.prefix());
     w.store
@@ -1305,9 +1257,7 @@ async fn a_corrupt_value_in_etcd_keeps_its_stack_running() {
 
 #[tokio::test]
 async fn a_listed_stack_that_is_missing_freezes_removal() {
-    let w = World::new();
-    w.apply(&ordered_yaml("parallel")).await;
-    w.converge().await;
+    let w = World::deployed(&ordered_yaml("parallel")).await;
     // `web` leaves the list while a listed Stack `bsae` does not exist: doubt.
     w.apply(&config(&["bsae"], "parallel", "")).await;
     for _ in 0..2 {
@@ -1318,9 +1268,7 @@ async fn a_listed_stack_that_is_missing_freezes_removal() {
 
 #[tokio::test]
 async fn a_stacks_own_suspend_acts_even_in_doubt() {
-    let w = World::new();
-    w.apply(&ordered_yaml("parallel")).await;
-    w.converge().await;
+    let w = World::deployed(&ordered_yaml("parallel")).await;
     w.apply(TYPO).await;
     w.apply(&stack("web", &["app"], "  suspend: true")).await;
     w.pass().await;
@@ -1355,9 +1303,7 @@ async fn volumes_are_never_removed_with_their_service() {
 
 #[tokio::test]
 async fn a_docker_outage_fails_the_pass_and_changes_nothing() {
-    let w = World::new();
-    w.apply(&web(IMAGE, 1, "")).await;
-    w.converge().await;
+    let w = World::deployed(&web(IMAGE, 1, "")).await;
     let revision = w.revision().await;
     w.swarm.set_unavailable(Some("connection refused"));
     let r = w.reconciler().pass().await;

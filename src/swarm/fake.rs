@@ -302,13 +302,13 @@ impl Engine {
 
     /// What the engine stores for a spec: bollard's model (refusing what it would cut),
     /// names resolved to IDs, the engine's defaults added, `HealthCheck` unreadable.
-    fn store_spec(&self, name: &str, spec: &Value) -> Result<Value, SwarmError> {
+    fn store_spec(&self, operation: &str, name: &str, spec: &Value) -> Result<Value, SwarmError> {
         let model = SwarmClient::to_model(name, spec)?;
         let mut stored = serde_json::to_value(&model).map_err(|e| SwarmError::InvalidSpec {
             name: name.to_string(),
             message: e.to_string(),
         })?;
-        let operation = format!("create service {name}");
+        let operation = format!("{operation} service {name}");
         if let Some(nets) = stored
             .pointer_mut("/TaskTemplate/Networks")
             .and_then(Value::as_array_mut)
@@ -321,7 +321,11 @@ impl Engine {
                 if let Some((id, _)) = self.networks.get(&t) {
                     *target = Value::String(id.clone());
                 } else if !self.networks.values().any(|(id, _)| *id == t) {
-                    return Err(api(operation, 404, format!("network {t} not found")));
+                    return Err(api(
+                        operation.clone(),
+                        404,
+                        format!("network {t} not found"),
+                    ));
                 }
             }
         }
@@ -338,7 +342,11 @@ impl Engine {
                 let id = r.get(id_key).and_then(Value::as_str).unwrap_or_default();
                 if !self.files.iter().any(|f| f.id == id && f.secret == secret) {
                     let what = if secret { "secret" } else { "config" };
-                    return Err(api(operation, 404, format!("{what} {id} not found")));
+                    return Err(api(
+                        operation.clone(),
+                        404,
+                        format!("{what} {id} not found"),
+                    ));
                 }
             }
         }
@@ -528,7 +536,7 @@ impl Swarm for FakeSwarm {
 
     async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
         let mut e = self.reach()?;
-        let stored = e.store_spec(name, spec)?;
+        let stored = e.store_spec("create", name, spec)?;
         self.count(WriteKind::ServiceCreate)?;
         let swarm_name = service_name(&stored);
         if e.find(&swarm_name).is_some() {
@@ -569,7 +577,7 @@ impl Swarm for FakeSwarm {
         spec: &Value,
     ) -> Result<(), SwarmError> {
         let mut e = self.reach()?;
-        let mut stored = e.store_spec(name, spec)?;
+        let mut stored = e.store_spec("update", name, spec)?;
         self.count(WriteKind::ServiceUpdate)?;
         let operation = format!("update service {name}");
         let Some(key) = e.find(id) else {

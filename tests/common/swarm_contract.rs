@@ -70,6 +70,12 @@ impl Subject<'_> {
         self.swarm.writes().get(&kind).copied().unwrap_or(0)
     }
 
+    /// A service that must exist.
+    async fn existing(&self, id: &str) -> kargo::swarm::LiveService {
+        let live = self.swarm.inspect_service(id).await.expect("inspect");
+        live.expect("the service exists")
+    }
+
     /// Polls `check` until it gives a value, at most `bound`.
     async fn eventually<T>(
         &self,
@@ -159,12 +165,7 @@ pub async fn services_are_listed_inspected_and_versioned(s: &Subject<'_>) {
         .update_service(&id, &s.name("crud"), by_id.version, &scaled)
         .await
         .expect("update with the version last read");
-    let after = s
-        .swarm
-        .inspect_service(&id)
-        .await
-        .expect("inspect")
-        .expect("exists");
+    let after = s.existing(&id).await;
     assert!(after.version > by_id.version, "an update bumps the version");
     assert_eq!(after.id, id, "updated in place");
     assert_eq!(
@@ -216,24 +217,14 @@ pub async fn tasks_run_the_current_spec(s: &Subject<'_>) {
     let tasks = by_service.get(&id).expect("tasks by service ID");
     assert!(tasks.iter().all(|t| t.node_id.is_some()));
 
-    let live = s
-        .swarm
-        .inspect_service(&id)
-        .await
-        .expect("inspect")
-        .expect("exists");
+    let live = s.existing(&id).await;
     let newer = s.spec("tasks", &s.other_image, 2);
     s.swarm
         .update_service(&id, &s.name("tasks"), live.version, &newer)
         .await
         .expect("update");
     s.ready(&id, &newer, 2).await;
-    let live = s
-        .swarm
-        .inspect_service(&id)
-        .await
-        .expect("inspect")
-        .expect("exists");
+    let live = s.existing(&id).await;
     let tasks = s.swarm.tasks(&id).await.expect("tasks");
     let old = assess(&live, &spec, &tasks, DeployMode::Replicated, 2);
     assert_eq!(old.running, 0, "tasks of the old spec still count: {old:?}");
@@ -305,12 +296,7 @@ pub async fn a_failed_update_rolls_back(s: &Subject<'_>) {
         .await
         .expect("create");
     s.ready(&id, &good, 1).await;
-    let live = s
-        .swarm
-        .inspect_service(&id)
-        .await
-        .expect("inspect")
-        .expect("exists");
+    let live = s.existing(&id).await;
     let bad = with_rollback(&s.missing_image);
     s.swarm
         .update_service(&id, &s.name("rollback"), live.version, &bad)
@@ -349,12 +335,7 @@ pub async fn a_failed_update_rolls_back(s: &Subject<'_>) {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let live = s
-        .swarm
-        .inspect_service(&id)
-        .await
-        .expect("inspect")
-        .expect("exists");
+    let live = s.existing(&id).await;
     assert_eq!(live.update_state.as_deref(), Some("rollback_completed"));
     s.swarm.remove_service(&id).await.expect("remove");
 }
