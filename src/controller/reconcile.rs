@@ -20,7 +20,7 @@ use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL, swarm_service,
     swarm_stack,
 };
-use crate::swarm::{LiveService, SwarmClient};
+use crate::swarm::{LiveService, Swarm};
 
 use super::ControllerError;
 use super::cache::SnapshotCache;
@@ -61,7 +61,7 @@ pub struct Reconciler<'a> {
     /// reconcile lists etcd).
     pub cache: Option<&'a SnapshotCache>,
     /// The Docker client (with the leader's write guard, when elected).
-    pub swarm: &'a SwarmClient,
+    pub swarm: &'a dyn Swarm,
     /// The Configuration in force.
     pub configuration: &'a str,
     /// The leadership fence for etcd writes, when elected.

@@ -307,7 +307,7 @@ impl SwarmClient {
 
     /// Types a rendered spec, refusing one that bollard's model would silently cut
     /// (its models ignore unknown fields, so a misspelt field would vanish on the wire).
-    fn to_model(name: &str, spec: &Value) -> Result<ServiceSpec, SwarmError> {
+    pub(super) fn to_model(name: &str, spec: &Value) -> Result<ServiceSpec, SwarmError> {
         let invalid = |message: String| SwarmError::InvalidSpec {
             name: name.to_string(),
             message,

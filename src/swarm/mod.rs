@@ -2,14 +2,19 @@
 //!
 //! Only this module touches bollard; its types are turned into kargo's here.
 
+mod api;
 mod compare;
 mod convergence;
 mod docker;
+mod fake;
 pub mod names;
 mod objects;
 mod render;
 
 pub use objects::{FileObject, NodeInfo};
+
+pub use api::Swarm;
+pub use fake::{FAKE_NODE_HOSTNAME, FAKE_NODE_ID, FakeSwarm};
 
 pub use compare::{comparable, covers, first_difference};
 pub use convergence::{Convergence, assess};

@@ -8,6 +8,7 @@ pub mod dockerd;
 pub mod etcd_cluster;
 pub mod process;
 pub mod store_conformance;
+pub mod swarm_contract;
 
 use std::time::{Duration, Instant};
 

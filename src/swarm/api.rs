@@ -1,0 +1,192 @@
+//! The seam between deciding and doing: the Docker calls the controller makes, as a trait.
+//!
+//! [`SwarmClient`] implements it by delegation (the real engine); [`super::FakeSwarm`]
+//! implements it in memory, so reconcile decisions are unit-testable without Docker. One
+//! contract suite (`tests/common/swarm_contract.rs`) runs against both.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde_json::Value;
+
+use super::docker::{
+    LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
+};
+use super::objects::{FileObject, NodeInfo};
+
+/// What the controller asks of a Swarm manager. Every write is counted by kind and asks
+/// the write guard first, if there is one.
+#[async_trait]
+pub trait Swarm: Send + Sync {
+    /// The services of one installation (by label), with their specs.
+    async fn list_services(&self, installation: &str) -> Result<Vec<LiveService>, SwarmError>;
+
+    /// One service by name or ID; `None` when there is none.
+    async fn inspect_service(&self, name: &str) -> Result<Option<LiveService>, SwarmError>;
+
+    /// Creates a service from a rendered spec; returns its ID. A taken name is an `Api` error.
+    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError>;
+
+    /// Replaces a service's spec; `version` must be the one last read.
+    async fn update_service(
+        &self,
+        id: &str,
+        name: &str,
+        version: u64,
+        spec: &Value,
+    ) -> Result<(), SwarmError>;
+
+    /// Removes a service; one that is already gone counts as removed.
+    async fn remove_service(&self, id: &str) -> Result<(), SwarmError>;
+
+    /// Makes sure an attachable overlay network exists; returns its ID.
+    async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError>;
+
+    /// The tasks of a service, newest first.
+    async fn tasks(&self, service_id: &str) -> Result<Vec<TaskInfo>, SwarmError> {
+        let mut by_service = self.tasks_of(&[service_id.to_string()]).await?;
+        Ok(by_service.remove(service_id).unwrap_or_default())
+    }
+
+    /// The tasks of several services, by service ID, newest first.
+    async fn tasks_of(
+        &self,
+        service_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<TaskInfo>>, SwarmError>;
+
+    /// The configs (or secrets, with `secret`) of an installation.
+    async fn list_files(
+        &self,
+        installation: &str,
+        secret: bool,
+    ) -> Result<Vec<FileObject>, SwarmError>;
+
+    /// Creates a config or secret; returns its ID.
+    async fn create_file(
+        &self,
+        name: &str,
+        content: &[u8],
+        labels: &BTreeMap<String, String>,
+        secret: bool,
+    ) -> Result<String, SwarmError>;
+
+    /// Removes a config or secret; refused (an `Api` error) while a service uses it.
+    async fn remove_file(&self, id: &str, secret: bool) -> Result<(), SwarmError>;
+
+    /// The Swarm's nodes with their labels.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, SwarmError>;
+
+    /// Sets a node's labels to exactly `labels`.
+    async fn set_node_labels(
+        &self,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), SwarmError>;
+
+    /// Changes on services, networks, configs, secrets and nodes, from now on.
+    fn events(&self) -> BoxStream<'static, Result<SwarmEvent, SwarmError>>;
+
+    /// Writes made so far, by kind (shared by every guarded view of the same Swarm).
+    fn writes(&self) -> BTreeMap<WriteKind, u64>;
+
+    /// All writes made so far.
+    fn total_writes(&self) -> u64 {
+        self.writes().values().sum()
+    }
+
+    /// The same Swarm, whose writes first ask `guard`: a refusal fails the write with
+    /// [`SwarmError::Refused`] before anything changes or is counted.
+    fn guarded(&self, guard: WriteGuard) -> Arc<dyn Swarm>;
+}
+
+#[async_trait]
+impl Swarm for SwarmClient {
+    async fn list_services(&self, installation: &str) -> Result<Vec<LiveService>, SwarmError> {
+        SwarmClient::list_services(self, installation).await
+    }
+
+    async fn inspect_service(&self, name: &str) -> Result<Option<LiveService>, SwarmError> {
+        SwarmClient::inspect_service(self, name).await
+    }
+
+    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
+        SwarmClient::create_service(self, name, spec).await
+    }
+
+    async fn update_service(
+        &self,
+        id: &str,
+        name: &str,
+        version: u64,
+        spec: &Value,
+    ) -> Result<(), SwarmError> {
+        SwarmClient::update_service(self, id, name, version, spec).await
+    }
+
+    async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
+        SwarmClient::remove_service(self, id).await
+    }
+
+    async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
+        SwarmClient::ensure_network(self, name, installation).await
+    }
+
+    async fn tasks(&self, service_id: &str) -> Result<Vec<TaskInfo>, SwarmError> {
+        SwarmClient::tasks(self, service_id).await
+    }
+
+    async fn tasks_of(
+        &self,
+        service_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<TaskInfo>>, SwarmError> {
+        SwarmClient::tasks_of(self, service_ids).await
+    }
+
+    async fn list_files(
+        &self,
+        installation: &str,
+        secret: bool,
+    ) -> Result<Vec<FileObject>, SwarmError> {
+        SwarmClient::list_files(self, installation, secret).await
+    }
+
+    async fn create_file(
+        &self,
+        name: &str,
+        content: &[u8],
+        labels: &BTreeMap<String, String>,
+        secret: bool,
+    ) -> Result<String, SwarmError> {
+        SwarmClient::create_file(self, name, content, labels, secret).await
+    }
+
+    async fn remove_file(&self, id: &str, secret: bool) -> Result<(), SwarmError> {
+        SwarmClient::remove_file(self, id, secret).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, SwarmError> {
+        SwarmClient::nodes(self).await
+    }
+
+    async fn set_node_labels(
+        &self,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), SwarmError> {
+        SwarmClient::set_node_labels(self, id, labels).await
+    }
+
+    fn events(&self) -> BoxStream<'static, Result<SwarmEvent, SwarmError>> {
+        SwarmClient::events(self)
+    }
+
+    fn writes(&self) -> BTreeMap<WriteKind, u64> {
+        SwarmClient::writes(self)
+    }
+
+    fn guarded(&self, guard: WriteGuard) -> Arc<dyn Swarm> {
+        Arc::new(self.with_write_guard(guard))
+    }
+}
