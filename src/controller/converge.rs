@@ -145,6 +145,8 @@ impl Reconciler<'_> {
                     self.swarm
                         .update_service(&l.id, &desired.name, l.version, &spec)
                         .await?;
+                    // Judge the service as it is now, not as the stack's list saw it before.
+                    wrote = true;
                     status.last_push_time = Some(now);
                     self.events
                         .record(
