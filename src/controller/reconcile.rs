@@ -398,7 +398,7 @@ impl Reconciler<'_> {
             .ensure_finalizer(snapshot, Kind::Stack, &stack.name)
             .await?;
         let namespace = swarm_stack(&stack.name);
-        let live: BTreeMap<String, LiveService> = self
+        let mut live: BTreeMap<String, LiveService> = self
             .swarm
             .list_services(self.installation())
             .await?
@@ -425,7 +425,8 @@ impl Reconciler<'_> {
             }
         }
         for (name, why) in self.confirm_removals(candidates).await? {
-            let Some(svc) = live.get(&name) else {
+            // Gone from what the rest of this reconcile looks at (its tasks, its networks).
+            let Some(svc) = live.remove(&name) else {
                 continue;
             };
             self.swarm.remove_service(&svc.id).await?;
