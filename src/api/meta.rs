@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::api::conditions::types;
+
 /// Identity and bookkeeping of an object; the store owns every field but name, labels and annotations.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -129,7 +131,7 @@ impl CommonStatus {
 
     /// True when the Ready condition is True.
     pub fn is_ready(&self) -> bool {
-        self.condition("Ready")
+        self.condition(types::READY)
             .is_some_and(|c| c.status == ConditionStatus::True)
     }
 }
@@ -137,16 +139,23 @@ impl CommonStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::conditions::reasons;
 
     #[test]
     fn transition_time_moves_only_when_status_changes() {
         let t0 = DateTime::from_timestamp(0, 0).unwrap_or_default();
         let t1 = DateTime::from_timestamp(100, 0).unwrap_or_default();
         let mut s = CommonStatus::default();
-        s.set_condition("Ready", ConditionStatus::False, "Pending", "", t0);
-        s.set_condition("Ready", ConditionStatus::False, "Pending", "still", t1);
+        s.set_condition(types::READY, ConditionStatus::False, "Pending", "", t0);
+        s.set_condition(types::READY, ConditionStatus::False, "Pending", "still", t1);
         assert_eq!(s.conditions[0].last_transition_time, Some(t0));
-        s.set_condition("Ready", ConditionStatus::True, "Converged", "", t1);
+        s.set_condition(
+            types::READY,
+            ConditionStatus::True,
+            reasons::CONVERGED,
+            "",
+            t1,
+        );
         assert_eq!(s.conditions[0].last_transition_time, Some(t1));
         assert!(s.is_ready());
     }

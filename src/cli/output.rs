@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::api::conditions::types;
 use crate::api::{API_VERSION, DynamicObject, Kind};
 
 use super::jsonpath::Template;
@@ -299,7 +300,7 @@ pub fn ready_condition(o: &DynamicObject) -> Option<&Value> {
         .get("conditions")?
         .as_array()?
         .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(types::READY))
 }
 
 fn count(v: Option<&Value>) -> u64 {

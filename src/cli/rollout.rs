@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
 use crate::plan::RESTARTED_AT_ANNOTATION;
 use crate::store::{ObjectRef, Store, StoreError};
@@ -167,7 +168,7 @@ async fn status(g: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatus, CliErro
             kind,
             name: name.clone(),
         }]),
-        &Want::Condition("Ready".into(), "True".into()),
+        &Want::Condition(types::READY.into(), "True".into()),
         args.timeout,
         WaitOptions {
             fail_fast: true,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
 use crate::store::{ObjectRef, Store};
 
@@ -125,8 +126,8 @@ impl Want {
             Want::Deleted => false,
             Want::Condition(t, v) => condition_met(o, t, v),
             Want::Settled => {
-                condition_met(o, "Ready", "True")
-                    || (condition_met(o, "Ready", "False")
+                condition_met(o, types::READY, "True")
+                    || (condition_met(o, types::READY, "False")
                         && ready_condition(o)
                             .and_then(|c| c.get("reason"))
                             .and_then(Value::as_str)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 
+use crate::api::conditions::{reasons, types};
 use crate::api::{ConditionStatus, Kind, RollbackMode, StackStatus};
 use crate::store::{Fence, RollbackBy, RollbackStep, Store, roll_back};
 use crate::swarm::names::{
@@ -133,7 +134,7 @@ impl Reconciler<'_> {
                     *kind,
                     name,
                     EventType::Warning,
-                    "InvalidObject",
+                    reasons::INVALID_OBJECT,
                     &format!("skipped: the stored object is not usable: {why}"),
                     self.fence,
                 )
@@ -500,14 +501,14 @@ impl Reconciler<'_> {
                     set_ready(
                         &mut status.common,
                         false,
-                        "InvalidSpec",
+                        reasons::INVALID_SPEC,
                         message.clone(),
                         now,
                     );
                     status.common.set_condition(
-                        "Degraded",
+                        types::DEGRADED,
                         ConditionStatus::True,
-                        "InvalidSpec",
+                        reasons::INVALID_SPEC,
                         message.clone(),
                         now,
                     );
@@ -520,7 +521,7 @@ impl Reconciler<'_> {
                     set_ready(
                         &mut status.common,
                         false,
-                        "WaitingForStack",
+                        reasons::WAITING_FOR_STACK,
                         format!("waiting for stack {} to be Ready", waiting.join(", ")),
                         now,
                     );
@@ -533,7 +534,7 @@ impl Reconciler<'_> {
                     set_ready(
                         &mut status.common,
                         false,
-                        "WaitingForService",
+                        reasons::WAITING_FOR_SERVICE,
                         format!("waiting for service {} to be Ready", blocked_by.join(", ")),
                         now,
                     );
@@ -566,7 +567,7 @@ impl Reconciler<'_> {
                 && outcome
                     .status
                     .common
-                    .condition("Ready")
+                    .condition(types::READY)
                     .is_some_and(|c| c.status != ConditionStatus::True)
             {
                 failed.push(planned.name.clone());
@@ -624,20 +625,24 @@ impl Reconciler<'_> {
             set_ready(
                 &mut status.common,
                 true,
-                "Converged",
+                reasons::CONVERGED,
                 format!("{total}/{total} services Ready"),
                 now,
             );
             status.common.set_condition(
-                "Progressing",
+                types::PROGRESSING,
                 ConditionStatus::False,
-                "Converged",
+                reasons::CONVERGED,
                 "",
                 now,
             );
-            status
-                .common
-                .set_condition("Degraded", ConditionStatus::False, "Converged", "", now);
+            status.common.set_condition(
+                types::DEGRADED,
+                ConditionStatus::False,
+                reasons::CONVERGED,
+                "",
+                now,
+            );
         } else if !stack.errors.is_empty() {
             let (reason, msg) = match plan.frozen.get(&stack.name) {
                 Some(d) => (
@@ -647,26 +652,32 @@ impl Reconciler<'_> {
                         stack.errors.join("; ")
                     ),
                 ),
-                None => ("InvalidStack", stack.errors.join("; ")),
+                None => (reasons::INVALID_STACK, stack.errors.join("; ")),
             };
             set_ready(&mut status.common, false, reason, msg.clone(), now);
             status
                 .common
-                .set_condition("Degraded", ConditionStatus::True, reason, msg, now);
+                .set_condition(types::DEGRADED, ConditionStatus::True, reason, msg, now);
         } else if !failed.is_empty() {
             let msg = format!("update failed for {}", failed.join(", "));
-            set_ready(&mut status.common, false, "UpdateFailed", msg.clone(), now);
-            status.common.set_condition(
-                "Progressing",
-                ConditionStatus::False,
-                "UpdateFailed",
+            set_ready(
+                &mut status.common,
+                false,
+                reasons::UPDATE_FAILED,
                 msg.clone(),
                 now,
             );
             status.common.set_condition(
-                "Degraded",
+                types::PROGRESSING,
+                ConditionStatus::False,
+                reasons::UPDATE_FAILED,
+                msg.clone(),
+                now,
+            );
+            status.common.set_condition(
+                types::DEGRADED,
                 ConditionStatus::True,
-                "UpdateFailed",
+                reasons::UPDATE_FAILED,
                 msg.clone(),
                 now,
             );
@@ -677,17 +688,23 @@ impl Reconciler<'_> {
             set_ready(
                 &mut status.common,
                 false,
-                "WaitingForStack",
+                reasons::WAITING_FOR_STACK,
                 format!("waiting for stack {} to be Ready", waiting.join(", ")),
                 now,
             );
         } else {
             let msg = format!("{}/{total} services Ready", ready_services.len());
-            set_ready(&mut status.common, false, "Progressing", msg.clone(), now);
+            set_ready(
+                &mut status.common,
+                false,
+                reasons::PROGRESSING,
+                msg.clone(),
+                now,
+            );
             status.common.set_condition(
-                "Progressing",
+                types::PROGRESSING,
                 ConditionStatus::True,
-                "Progressing",
+                reasons::PROGRESSING,
                 msg,
                 now,
             );

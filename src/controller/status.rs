@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::api::conditions::{reasons, types};
 use crate::api::{
     CommonStatus, ConditionStatus, ConfigurationStatus, EnvironmentStatus, Kind, ServiceStatus,
     StackStatus,
@@ -39,12 +40,12 @@ impl Reconciler<'_> {
                     format!("{}; its Swarm service, if any, keeps running", d.message),
                 ),
                 None => (
-                    "NotDeployed",
+                    reasons::NOT_DEPLOYED,
                     "no deployed Stack lists this Service".to_string(),
                 ),
             };
             set_ready(&mut status.common, false, reason, message, now);
-            status.common.conditions.retain(|c| c.type_ == "Ready");
+            status.common.conditions.retain(|c| c.type_ == types::READY);
             writes += self
                 .put_status(
                     Kind::Service,
@@ -69,7 +70,7 @@ impl Reconciler<'_> {
             };
             let (reason, msg) = if st.spec.suspend {
                 (
-                    "Suspended",
+                    reasons::SUSPENDED,
                     "suspended: its Swarm objects are removed".to_string(),
                 )
             } else if let Some(d) = &plan.doubt {
@@ -82,12 +83,12 @@ impl Reconciler<'_> {
                 )
             } else {
                 (
-                    "NotDeployed",
+                    reasons::NOT_DEPLOYED,
                     "the Environment in force does not list this Stack".to_string(),
                 )
             };
             set_ready(&mut status.common, false, reason, msg, now);
-            status.common.conditions.retain(|c| c.type_ == "Ready");
+            status.common.conditions.retain(|c| c.type_ == types::READY);
             writes += self
                 .put_status(
                     Kind::Stack,
@@ -109,7 +110,7 @@ impl Reconciler<'_> {
                     set_ready(
                         &mut status.common,
                         true,
-                        "Resolved",
+                        reasons::RESOLVED,
                         "every variable resolves".into(),
                         now,
                     );
@@ -121,7 +122,7 @@ impl Reconciler<'_> {
                     set_ready(
                         &mut status.common,
                         false,
-                        "UnresolvedVariables",
+                        reasons::UNRESOLVED_VARIABLES,
                         unresolved.join("; "),
                         now,
                     );
@@ -182,17 +183,21 @@ impl Reconciler<'_> {
                         ),
                     )
                 } else if !plan.errors.is_empty() {
-                    (false, "InvalidConfiguration", plan.errors.join("; "))
+                    (
+                        false,
+                        reasons::INVALID_CONFIGURATION,
+                        plan.errors.join("; "),
+                    )
                 } else if not_ready.is_empty() {
                     (
                         true,
-                        "Converged",
+                        reasons::CONVERGED,
                         format!("{} stacks Ready", plan.stacks.len()),
                     )
                 } else {
                     (
                         false,
-                        "Progressing",
+                        reasons::PROGRESSING,
                         format!("stacks not Ready: {}", not_ready.join(", ")),
                     )
                 };
@@ -201,7 +206,7 @@ impl Reconciler<'_> {
                 set_ready(
                     &mut status.common,
                     false,
-                    "NotInForce",
+                    reasons::NOT_IN_FORCE,
                     "another Configuration is in force".into(),
                     now,
                 );
@@ -258,7 +263,7 @@ pub(super) fn set_ready(
     } else {
         ConditionStatus::False
     };
-    common.set_condition("Ready", s, reason, message, now);
+    common.set_condition(types::READY, s, reason, message, now);
 }
 
 /// Status types that carry the common fields.
@@ -301,14 +306,14 @@ impl Reconciler<'_> {
                 set_ready(
                     &mut status.common,
                     false,
-                    "ReconcilePanicked",
+                    reasons::RECONCILE_PANICKED,
                     text.clone(),
                     now,
                 );
                 status.common.set_condition(
-                    "Degraded",
+                    types::DEGRADED,
                     ConditionStatus::True,
-                    "ReconcilePanicked",
+                    reasons::RECONCILE_PANICKED,
                     text.clone(),
                     now,
                 );

@@ -9,6 +9,7 @@
 
 use super::{Doubt, Plan, Snapshot};
 use crate::api::Kind;
+use crate::api::conditions::reasons;
 
 /// What to do with a live Swarm service of the installation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub fn removal_verdict(snapshot: &Snapshot, plan: &Plan, owner: Option<&str>) ->
     }
     if let Some(why) = snapshot.invalid_reason(Kind::Stack, stack_name) {
         return Verdict::Keep(Doubt {
-            reason: "InvalidObject",
+            reason: reasons::INVALID_OBJECT,
             message: format!("Stack {stack_name:?} is invalid: {why}"),
         });
     }
@@ -79,7 +80,7 @@ pub fn removal_verdict(snapshot: &Snapshot, plan: &Plan, owner: Option<&str>) ->
     }
     if snapshot.is_invalid(Kind::Service, service_name) {
         return Verdict::Keep(Doubt {
-            reason: "InvalidObject",
+            reason: reasons::INVALID_OBJECT,
             message: format!("Service {service_name:?} is invalid"),
         });
     }

@@ -2,6 +2,7 @@
 //! stacks, each Stack's services merged and rendered. Pure: the CLI's `render` and the
 //! controller call this same function, so they cannot disagree.
 
+use crate::api::conditions::reasons;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -302,11 +303,11 @@ pub fn plan_scoped(
             if env.is_none() {
                 let doubt = match snapshot.invalid_reason(Kind::Environment, env_name) {
                     Some(why) => Doubt::new(
-                        "InvalidObject",
+                        reasons::INVALID_OBJECT,
                         format!("Environment {env_name:?} is invalid: {why}"),
                     ),
                     None => Doubt::new(
-                        "EnvironmentNotFound",
+                        reasons::ENVIRONMENT_NOT_FOUND,
                         format!(
                             "Environment {env_name:?} (named by Configuration {:?}) not found",
                             cfg.name()
@@ -320,12 +321,12 @@ pub fn plan_scoped(
     } else if let Some(why) = snapshot.invalid_reason(Kind::Configuration, configuration) {
         let message = format!("Configuration {configuration:?} is invalid: {why}");
         out.errors.push(message.clone());
-        out.doubt = Some(Doubt::new("InvalidObject", message));
+        out.doubt = Some(Doubt::new(reasons::INVALID_OBJECT, message));
     } else if snapshot.configured_before {
         let message =
             format!("Configuration {configuration:?} not found (this installation had it before)");
         out.errors.push(message.clone());
-        out.doubt = Some(Doubt::new("ConfigurationNotFound", message));
+        out.doubt = Some(Doubt::new(reasons::CONFIGURATION_NOT_FOUND, message));
     }
 
     let mut ctx = RenderContext::new(installation);
@@ -355,7 +356,7 @@ pub fn plan_scoped(
         );
         out.errors.push(message.clone());
         out.doubt
-            .get_or_insert(Doubt::new("InvalidObject", message));
+            .get_or_insert(Doubt::new(reasons::INVALID_OBJECT, message));
     }
     if let Some(cfg) = cfg {
         for (file, spec) in &cfg.spec.files {
@@ -373,7 +374,7 @@ pub fn plan_scoped(
                             format!("Configuration {:?}: {}", cfg.name(), list.join("; "));
                         out.errors.push(message.clone());
                         out.doubt
-                            .get_or_insert(Doubt::new("InvalidConfiguration", message));
+                            .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
                         continue;
                     }
                 }
@@ -417,7 +418,7 @@ pub fn plan_scoped(
                 out.frozen.insert(
                     stack_name.clone(),
                     Doubt::new(
-                        "InvalidObject",
+                        reasons::INVALID_OBJECT,
                         format!("Stack {stack_name:?} is invalid: {why}"),
                     ),
                 );
@@ -427,7 +428,7 @@ pub fn plan_scoped(
                 let message = format!("Stack {stack_name:?} is listed but not found");
                 out.errors.push(message.clone());
                 out.doubt
-                    .get_or_insert(Doubt::new("StackNotFound", message));
+                    .get_or_insert(Doubt::new(reasons::STACK_NOT_FOUND, message));
             }
             continue;
         };
@@ -474,12 +475,13 @@ pub fn plan_scoped(
                     // Unusable or missing (a typo in the list?): doubt; it keeps running.
                     let doubt = match snapshot.invalid_reason(Kind::Service, svc_name) {
                         Some(why) => Doubt::new(
-                            "InvalidObject",
+                            reasons::INVALID_OBJECT,
                             format!("service {svc_name:?} is invalid: {why}"),
                         ),
-                        None => {
-                            Doubt::new("ServiceNotFound", format!("service {svc_name:?} not found"))
-                        }
+                        None => Doubt::new(
+                            reasons::SERVICE_NOT_FOUND,
+                            format!("service {svc_name:?} not found"),
+                        ),
                     };
                     planned.errors.push(doubt.message.clone());
                     out.frozen.entry(stack_name.clone()).or_insert(doubt);
@@ -516,7 +518,7 @@ pub fn plan_scoped(
                 Err(e) => {
                     out.frozen
                         .entry(stack_name.clone())
-                        .or_insert_with(|| Doubt::new("InvalidSpec", e.clone()));
+                        .or_insert_with(|| Doubt::new(reasons::INVALID_SPEC, e.clone()));
                 }
             }
             planned.services.push(PlannedService {
@@ -545,7 +547,7 @@ pub fn plan_scoped(
             );
             out.frozen
                 .entry(s.name.clone())
-                .or_insert_with(|| Doubt::new("ServiceClaimedTwice", message.clone()));
+                .or_insert_with(|| Doubt::new(reasons::SERVICE_CLAIMED_TWICE, message.clone()));
             s.errors.push(message);
         }
     }

@@ -1,0 +1,58 @@
+//! The condition types and reasons kargo writes into statuses, in one place, so the
+//! controller, `kargo wait` and `kargo describe` cannot drift apart on a spelling.
+
+/// The condition types every kind may carry.
+pub mod types {
+    /// The object is what was asked for, working.
+    pub const READY: &str = "Ready";
+    /// A change is being carried out.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Something failed and needs a person.
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// CamelCase reasons of those conditions.
+pub mod reasons {
+    /// Everything asked for is in place.
+    pub const CONVERGED: &str = "Converged";
+    /// Work is under way.
+    pub const PROGRESSING: &str = "Progressing";
+    /// A Stack waits for the Stacks it depends on (or the previous one in rollout order).
+    pub const WAITING_FOR_STACK: &str = "WaitingForStack";
+    /// A service waits for the services it depends on.
+    pub const WAITING_FOR_SERVICE: &str = "WaitingForService";
+    /// The update of a service failed (rolled back or past its deadline).
+    pub const UPDATE_FAILED: &str = "UpdateFailed";
+    /// A service's merged spec does not interpolate, validate or render.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A Stack lists what cannot be deployed.
+    pub const INVALID_STACK: &str = "InvalidStack";
+    /// The Configuration in force has a problem of its own.
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+    /// A stored object is undecodable or fails its schema (doubt).
+    pub const INVALID_OBJECT: &str = "InvalidObject";
+    /// The Environment the Configuration names does not exist (doubt).
+    pub const ENVIRONMENT_NOT_FOUND: &str = "EnvironmentNotFound";
+    /// The Configuration in force is gone after the installation had it (doubt).
+    pub const CONFIGURATION_NOT_FOUND: &str = "ConfigurationNotFound";
+    /// The Environment lists a Stack that does not exist (doubt).
+    pub const STACK_NOT_FOUND: &str = "StackNotFound";
+    /// A Stack lists a Service that does not exist (doubt).
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
+    /// Two Stacks list the same Service (doubt).
+    pub const SERVICE_CLAIMED_TWICE: &str = "ServiceClaimedTwice";
+    /// A reconcile of the Stack panicked (a kargo bug).
+    pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
+    /// The Stack is suspended: its Swarm objects are removed.
+    pub const SUSPENDED: &str = "Suspended";
+    /// No deployed Stack (or Environment) includes the object.
+    pub const NOT_DEPLOYED: &str = "NotDeployed";
+    /// Another Configuration is in force.
+    pub const NOT_IN_FORCE: &str = "NotInForce";
+    /// A same-named Swarm service exists that kargo does not own.
+    pub const NOT_ADOPTED: &str = "NotAdopted";
+    /// Every variable of an Environment resolves.
+    pub const RESOLVED: &str = "Resolved";
+    /// Some variables of an Environment do not resolve.
+    pub const UNRESOLVED_VARIABLES: &str = "UnresolvedVariables";
+}
