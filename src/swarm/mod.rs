@@ -14,7 +14,7 @@ pub use objects::{FileObject, NodeInfo};
 pub use compare::{comparable, covers, first_difference};
 pub use convergence::{Convergence, assess};
 pub use docker::{
-    LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
+    DockerConfig, LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
 };
 pub use docker::{LogChunk, LogOptions};
 pub use render::{

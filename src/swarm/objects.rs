@@ -45,21 +45,29 @@ impl SwarmClient {
     ) -> Result<Vec<FileObject>, SwarmError> {
         let filters = Some(installation_filter(installation));
         let pairs: Vec<(Option<String>, Option<String>)> = if secret {
-            self.docker
-                .list_secrets(Some(ListSecretsOptions { filters }))
+            let filters = &filters;
+            self.call("list secrets", move |d| async move {
+                d.list_secrets(Some(ListSecretsOptions {
+                    filters: filters.clone(),
+                }))
                 .await
-                .map_err(|e| self.api_error("list secrets".into(), e))?
-                .into_iter()
-                .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
-                .collect()
+            })
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
+            .collect()
         } else {
-            self.docker
-                .list_configs(Some(ListConfigsOptions { filters }))
+            let filters = &filters;
+            self.call("list configs", move |d| async move {
+                d.list_configs(Some(ListConfigsOptions {
+                    filters: filters.clone(),
+                }))
                 .await
-                .map_err(|e| self.api_error("list configs".into(), e))?
-                .into_iter()
-                .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
-                .collect()
+            })
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
+            .collect()
         };
         Ok(pairs
             .into_iter()
@@ -83,56 +91,65 @@ impl SwarmClient {
         let data = Some(base64::engine::general_purpose::STANDARD.encode(content));
         let labels = Some(labels.clone().into_iter().collect());
         let what = if secret { "secret" } else { "config" };
+        let (labels, data) = (&labels, &data);
+        let operation = format!("create {what} {name}");
         let resp = if secret {
             self.count(WriteKind::SecretCreate)?;
-            self.docker
-                .create_secret(SecretSpec {
+            self.call(&operation, move |d| async move {
+                d.create_secret(SecretSpec {
                     name: Some(name.to_string()),
-                    labels,
-                    data,
+                    labels: labels.clone(),
+                    data: data.clone(),
                     ..SecretSpec::default()
                 })
                 .await
+            })
+            .await
         } else {
             self.count(WriteKind::ConfigCreate)?;
-            self.docker
-                .create_config(ConfigSpec {
+            self.call(&operation, move |d| async move {
+                d.create_config(ConfigSpec {
                     name: Some(name.to_string()),
-                    labels,
-                    data,
+                    labels: labels.clone(),
+                    data: data.clone(),
                     ..ConfigSpec::default()
                 })
                 .await
+            })
+            .await
         };
         resp.map(|r| r.id)
-            .map_err(|e| self.api_error(format!("create {what} {name}"), e))
     }
 
     /// Removes a config or secret; Swarm refuses while a service uses it (an `Api` error).
     pub async fn remove_file(&self, id: &str, secret: bool) -> Result<(), SwarmError> {
+        let operation = format!("remove {id}");
         let r = if secret {
             self.count(WriteKind::SecretRemove)?;
-            self.docker.delete_secret(id).await
+            self.call(
+                &operation,
+                move |d| async move { d.delete_secret(id).await },
+            )
+            .await
         } else {
             self.count(WriteKind::ConfigRemove)?;
-            self.docker.delete_config(id).await
+            self.call(
+                &operation,
+                move |d| async move { d.delete_config(id).await },
+            )
+            .await
         };
         match r {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = self.api_error(format!("remove {id}"), e);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
     /// The Swarm's nodes with their labels.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, SwarmError> {
         let nodes = self
-            .docker
-            .list_nodes(None)
-            .await
-            .map_err(|e| self.api_error("list nodes".into(), e))?;
+            .call("list nodes", |d| async move { d.list_nodes(None).await })
+            .await?;
         Ok(nodes
             .into_iter()
             .filter_map(|n| {
@@ -157,23 +174,25 @@ impl SwarmClient {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), SwarmError> {
         let node = self
-            .docker
-            .inspect_node(id)
-            .await
-            .map_err(|e| self.api_error(format!("inspect node {id}"), e))?;
+            .call(&format!("inspect node {id}"), move |d| async move {
+                d.inspect_node(id).await
+            })
+            .await?;
         let version = node.version.and_then(|v| v.index).unwrap_or_default();
         let mut spec = node.spec.unwrap_or_default();
         spec.labels = Some(labels.clone().into_iter().collect());
         self.count(WriteKind::NodeUpdate)?;
-        self.docker
-            .update_node(
+        let spec = &spec;
+        self.call(&format!("update node {id}"), move |d| async move {
+            d.update_node(
                 id,
-                spec,
+                spec.clone(),
                 UpdateNodeOptions {
                     version: i64::try_from(version).unwrap_or(0),
                 },
             )
             .await
-            .map_err(|e| self.api_error(format!("update node {id}"), e))
+        })
+        .await
     }
 }
