@@ -18,6 +18,9 @@
 #   stop-node N   stop node N's dockerd cleanly (SIGTERM)
 #   start-node N  start node N's dockerd again (it rejoins the Swarm by itself)
 #   hosts         print the nodes' Docker endpoints, comma-separated (for --docker-host)
+#   tls           print the client's TLS directory (DOCKER_CERT_PATH) and the nodes' TLS
+#                 endpoints (tcp://10.215.0.1N:2376, reachable from inside the nodes' network
+#                 namespaces only)
 #   status        the nodes as the first answering manager sees them
 #   down          remove everything `up` made, also after a node was killed
 #
@@ -67,14 +70,41 @@ ready_nodes() { d "$1" node ls --format '{{.Status}}' 2>/dev/null | grep -c '^Re
 
 need_tools() {
   local t
-  for t in ip nsenter unshare setsid dockerd docker timeout flock; do
+  for t in ip nsenter unshare setsid dockerd docker timeout flock openssl; do
     command -v "$t" >/dev/null || die "'$t' is missing (scripts/setup.sh installs docker.io; ip, nsenter, unshare come with iproute2 and util-linux)"
   done
   [[ $(id -u) == 0 ]] || die "needs root (network namespaces, dockerd)"
 }
 
+# A CA, one server certificate for every node address and a client certificate, under
+# $RUN/tls; the client's files have the names DOCKER_CERT_PATH uses (ca.pem, cert.pem, key.pem).
+make_tls() {
+  local dir=$RUN/tls sans="IP:127.0.0.1" i
+  [[ -s "$dir/client/key.pem" ]] && return 0
+  mkdir -p "$dir/client"
+  for i in 1 2 3; do sans+=",IP:$NET.$((10 + i))"; done
+  (
+    cd "$dir"
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+    key ca-key.pem
+    openssl req -x509 -new -key ca-key.pem -subj /CN=kargo-multinode-ca -days 2 -out ca.pem 2>/dev/null
+    key server-key.pem
+    openssl req -new -key server-key.pem -subj /CN=kargo-multinode -out server.csr 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$sans" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+      -extfile server.ext -out server-cert.pem 2>/dev/null
+    key client/key.pem
+    openssl req -new -key client/key.pem -subj /CN=kargo-test -out client.csr 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+      -extfile client.ext -out client/cert.pem 2>/dev/null
+    cp ca.pem client/ca.pem
+  ) || die "making the TLS certificates failed"
+}
+
 start_dockerd() { # node: start its dockerd in its namespaces, wait until it answers
-  local n=$1 t
+  local n=$1 t i
+  i=$(( ${n#kmn} + 10 ))
   mkdir -p "$RUN/$n" "$DATA/$n"
   # Its own config file and identity key: never /etc/docker/daemon.json or key.json.
   printf '{ "deprecated-key-path": "%s/%s/key.json" }\n' "$DATA" "$n" >"$RUN/$n/daemon.json"
@@ -83,7 +113,8 @@ start_dockerd() { # node: start its dockerd in its namespaces, wait until it ans
       echo $n > /proc/sys/kernel/hostname
       exec dockerd --config-file $RUN/$n/daemon.json \
         --data-root $DATA/$n --exec-root $RUN/$n/x --pidfile $RUN/$n/docker.pid \
-        -H unix://$(sock "$n") --cgroup-parent /kargo-$n --storage-driver overlay2 $DOCKERD_FLAGS" \
+        -H unix://$(sock "$n") -H tcp://$NET.$i:2376 --tlsverify --tlscacert $RUN/tls/ca.pem \
+        --tlscert $RUN/tls/server-cert.pem --tlskey $RUN/tls/server-key.pem --cgroup-parent /kargo-$n --storage-driver overlay2 $DOCKERD_FLAGS" \
     >>"$RUN/$n/dockerd.log" 2>&1 </dev/null 9>&-
   for t in $(seq 1 120); do d "$n" version >/dev/null 2>&1 && return 0; sleep 0.25; done
   tail -20 "$RUN/$n/dockerd.log" >&2 || true
@@ -140,7 +171,8 @@ cmd_up() {
     ip -n "$n" addr add "$NET.$((10 + i))/24" dev eth0
     ip -n "$n" link set eth0 up
   done
-  # 2. one dockerd per node
+  # 2. one dockerd per node (unix socket, and TLS on its address, port 2376)
+  make_tls
   for n in "${NODES[@]}"; do start_dockerd "$n" & done
   wait
   for n in "${NODES[@]}"; do dockerd_pid "$n" >/dev/null || die "dockerd of $n is not running"; done
@@ -214,6 +246,13 @@ cmd_start_node() {
 cmd_hosts() {
   local out=() n
   for n in "${NODES[@]}"; do out+=("unix://$(sock "$n")"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+cmd_tls() { # the client's TLS files (for DOCKER_CERT_PATH) and the nodes' TLS endpoints
+  local n i=0 out=()
+  for n in "${NODES[@]}"; do i=$((i + 1)); out+=("tcp://$NET.$((10 + i)):2376"); done
+  echo "$RUN/tls/client"
   (IFS=,; echo "${out[*]}")
 }
 
@@ -318,6 +357,7 @@ case "${1:-}" in
   stop-node) cmd_stop_node "${2:-}" ;;
   start-node) cmd_start_node "${2:-}" ;;
   hosts) cmd_hosts ;;
+  tls) cmd_tls ;;
   status) cmd_status ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -393,6 +393,50 @@ async fn overlay_across_nodes(c: &Cluster) {
     common::remove_installation(&swarm, PREFIX).await;
 }
 
+/// TLS endpoints (`tcp://` with `ca.pem`, `cert.pem`, `key.pem`): the first given is a
+/// worker ("not a swarm manager"), so the client moves to the manager and reads the Swarm
+/// there. The nodes' addresses are reachable only inside their network namespaces, so the
+/// client runs on a thread that has entered node 1's.
+async fn tls_endpoints(_c: &Cluster) {
+    let out = script_ok(&["tls"]);
+    let mut lines = out.lines();
+    let cert_dir = lines.next().expect("the TLS directory").to_string();
+    let tls_hosts: Vec<String> = lines
+        .next()
+        .expect("the TLS endpoints")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let (worker, manager) = (tls_hosts[1].clone(), tls_hosts[0].clone());
+    let seen = std::thread::spawn(move || {
+        let ns = std::fs::File::open("/run/netns/kmn1").expect("node 1's network namespace");
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd changes only this thread's network namespace.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let config = DockerConfig {
+                hosts: vec![worker, manager],
+                tls: Some(cert_dir.into()),
+            };
+            let swarm = SwarmClient::connect_with(&config)
+                .await
+                .expect("connect over TLS");
+            let names = swarm.node_names().await.expect("nodes over TLS");
+            (names.len(), swarm.endpoint(), swarm.endpoint_switches())
+        })
+    })
+    .join()
+    .expect("the TLS thread");
+    assert_eq!(seen.0, 3, "three nodes seen over TLS");
+    assert_eq!(seen.1, tls_hosts[0], "moved from the worker to the manager");
+    assert_eq!(seen.2, 1);
+}
+
 /// Three managers; the controller is given all three. The one it uses is killed: it
 /// moves to the next, says so (metric, event), and the next change lands. Two of three
 /// down: no quorum, the Stack says the Swarm has no leader; a manager back: the change
@@ -537,6 +581,7 @@ async fn three_node_swarm() {
     scenario!(placement_and_node_labels);
     scenario!(drain_and_node_loss);
     scenario!(overlay_across_nodes);
+    scenario!(tls_endpoints);
     scenario!(manager_failover);
     drop(cluster);
     eprintln!("multi-node tests took {:?}", started.elapsed());
