@@ -324,18 +324,39 @@ async fn drain_and_node_loss(c: &Cluster) {
     script_ok(&["kill-node", "3"]);
     let why = eventually(
         Duration::from_secs(60),
-        "onkmn3 not Ready, saying why",
+        "onkmn3 not Ready, naming kmn3",
         async || {
             let _ = ctl.pass().await;
             let st = status(&store, Kind::Service, "onkmn3").await?;
             let ready = st.condition("Ready")?;
             (ready.status == kargo::api::ConditionStatus::False
-                && ready.message.contains("no suitable node"))
+                && ready.message.contains("no suitable node")
+                && ready.message.contains("kmn3 is "))
             .then(|| ready.message.clone())
         },
     )
     .await;
     eprintln!("onkmn3 while kmn3 is down: {why}");
+    assert!(
+        why.contains("kmn3 is down"),
+        "the status names the node: {why}"
+    );
+    // `kargo ps` shows each task's node and that node's state.
+    let hosts = c.hosts.join(",");
+    let ps = common::kargo_with_env(
+        PREFIX,
+        &["ps", "service", "onkmn3", "--all"],
+        None,
+        &[("KARGO_DOCKER_HOSTS", hosts.as_str())],
+    );
+    let table = common::expect_code(&ps, 0, "kargo ps");
+    assert!(
+        table.contains("NODE STATE")
+            && table
+                .lines()
+                .any(|l| l.contains("kmn3") && l.contains("down")),
+        "{table}"
+    );
     script_ok(&["start-node", "3"]);
     eventually(Duration::from_secs(60), "onkmn3 Ready again", async || {
         let _ = ctl.pass().await;

@@ -789,7 +789,7 @@ impl SwarmClient {
             out.entry(service).or_default().push(TaskInfo {
                 id: t.id.unwrap_or_default(),
                 slot: t.slot,
-                node_id: t.node_id,
+                node_id: t.node_id.filter(|n| !n.is_empty()),
                 desired_state: t.desired_state.map(state_name).unwrap_or_default(),
                 state: status.state.map(state_name).unwrap_or_default(),
                 error: status.err.filter(|e| !e.is_empty()),

@@ -7,9 +7,11 @@ mod convergence;
 mod docker;
 pub mod names;
 mod objects;
+mod placement;
 mod render;
 
 pub use objects::{FileObject, NodeInfo};
+pub use placement::node_trouble;
 
 pub use compare::{comparable, covers, first_difference};
 pub use convergence::{Convergence, assess};

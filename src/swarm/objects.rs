@@ -27,6 +27,35 @@ pub struct NodeInfo {
     pub hostname: String,
     /// Labels now.
     pub labels: BTreeMap<String, String>,
+    /// `ready`, `down`, `disconnected` or `unknown`, as the managers see it.
+    pub state: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `manager` or `worker`.
+    pub role: String,
+}
+
+impl NodeInfo {
+    /// Whether Swarm may place new tasks here (ready and active).
+    pub fn takes_tasks(&self) -> bool {
+        self.state == "ready" && self.availability == "active"
+    }
+
+    /// The node's state for a person: `ready`, `down`, `ready, drained`, `ready, paused`.
+    pub fn describe_state(&self) -> String {
+        match self.availability.as_str() {
+            "drain" => format!("{}, drained", self.state),
+            "pause" => format!("{}, paused", self.state),
+            _ => self.state.clone(),
+        }
+    }
+}
+
+/// An engine enum as the word the API uses.
+fn word<T: serde::Serialize>(v: Option<T>) -> String {
+    v.and_then(|v| serde_json::to_value(v).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn installation_filter(installation: &str) -> HashMap<String, Vec<String>> {
@@ -153,15 +182,14 @@ impl SwarmClient {
         Ok(nodes
             .into_iter()
             .filter_map(|n| {
+                let spec = n.spec.unwrap_or_default();
                 Some(NodeInfo {
                     id: n.id?,
                     hostname: n.description.and_then(|d| d.hostname).unwrap_or_default(),
-                    labels: n
-                        .spec
-                        .and_then(|s| s.labels)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
+                    labels: spec.labels.unwrap_or_default().into_iter().collect(),
+                    state: word(n.status.and_then(|s| s.state)),
+                    availability: word(spec.availability),
+                    role: word(spec.role),
                 })
             })
             .collect())
