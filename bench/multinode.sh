@@ -72,7 +72,7 @@ dk() {
 } >"$WORK/kargo.yaml"
 
 t0=$(now)
-dk stack deploy --detach=false -c "$WORK/compose.yml" kargo-bcompose >/dev/null 2>&1
+docker -H "${HOST[0]}" stack deploy --detach=false -c "$WORK/compose.yml" kargo-bcompose >/dev/null 2>&1
 t1=$(now)
 docker_secs=$(secs "$t0" "$t1")
 spread=$(dk stack ps kargo-bcompose --format '{{.Node}}' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
@@ -98,6 +98,7 @@ in_use() { # the index (0-based) of the endpoint the controller uses
   local m i
   m=$(curl -s http://127.0.0.1:19591/metrics | awk -F'"' '/^kargo_docker_endpoint\{/ && $NF ~ / 1$/ {print $2}')
   for i in "${!HOST[@]}"; do [[ "${HOST[$i]}" == "$m" ]] && echo "$i"; done
+  return 0
 }
 times=()
 for r in $(seq 1 "$ROUNDS"); do
