@@ -1105,7 +1105,7 @@ async fn a_changed_file_rolls_over_to_a_new_config_and_the_old_one_is_collected(
 }
 
 #[tokio::test]
-async fn node_labels_follow_the_environment_exactly() {
+async fn node_labels_are_set_and_hand_labels_stay() {
     let w = World::new();
     let node = w.swarm.nodes().await.expect("nodes")[0].clone();
     w.hand
@@ -1115,7 +1115,20 @@ async fn node_labels_follow_the_environment_exactly() {
     w.apply(&files_yaml("hello")).await;
     w.converge().await;
     let node = w.swarm.nodes().await.expect("nodes")[0].clone();
-    assert_eq!(node.labels, BTreeMap::from([("zone".into(), "a".into())]));
+    assert_eq!(node.labels.get("zone").map(String::as_str), Some("a"));
+    assert_eq!(
+        node.labels.get("stray").map(String::as_str),
+        Some("x"),
+        "a label set by hand is never removed: {:?}",
+        node.labels
+    );
+    assert!(
+        node.labels
+            .keys()
+            .any(|k| k.starts_with("dev.kargo.labels.")),
+        "kargo records which labels it set: {:?}",
+        node.labels
+    );
     let r = w.pass().await;
     assert_eq!(r.docker_writes, 0);
 }

@@ -75,7 +75,8 @@ pub struct ServiceSettings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeSettings {
-    /// Exactly the labels the node carries (extra ones are removed).
+    /// Labels kept on the node; one dropped here is removed if this installation set it
+    /// (labels set by hand or by another installation are left alone).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }

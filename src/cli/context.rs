@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::store::{DEFAULT_PREFIX, EtcdConfig, EtcdTls, Store};
-use crate::swarm::SwarmClient;
+use crate::swarm::{DockerConfig, SwarmClient};
 
 use super::CliError;
 
@@ -58,9 +58,31 @@ pub struct GlobalArgs {
     /// Key prefix of this installation in etcd; also labels its Swarm objects.
     #[arg(long, global = true, env = "KARGO_PREFIX", default_value = DEFAULT_PREFIX)]
     pub prefix: String,
-    /// Docker daemon to talk to (default: DOCKER_HOST, else the local socket).
-    #[arg(long, global = true, env = "DOCKER_HOST")]
-    pub docker_host: Option<String>,
+    /// Swarm manager endpoints, comma-separated (unix:///path, tcp://host:port); kargo uses
+    /// one and moves to the next when it is down, not a manager, or sees no leader.
+    /// Default: DOCKER_HOST (one address), else the local socket.
+    #[arg(
+        long = "docker-host",
+        global = true,
+        env = "KARGO_DOCKER_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOSTS"
+    )]
+    pub docker_hosts: Vec<String>,
+    /// Speak TLS to tcp:// endpoints and verify the daemon with the CA of --docker-cert-path.
+    #[arg(
+        long,
+        global = true,
+        env = "DOCKER_TLS_VERIFY",
+        value_parser = parse_flag_env,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub docker_tls_verify: Option<bool>,
+    /// Directory with ca.pem, cert.pem and key.pem for TLS (default: ~/.docker).
+    #[arg(long, global = true, env = "DOCKER_CERT_PATH", value_name = "DIR")]
+    pub docker_cert_path: Option<PathBuf>,
     /// More logs on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -100,10 +122,30 @@ impl GlobalArgs {
             .map_err(|e| CliError::etcd_connect(e, &self.etcd_endpoints))
     }
 
-    /// Connects to Docker.
-    pub async fn swarm(&self) -> Result<SwarmClient, CliError> {
-        Ok(SwarmClient::connect(self.docker_host.as_deref()).await?)
+    /// How to reach the Swarm's managers, from the flags (no I/O).
+    pub fn docker_config(&self) -> DockerConfig {
+        let tls = self.docker_tls_verify.unwrap_or(false).then(|| {
+            self.docker_cert_path.clone().unwrap_or_else(|| {
+                let home = std::env::var_os("HOME").unwrap_or_default();
+                PathBuf::from(home).join(".docker")
+            })
+        });
+        DockerConfig {
+            hosts: self.docker_hosts.clone(),
+            tls,
+        }
     }
+
+    /// Connects to Docker (the first manager endpoint that answers).
+    pub async fn swarm(&self) -> Result<SwarmClient, CliError> {
+        Ok(SwarmClient::connect_with(&self.docker_config()).await?)
+    }
+}
+
+/// Reads a switch given as a flag value or an environment variable the way the docker CLI
+/// reads `DOCKER_TLS_VERIFY`: any value but empty, `0` or `false` turns it on.
+fn parse_flag_env(s: &str) -> Result<bool, String> {
+    Ok(!matches!(s.trim(), "" | "0" | "false"))
 }
 
 /// Logs go to stderr through tracing; data goes to stdout. `daemon`: a long-running

@@ -70,7 +70,7 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         version = env!("CARGO_PKG_VERSION"),
         prefix = %g.prefix,
         etcd = %g.etcd_endpoints.join(","),
-        docker = %g.docker_host.as_deref().unwrap_or("the local socket"),
+        docker = %if g.docker_hosts.is_empty() { "the local socket".to_string() } else { g.docker_hosts.join(",") },
         configuration = %options.configuration,
         workers = options.workers,
         resync = ?options.resync,

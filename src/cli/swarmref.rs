@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::api::Kind;
 use crate::swarm::names::parse_swarm_service;
-use crate::swarm::{LiveService, SwarmClient, TaskInfo};
+use crate::swarm::{LiveService, NodeInfo, SwarmClient, TaskInfo};
 
 use super::CliError;
 use super::output::{age_of, render_table};
@@ -40,7 +40,13 @@ pub async fn tasks_table(
     services: &[LiveService],
     all: bool,
 ) -> Result<String, CliError> {
-    let nodes = swarm.node_names().await.unwrap_or_default();
+    let nodes: BTreeMap<String, NodeInfo> = swarm
+        .nodes()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.id.clone(), n))
+        .collect();
     let mut rows = Vec::new();
     for s in services {
         let mut tasks = swarm.tasks(&s.id).await?;
@@ -54,14 +60,22 @@ pub async fn tasks_table(
     }
     Ok(render_table(
         &[
-            "ID", "NAME", "IMAGE", "NODE", "DESIRED", "CURRENT", "AGE", "ERROR",
+            "ID",
+            "NAME",
+            "IMAGE",
+            "NODE",
+            "NODE STATE",
+            "DESIRED",
+            "CURRENT",
+            "AGE",
+            "ERROR",
         ],
         &rows,
         true,
     ))
 }
 
-fn task_row(s: &LiveService, t: &TaskInfo, nodes: &BTreeMap<String, String>) -> Vec<String> {
+fn task_row(s: &LiveService, t: &TaskInfo, nodes: &BTreeMap<String, NodeInfo>) -> Vec<String> {
     let image = t
         .spec
         .pointer("/ContainerSpec/Image")
@@ -72,17 +86,20 @@ fn task_row(s: &LiveService, t: &TaskInfo, nodes: &BTreeMap<String, String>) -> 
         Some(slot) => format!("{}.{slot}", s.name),
         None => s.name.clone(),
     };
-    let node = t
-        .node_id
-        .as_ref()
-        .map(|id| nodes.get(id).cloned().unwrap_or_else(|| short(id)))
-        .unwrap_or_default();
+    let known = t.node_id.as_ref().and_then(|id| nodes.get(id));
+    let node = match (known, &t.node_id) {
+        (Some(n), _) => n.hostname.clone(),
+        (None, Some(id)) => short(id),
+        (None, None) => String::new(),
+    };
+    let node_state = known.map(NodeInfo::describe_state).unwrap_or_default();
     let error = t.error.clone().unwrap_or_default();
     vec![
         short(&t.id),
         name,
         image,
         node,
+        node_state,
         t.desired_state.clone(),
         t.state.clone(),
         t.timestamp.as_deref().map(age_of).unwrap_or_default(),

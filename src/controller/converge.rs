@@ -186,6 +186,13 @@ impl Reconciler<'_> {
         };
         let mut reason = conv.reason;
         let mut message = conv.message.clone();
+        if !conv.ready {
+            // Name the node to blame, if any (costs a node list only while not Ready).
+            let nodes = self.swarm.nodes().await.unwrap_or_default();
+            if let Some(why) = crate::swarm::node_trouble(&spec, &tasks, &nodes) {
+                message = format!("{message}; {why}");
+            }
+        }
         if !conv.ready && !failed_before {
             let rolled_back = reason == "RolledBack";
             let overdue = deadline

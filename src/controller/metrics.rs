@@ -144,6 +144,29 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP kargo_docker_endpoint 1 for the Docker manager endpoint in use, 0 for the others."
+        );
+        let _ = writeln!(out, "# TYPE kargo_docker_endpoint gauge");
+        let in_use = swarm.endpoint();
+        for e in swarm.endpoints() {
+            let _ = writeln!(
+                out,
+                "kargo_docker_endpoint{{endpoint=\"{e}\"}} {}",
+                u8::from(e == in_use)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kargo_docker_endpoint_switches_total Moves to another Docker manager endpoint."
+        );
+        let _ = writeln!(out, "# TYPE kargo_docker_endpoint_switches_total counter");
+        let _ = writeln!(
+            out,
+            "kargo_docker_endpoint_switches_total {}",
+            swarm.endpoint_switches()
+        );
+        let _ = writeln!(
+            out,
             "# HELP kargo_leader 1 while this replica leads (by its own clock)."
         );
         let _ = writeln!(out, "# TYPE kargo_leader gauge");

@@ -16,8 +16,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::{DynamicObject, Kind};
 use crate::store::{Deposer, Election, EtcdConfig, Fence, Store, StoreError, WatchEvent};
-use crate::swarm::SwarmClient;
 use crate::swarm::names::parse_swarm_service;
+use crate::swarm::{SwarmClient, SwarmError};
 
 use super::ControllerError;
 use super::cache::SnapshotCache;
@@ -96,9 +96,45 @@ struct WorkerContext {
     /// Gives leadership up at once (a fenced write proved another replica leads).
     step_down: Option<Deposer>,
     cache: SnapshotCache,
+    /// Docker endpoint moves already reported in an event.
+    endpoint_switches: std::sync::atomic::AtomicU64,
 }
 
 impl WorkerContext {
+    /// Says in an event on the Configuration (once per move, whichever worker sees it
+    /// first) which Docker manager endpoint the controller uses now.
+    async fn report_endpoint_switch(&self) {
+        let switches = self.swarm.endpoint_switches();
+        let seen = self
+            .endpoint_switches
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if switches == seen
+            || self
+                .endpoint_switches
+                .compare_exchange(
+                    seen,
+                    switches,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let message = format!("now using Docker endpoint {}", self.swarm.endpoint());
+        info!("{message}");
+        self.events
+            .record(
+                Kind::Configuration,
+                &self.configuration,
+                super::events::EventType::Warning,
+                "DockerEndpointChanged",
+                &message,
+                self.fence.as_ref(),
+            )
+            .await;
+    }
+
     fn reconciler(&self) -> Reconciler<'_> {
         Reconciler {
             store: &self.store,
@@ -309,6 +345,7 @@ impl Controller {
             events: self.events.clone(),
             metrics: self.metrics.clone(),
             queue: self.queue.clone(),
+            endpoint_switches: std::sync::atomic::AtomicU64::new(0),
             step_down,
             cache: self.cache.clone(),
         });
@@ -347,6 +384,10 @@ async fn worker(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>) {
             }
         };
         ctx.metrics.observe(result.is_ok(), started.elapsed());
+        if let Err(ControllerError::Swarm(e @ SwarmError::NoLeader { .. })) = &result {
+            ctx.reconciler().mark_no_leader(&key, &e.to_string()).await;
+        }
+        ctx.report_endpoint_switch().await;
         if let Err(ControllerError::Store(StoreError::Fenced)) = &result {
             // etcd refused a fenced write: another replica leads. Stop Docker writes now
             // and campaign again, rather than wait for the lease to tell.

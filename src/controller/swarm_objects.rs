@@ -6,7 +6,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::api::Kind;
-use crate::swarm::names::INSTALLATION_LABEL;
+use crate::swarm::names::{INSTALLATION_LABEL, node_labels_record};
 
 use super::ControllerError;
 use super::events::EventType;
@@ -95,8 +95,13 @@ impl Reconciler<'_> {
         Ok(())
     }
 
-    /// Keeps the labels of the nodes the Environment in force names exactly as declared
-    /// (adds missing, removes extra); nodes it does not name are left alone.
+    /// Keeps on each node the labels the Environment in force declares for it, and removes
+    /// the labels this installation set earlier and no longer declares (a node dropped
+    /// from the Environment loses them too). Which labels it set is recorded on the node
+    /// itself ([`node_labels_record`]), so labels set by hand or by another installation
+    /// are never removed; a declared label overrides a hand-set value of the same key and
+    /// is from then on the installation's. Changes nothing while the desired state is in
+    /// doubt or no Environment is in force.
     pub(super) async fn sync_node_labels(
         &self,
         snapshot: &Snapshot,
@@ -109,20 +114,54 @@ impl Reconciler<'_> {
         else {
             return Ok(());
         };
-        if env.spec.nodes.is_empty() {
+        if plan.doubt.is_some() {
             return Ok(());
         }
+        let record = node_labels_record(self.installation());
+        let nothing = BTreeMap::new();
         for node in self.swarm.nodes().await? {
-            let Some(want) = env.spec.nodes.get(&node.hostname) else {
-                continue;
-            };
-            if node.labels != want.labels {
-                self.swarm.set_node_labels(&node.id, &want.labels).await?;
+            let want = env
+                .spec
+                .nodes
+                .get(&node.hostname)
+                .map_or(&nothing, |n| &n.labels);
+            let next = next_node_labels(&node.labels, want, &record);
+            if next != node.labels {
+                self.swarm.set_node_labels(&node.id, &next).await?;
                 info!(node = %node.hostname, "node labels set as the Environment declares");
             }
         }
         Ok(())
     }
+}
+
+/// A node's labels once `want` is applied: the labels recorded in `record` as set by this
+/// installation and no longer wanted are removed, the wanted ones set, the record updated
+/// (dropped when nothing is wanted); every other label is kept as it is.
+pub(super) fn next_node_labels(
+    current: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+    record: &str,
+) -> BTreeMap<String, String> {
+    let mut next = current.clone();
+    let set_before: BTreeSet<&str> = current
+        .get(record)
+        .map(|v| v.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default();
+    for key in set_before {
+        if !want.contains_key(key) {
+            next.remove(key);
+        }
+    }
+    next.remove(record);
+    for (k, v) in want {
+        next.insert(k.clone(), v.clone());
+    }
+    if !want.is_empty() {
+        let keys: Vec<&str> = want.keys().map(String::as_str).collect();
+        next.insert(record.to_string(), keys.join(","));
+    }
+    next
 }
 
 /// Swarm config and secret names a rendered spec refers to: (name, is_secret).
@@ -144,4 +183,48 @@ pub(super) fn file_refs(spec: &Value) -> Vec<(String, bool)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn node_labels_removes_only_what_the_installation_set() {
+        let record = "dev.kargo.labels.abc";
+        // First sync: the hand-set label stays, ours are set and recorded.
+        let first = next_node_labels(
+            &labels(&[("by-hand", "1")]),
+            &labels(&[("zone", "a"), ("db", "yes")]),
+            record,
+        );
+        assert_eq!(
+            first,
+            labels(&[
+                ("by-hand", "1"),
+                ("db", "yes"),
+                ("zone", "a"),
+                (record, "db,zone")
+            ])
+        );
+        // One label dropped, one changed: only ours move.
+        let second = next_node_labels(&first, &labels(&[("zone", "b")]), record);
+        assert_eq!(
+            second,
+            labels(&[("by-hand", "1"), ("zone", "b"), (record, "zone")])
+        );
+        // The node no longer named: every label we set goes, with the record.
+        let third = next_node_labels(&second, &BTreeMap::new(), record);
+        assert_eq!(third, labels(&[("by-hand", "1")]));
+        // Another installation's record and labels are not ours.
+        let other = labels(&[("dev.kargo.labels.other", "rack"), ("rack", "r1")]);
+        assert_eq!(next_node_labels(&other, &BTreeMap::new(), record), other);
+    }
 }

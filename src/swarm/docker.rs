@@ -4,14 +4,17 @@
 //! a reconcile and may happen at least once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::models::{NetworkCreateRequest, ServiceSpec, TaskState};
 use bollard::query_parameters::{
     ListNetworksOptions, ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
 };
+use bollard::{ClientVersion, Docker};
 use serde_json::Value;
 
 use super::compare::first_difference;
@@ -26,6 +29,23 @@ pub enum SwarmError {
         /// Where we looked.
         host: String,
         /// What failed.
+        message: String,
+    },
+    /// Every manager endpoint answered, but the Swarm has no leader (quorum lost): nothing
+    /// can be read or changed until enough managers return (retryable).
+    #[error("the Swarm has no leader (Docker at {host}: {message})")]
+    NoLeader {
+        /// The manager that said so.
+        host: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// The endpoint is a Swarm worker (or not in a Swarm): it cannot run Swarm requests.
+    #[error("Docker at {host} is not a Swarm manager: {message}")]
+    NotManager {
+        /// The endpoint.
+        host: String,
+        /// The daemon's message.
         message: String,
     },
     /// The daemon refused a request.
@@ -57,6 +77,17 @@ pub enum SwarmError {
 }
 
 impl SwarmError {
+    /// True when another manager endpoint may answer where this one did not: the
+    /// endpoint is unreachable, not a manager, or sees no leader.
+    pub fn is_endpoint_failure(&self) -> bool {
+        matches!(
+            self,
+            SwarmError::Unavailable { .. }
+                | SwarmError::NoLeader { .. }
+                | SwarmError::NotManager { .. }
+        )
+    }
+
     /// True when the object is gone already (removal is then done).
     pub fn is_not_found(&self) -> bool {
         matches!(
@@ -165,42 +196,271 @@ pub struct SwarmEvent {
     pub name: Option<String>,
 }
 
-/// A connection to the Docker daemon of a Swarm manager.
+/// How long one request may take before the endpoint counts as unreachable: a manager
+/// cut off by the network fails over within this long (bollard's own default is 120 s).
+const REQUEST_TIMEOUT_SECS: u64 = 15;
+
+/// How to reach a Swarm's managers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// Manager endpoints in order of preference: `unix:///path`, `tcp://host:port`
+    /// (`https://` too). Empty: `DOCKER_HOST`, else the local socket.
+    pub hosts: Vec<String>,
+    /// Directory holding `ca.pem`, `cert.pem` and `key.pem` (the names `DOCKER_CERT_PATH`
+    /// uses): `tcp://` endpoints then speak TLS and verify the daemon against `ca.pem`.
+    pub tls: Option<PathBuf>,
+}
+
+impl DockerConfig {
+    /// One endpoint, without TLS.
+    pub fn single(host: &str) -> Self {
+        DockerConfig {
+            hosts: vec![host.to_string()],
+            tls: None,
+        }
+    }
+
+    /// The endpoints to use: the configured ones, else `DOCKER_HOST` (one address, as the
+    /// docker CLI reads it), else the local socket.
+    fn resolved_hosts(&self) -> Vec<String> {
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if !hosts.is_empty() {
+            return hosts;
+        }
+        vec![
+            std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string()),
+        ]
+    }
+}
+
+/// One manager endpoint; its bollard client is opened when first used (a socket that is
+/// missing at start-up may appear later).
+struct Endpoint {
+    address: String,
+    docker: Mutex<Option<Docker>>,
+}
+
+/// The endpoints of one client and the one in use, shared by every clone.
+struct Endpoints {
+    list: Vec<Endpoint>,
+    tls: Option<PathBuf>,
+    /// The API version negotiated at connect; every endpoint speaks it (managers of one
+    /// Swarm run the same engine, give or take an upgrade in progress).
+    version: ClientVersion,
+    current: AtomicUsize,
+    switches: AtomicU64,
+}
+
+impl Endpoints {
+    /// The client of endpoint `i`, opening it on first use.
+    fn docker(&self, i: usize) -> Result<Docker, SwarmError> {
+        let endpoint = &self.list[i];
+        let mut slot = endpoint.docker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = open(&endpoint.address, self.tls.as_deref(), &self.version).map_err(|e| {
+            SwarmError::Unavailable {
+                host: endpoint.address.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Moves from endpoint `from` to the next one, unless another request already moved.
+    fn advance(&self, from: usize, why: &SwarmError) {
+        let n = self.list.len();
+        if n < 2 {
+            return;
+        }
+        let next = (from + 1) % n;
+        if self
+            .current
+            .compare_exchange(from, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.switches.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                from = %self.list[from].address,
+                to = %self.list[next].address,
+                error = %why,
+                "Docker endpoint failed; using the next manager endpoint"
+            );
+        }
+    }
+}
+
+/// A bollard client for one address (no I/O yet, except that a unix socket must exist).
+fn open(
+    address: &str,
+    tls: Option<&std::path::Path>,
+    version: &ClientVersion,
+) -> Result<Docker, String> {
+    let timeout = REQUEST_TIMEOUT_SECS;
+    let result = if address.starts_with("unix://") {
+        Docker::connect_with_unix(address, timeout, version)
+    } else if address.starts_with('/') {
+        Docker::connect_with_unix(&format!("unix://{address}"), timeout, version)
+    } else if address.starts_with("tcp://")
+        || address.starts_with("http://")
+        || address.starts_with("https://")
+    {
+        match tls {
+            Some(dir) => Docker::connect_with_ssl(
+                address,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                timeout,
+                version,
+            ),
+            None if address.starts_with("https://") => {
+                return Err(
+                    "an https:// endpoint needs TLS files (--docker-tls-verify, DOCKER_CERT_PATH)"
+                        .into(),
+                );
+            }
+            None => Docker::connect_with_http(address, timeout, version),
+        }
+    } else {
+        return Err("not a Docker address: use unix:///path or tcp://host:port".into());
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// A connection to the Docker daemons of a Swarm's managers: it talks to one endpoint at
+/// a time and moves to the next when that one is unreachable, is not a manager, or sees
+/// no leader. Clones share the endpoint in use and the write counter.
 #[derive(Clone)]
 pub struct SwarmClient {
-    pub(super) docker: Docker,
-    host: String,
+    endpoints: Arc<Endpoints>,
     writes: Arc<Mutex<BTreeMap<WriteKind, u64>>>,
     guard: Option<WriteGuard>,
 }
 
 impl SwarmClient {
-    /// Connects to `host` (or `DOCKER_HOST`, or the local socket), negotiates the API
-    /// version (engines here speak 1.41) and pings, failing fast when there is no daemon.
+    /// Connects to `host` (or `DOCKER_HOST`, or the local socket); see [`Self::connect_with`].
     pub async fn connect(host: Option<&str>) -> Result<Self, SwarmError> {
-        let host_name = host
-            .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        let unavailable = |message: String| SwarmError::Unavailable {
-            host: host_name.clone(),
-            message,
+        let config = host.map(DockerConfig::single).unwrap_or_default();
+        Self::connect_with(&config).await
+    }
+
+    /// Connects to the endpoints of `config`: every one is asked at once (version
+    /// negotiation and a ping, 5 s each); the first in the list that answers is used.
+    /// Fails fast, naming every endpoint, when none answers. Endpoints that do not
+    /// answer now are kept for failover.
+    pub async fn connect_with(config: &DockerConfig) -> Result<Self, SwarmError> {
+        let hosts = config.resolved_hosts();
+        let probes = hosts.iter().map(|h| probe(h, config.tls.as_deref()));
+        let answers = futures::future::join_all(probes).await;
+        let Some(first) = answers.iter().position(Result::is_ok) else {
+            let mut errors: Vec<SwarmError> = answers.into_iter().filter_map(Result::err).collect();
+            return Err(if errors.len() == 1 {
+                errors.remove(0)
+            } else {
+                SwarmError::Unavailable {
+                    host: hosts.join(","),
+                    message: errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            });
         };
-        let docker =
-            Docker::connect_with_host(&host_name).map_err(|e| unavailable(e.to_string()))?;
-        let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
-            .await
-            .map_err(|_| unavailable("no answer within 5s".into()))?
-            .map_err(|e| unavailable(e.to_string()))?;
-        tokio::time::timeout(Duration::from_secs(5), docker.ping())
-            .await
-            .map_err(|_| unavailable("no answer within 5s".into()))?
-            .map_err(|e| unavailable(e.to_string()))?;
+        let version = answers[first]
+            .as_ref()
+            .map(Docker::client_version)
+            .unwrap_or_else(|_| *bollard::API_DEFAULT_VERSION);
+        let list = hosts
+            .iter()
+            .zip(answers)
+            .map(|(address, answer)| Endpoint {
+                address: address.clone(),
+                docker: Mutex::new(answer.ok()),
+            })
+            .collect();
         Ok(SwarmClient {
-            docker,
-            host: host_name,
+            endpoints: Arc::new(Endpoints {
+                list,
+                tls: config.tls.clone(),
+                version,
+                current: AtomicUsize::new(first),
+                switches: AtomicU64::new(0),
+            }),
             writes: Arc::default(),
             guard: None,
+        })
+    }
+
+    /// The endpoint requests go to now.
+    pub fn endpoint(&self) -> String {
+        let i = self.endpoints.current.load(Ordering::SeqCst);
+        self.endpoints.list[i].address.clone()
+    }
+
+    /// Every configured endpoint, in order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.endpoints
+            .list
+            .iter()
+            .map(|e| e.address.clone())
+            .collect()
+    }
+
+    /// How many times the client moved to another endpoint.
+    pub fn endpoint_switches(&self) -> u64 {
+        self.endpoints.switches.load(Ordering::Relaxed)
+    }
+
+    /// Runs one request on the endpoint in use; when that endpoint fails (unreachable,
+    /// not a manager, no leader) moves to the next and tries again, at most once per
+    /// endpoint. A request retried elsewhere may have reached the first daemon: callers
+    /// only send requests that a reconcile may repeat. The error, when every endpoint
+    /// failed, is "no leader" if any endpoint said so, else the last one.
+    pub(super) async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T, SwarmError>
+    where
+        F: Fn(Docker) -> Fut,
+        Fut: Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        let n = self.endpoints.list.len();
+        let mut failures: Vec<SwarmError> = Vec::new();
+        for _ in 0..n {
+            let i = self.endpoints.current.load(Ordering::SeqCst);
+            let result = match self.endpoints.docker(i) {
+                Ok(docker) => f(docker)
+                    .await
+                    .map_err(|e| self.api_error_at(i, operation.to_string(), e)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_endpoint_failure() && n > 1 => {
+                    self.endpoints.advance(i, &e);
+                    failures.push(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let no_leader = failures
+            .iter()
+            .position(|e| matches!(e, SwarmError::NoLeader { .. }));
+        Err(match no_leader {
+            Some(p) => failures.swap_remove(p),
+            None => failures.pop().unwrap_or_else(|| SwarmError::Unavailable {
+                host: self.endpoint(),
+                message: "no endpoint configured".into(),
+            }),
         })
     }
 
@@ -227,8 +487,17 @@ impl SwarmClient {
             filters: Some(filters),
             ..Default::default()
         };
-        let host = self.host.clone();
-        self.docker
+        let endpoints = self.endpoints.clone();
+        let i = endpoints.current.load(Ordering::SeqCst);
+        let host = endpoints.list[i].address.clone();
+        let docker = match endpoints.docker(i) {
+            Ok(d) => d,
+            Err(e) => {
+                endpoints.advance(i, &e);
+                return futures::stream::once(async move { Err(e) }).boxed();
+            }
+        };
+        docker
             .events(Some(options))
             .map(move |r| match r {
                 Ok(m) => {
@@ -247,10 +516,15 @@ impl SwarmClient {
                         name,
                     })
                 }
-                Err(e) => Err(SwarmError::Unavailable {
-                    host: host.clone(),
-                    message: format!("event stream: {e}"),
-                }),
+                Err(e) => {
+                    let e = SwarmError::Unavailable {
+                        host: host.clone(),
+                        message: format!("event stream: {e}"),
+                    };
+                    // The stream ends here; its reconnection goes to the next manager.
+                    endpoints.advance(i, &e);
+                    Err(e)
+                }
             })
             .boxed()
     }
@@ -279,23 +553,38 @@ impl SwarmClient {
         Ok(())
     }
 
-    pub(super) fn api_error(&self, operation: String, e: bollard::errors::Error) -> SwarmError {
+    /// Turns a bollard error from endpoint `i` into kargo's: unreachable, no leader, not
+    /// a manager, or a refusal.
+    fn api_error_at(&self, i: usize, operation: String, e: bollard::errors::Error) -> SwarmError {
+        use bollard::errors::Error as E;
+        let host = self.endpoints.list[i].address.clone();
         match e {
-            bollard::errors::Error::DockerResponseServerError {
+            E::DockerResponseServerError {
                 status_code,
                 message,
-            } => SwarmError::Api {
-                operation,
-                status: Some(status_code),
-                message,
-            },
-            bollard::errors::Error::IOError { err } => SwarmError::Unavailable {
-                host: self.host.clone(),
-                message: err.to_string(),
-            },
-            bollard::errors::Error::HyperResponseError { err } => SwarmError::Unavailable {
-                host: self.host.clone(),
-                message: err.to_string(),
+            } => {
+                // "lost leader status": the manager was the leader when quorum went.
+                if message.contains("does not have a leader")
+                    || message.contains("lost leader status")
+                {
+                    SwarmError::NoLeader { host, message }
+                } else if message.contains("is not a swarm manager") {
+                    SwarmError::NotManager { host, message }
+                } else {
+                    SwarmError::Api {
+                        operation,
+                        status: Some(status_code),
+                        message,
+                    }
+                }
+            }
+            E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::HyperLegacyError { .. }
+            | E::RequestTimeoutError
+            | E::SocketNotFoundError(_) => SwarmError::Unavailable {
+                host,
+                message: e.to_string(),
             },
             other => SwarmError::Api {
                 operation,
@@ -333,26 +622,27 @@ impl SwarmClient {
             filters: Some(filters),
             status: Some(true),
         };
+        let options = &options;
         let services = self
-            .docker
-            .list_services(Some(options))
-            .await
-            .map_err(|e| self.api_error("list services".into(), e))?;
+            .call("list services", move |d| async move {
+                d.list_services(Some(options.clone())).await
+            })
+            .await?;
         Ok(services.into_iter().filter_map(live_service).collect())
     }
 
     /// One service by name or ID; `None` when there is none.
     pub async fn inspect_service(&self, name: &str) -> Result<Option<LiveService>, SwarmError> {
-        match self.docker.inspect_service(name, None).await {
+        let operation = format!("inspect service {name}");
+        match self
+            .call(&operation, move |d| async move {
+                d.inspect_service(name, None).await
+            })
+            .await
+        {
             Ok(s) => Ok(live_service(s)),
-            Err(e) => {
-                let err = self.api_error(format!("inspect service {name}"), e);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -360,11 +650,12 @@ impl SwarmClient {
     pub async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
         let model = Self::to_model(name, spec)?;
         self.count(WriteKind::ServiceCreate)?;
+        let model = &model;
         let resp = self
-            .docker
-            .create_service(model, None)
-            .await
-            .map_err(|e| self.api_error(format!("create service {name}"), e))?;
+            .call(&format!("create service {name}"), move |d| async move {
+                d.create_service(model.clone(), None).await
+            })
+            .await?;
         Ok(resp.id.unwrap_or_default())
     }
 
@@ -387,35 +678,41 @@ impl SwarmClient {
             ..UpdateServiceOptions::default()
         };
         self.count(WriteKind::ServiceUpdate)?;
-        self.docker
-            .update_service(id, model, options, None)
-            .await
-            .map_err(|e| self.api_error(format!("update service {name}"), e))?;
+        let (model, options) = (&model, &options);
+        self.call(&format!("update service {name}"), move |d| async move {
+            d.update_service(id, model.clone(), options.clone(), None)
+                .await
+        })
+        .await?;
         Ok(())
     }
 
     /// Removes a service; one that is already gone counts as removed.
     pub async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
         self.count(WriteKind::ServiceRemove)?;
-        match self.docker.delete_service(id).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = self.api_error(format!("remove service {id}"), e);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
+        match self
+            .call(&format!("remove service {id}"), move |d| async move {
+                d.delete_service(id).await
+            })
+            .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
     /// The ID of a network by exact name; `None` when there is none.
     pub async fn network_id(&self, name: &str) -> Result<Option<String>, SwarmError> {
         let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let filters = &filters;
         let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(|e| self.api_error("list networks".into(), e))?;
+            .call("list networks", move |d| async move {
+                d.list_networks(Some(ListNetworksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+            })
+            .await?;
         Ok(networks
             .into_iter()
             .find(|n| n.name.as_deref() == Some(name))
@@ -442,10 +739,15 @@ impl SwarmClient {
             )])),
             ..NetworkCreateRequest::default()
         };
-        match self.docker.create_network(request).await {
+        let request = &request;
+        match self
+            .call(&format!("create network {name}"), move |d| async move {
+                d.create_network(request.clone()).await
+            })
+            .await
+        {
             Ok(r) => Ok(r.id),
-            Err(e) => {
-                let err = self.api_error(format!("create network {name}"), e);
+            Err(err) => {
                 // Another writer may have created it meanwhile: take theirs.
                 match self.network_id(name).await? {
                     Some(id) => Ok(id),
@@ -472,20 +774,22 @@ impl SwarmClient {
         }
         // Values of one filter key are OR'ed by the engine.
         let filters = HashMap::from([("service".to_string(), service_ids.to_vec())]);
+        let filters = &filters;
         let tasks = self
-            .docker
-            .list_tasks(Some(ListTasksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(|e| self.api_error("list tasks".to_string(), e))?;
+            .call("list tasks", move |d| async move {
+                d.list_tasks(Some(ListTasksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+            })
+            .await?;
         for t in tasks {
             let status = t.status.unwrap_or_default();
             let service = t.service_id.unwrap_or_default();
             out.entry(service).or_default().push(TaskInfo {
                 id: t.id.unwrap_or_default(),
                 slot: t.slot,
-                node_id: t.node_id,
+                node_id: t.node_id.filter(|n| !n.is_empty()),
                 desired_state: t.desired_state.map(state_name).unwrap_or_default(),
                 state: status.state.map(state_name).unwrap_or_default(),
                 error: status.err.filter(|e| !e.is_empty()),
@@ -502,6 +806,24 @@ impl SwarmClient {
         }
         Ok(out)
     }
+}
+
+/// Opens one endpoint, negotiates its API version and pings it (5 s each).
+async fn probe(address: &str, tls: Option<&std::path::Path>) -> Result<Docker, SwarmError> {
+    let unavailable = |message: String| SwarmError::Unavailable {
+        host: address.to_string(),
+        message,
+    };
+    let docker = open(address, tls, bollard::API_DEFAULT_VERSION).map_err(unavailable)?;
+    let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
+        .await
+        .map_err(|_| unavailable("no answer within 5s".into()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    tokio::time::timeout(Duration::from_secs(5), docker.ping())
+        .await
+        .map_err(|_| unavailable("no answer within 5s".into()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(docker)
 }
 
 fn state_name(s: TaskState) -> String {
@@ -586,8 +908,12 @@ impl SwarmClient {
         service: &str,
         options: &LogOptions,
     ) -> futures::stream::BoxStream<'static, Result<LogChunk, SwarmError>> {
-        let stream = self.docker.service_logs(service, Some(logs_query(options)));
-        self.log_chunks(stream, format!("read the logs of {service}"))
+        let (i, docker) = match self.current_docker() {
+            Ok(d) => d,
+            Err(e) => return Box::pin(futures::stream::once(async move { Err(e) })),
+        };
+        let stream = docker.service_logs(service, Some(logs_query(options)));
+        self.log_chunks(i, stream, format!("read the logs of {service}"))
     }
 
     /// The logs of one task (so each line can say which task wrote it, as `docker service
@@ -597,13 +923,24 @@ impl SwarmClient {
         task: &str,
         options: &LogOptions,
     ) -> futures::stream::BoxStream<'static, Result<LogChunk, SwarmError>> {
-        let stream = self.docker.task_logs(task, Some(logs_query(options)));
-        self.log_chunks(stream, format!("read the logs of task {task}"))
+        let (i, docker) = match self.current_docker() {
+            Ok(d) => d,
+            Err(e) => return Box::pin(futures::stream::once(async move { Err(e) })),
+        };
+        let stream = docker.task_logs(task, Some(logs_query(options)));
+        self.log_chunks(i, stream, format!("read the logs of task {task}"))
     }
 
-    /// Docker's log frames as [`LogChunk`]s, errors naming `operation`.
+    /// The client of the manager endpoint in use (the CLI's read-only streams use it as is).
+    fn current_docker(&self) -> Result<(usize, Docker), SwarmError> {
+        let i = self.endpoints.current.load(Ordering::SeqCst);
+        Ok((i, self.endpoints.docker(i)?))
+    }
+
+    /// Docker's log frames as [`LogChunk`]s, errors naming `operation` and endpoint `i`.
     fn log_chunks(
         &self,
+        i: usize,
         stream: impl futures::Stream<
             Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
         > + Send
@@ -622,7 +959,7 @@ impl SwarmClient {
                     | bollard::container::LogOutput::Console { message }
                     | bollard::container::LogOutput::StdIn { message },
                 ) => Ok(LogChunk::Stdout(message.to_vec())),
-                Err(e) => Err(this.api_error(operation.clone(), e)),
+                Err(e) => Err(this.api_error_at(i, operation.clone(), e)),
             })
             .boxed()
     }
@@ -630,10 +967,11 @@ impl SwarmClient {
     /// The hostnames of the Swarm's nodes, by node ID.
     pub async fn node_names(&self) -> Result<BTreeMap<String, String>, SwarmError> {
         let nodes = self
-            .docker
-            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
-            .await
-            .map_err(|e| self.api_error("list nodes".into(), e))?;
+            .call("list nodes", |d| async move {
+                d.list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+                    .await
+            })
+            .await?;
         Ok(nodes
             .into_iter()
             .filter_map(|n| {

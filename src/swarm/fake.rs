@@ -89,6 +89,9 @@ impl FakeSwarm {
                 id: FAKE_NODE_ID.into(),
                 hostname: FAKE_NODE_HOSTNAME.into(),
                 labels: BTreeMap::new(),
+                state: "ready".into(),
+                availability: "active".into(),
+                role: "manager".into(),
             }],
             ..Engine::default()
         };

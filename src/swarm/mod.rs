@@ -9,9 +9,11 @@ mod docker;
 mod fake;
 pub mod names;
 mod objects;
+mod placement;
 mod render;
 
 pub use objects::{FileObject, NodeInfo};
+pub use placement::node_trouble;
 
 pub use api::Swarm;
 pub use fake::{FAKE_NODE_HOSTNAME, FAKE_NODE_ID, FakeSwarm};
@@ -19,7 +21,7 @@ pub use fake::{FAKE_NODE_HOSTNAME, FAKE_NODE_ID, FakeSwarm};
 pub use compare::{comparable, covers, first_difference};
 pub use convergence::{Convergence, assess};
 pub use docker::{
-    LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
+    DockerConfig, LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
 };
 pub use docker::{LogChunk, LogOptions};
 pub use render::{

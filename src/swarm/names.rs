@@ -9,6 +9,17 @@ pub const OWNER_LABEL: &str = "dev.kargo.owner";
 /// Label holding the hash of the desired spec last pushed.
 pub const SPEC_HASH_LABEL: &str = "dev.kargo.spec-hash";
 
+/// Prefix of the node label in which an installation records the node labels it set
+/// (`dev.kargo.labels.<hash of the installation>` = their keys, comma-separated): kargo
+/// removes only those, never a label set by hand or by another installation.
+pub const NODE_LABELS_RECORD_PREFIX: &str = "dev.kargo.labels.";
+
+/// The node label recording which labels `installation` set on a node.
+pub fn node_labels_record(installation: &str) -> String {
+    let hash = super::render::hash_json(&serde_json::Value::String(installation.to_string()));
+    format!("{NODE_LABELS_RECORD_PREFIX}{hash}")
+}
+
 /// The longest Swarm service name.
 pub const MAX_SERVICE_NAME: usize = 63;
 

@@ -27,6 +27,35 @@ pub struct NodeInfo {
     pub hostname: String,
     /// Labels now.
     pub labels: BTreeMap<String, String>,
+    /// `ready`, `down`, `disconnected` or `unknown`, as the managers see it.
+    pub state: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `manager` or `worker`.
+    pub role: String,
+}
+
+impl NodeInfo {
+    /// Whether Swarm may place new tasks here (ready and active).
+    pub fn takes_tasks(&self) -> bool {
+        self.state == "ready" && self.availability == "active"
+    }
+
+    /// The node's state for a person: `ready`, `down`, `ready, drained`, `ready, paused`.
+    pub fn describe_state(&self) -> String {
+        match self.availability.as_str() {
+            "drain" => format!("{}, drained", self.state),
+            "pause" => format!("{}, paused", self.state),
+            _ => self.state.clone(),
+        }
+    }
+}
+
+/// An engine enum as the word the API uses.
+fn word<T: serde::Serialize>(v: Option<T>) -> String {
+    v.and_then(|v| serde_json::to_value(v).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn installation_filter(installation: &str) -> HashMap<String, Vec<String>> {
@@ -45,21 +74,29 @@ impl SwarmClient {
     ) -> Result<Vec<FileObject>, SwarmError> {
         let filters = Some(installation_filter(installation));
         let pairs: Vec<(Option<String>, Option<String>)> = if secret {
-            self.docker
-                .list_secrets(Some(ListSecretsOptions { filters }))
+            let filters = &filters;
+            self.call("list secrets", move |d| async move {
+                d.list_secrets(Some(ListSecretsOptions {
+                    filters: filters.clone(),
+                }))
                 .await
-                .map_err(|e| self.api_error("list secrets".into(), e))?
-                .into_iter()
-                .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
-                .collect()
+            })
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
+            .collect()
         } else {
-            self.docker
-                .list_configs(Some(ListConfigsOptions { filters }))
+            let filters = &filters;
+            self.call("list configs", move |d| async move {
+                d.list_configs(Some(ListConfigsOptions {
+                    filters: filters.clone(),
+                }))
                 .await
-                .map_err(|e| self.api_error("list configs".into(), e))?
-                .into_iter()
-                .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
-                .collect()
+            })
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.spec.and_then(|sp| sp.name)))
+            .collect()
         };
         Ok(pairs
             .into_iter()
@@ -83,68 +120,76 @@ impl SwarmClient {
         let data = Some(base64::engine::general_purpose::STANDARD.encode(content));
         let labels = Some(labels.clone().into_iter().collect());
         let what = if secret { "secret" } else { "config" };
+        let (labels, data) = (&labels, &data);
+        let operation = format!("create {what} {name}");
         let resp = if secret {
             self.count(WriteKind::SecretCreate)?;
-            self.docker
-                .create_secret(SecretSpec {
+            self.call(&operation, move |d| async move {
+                d.create_secret(SecretSpec {
                     name: Some(name.to_string()),
-                    labels,
-                    data,
+                    labels: labels.clone(),
+                    data: data.clone(),
                     ..SecretSpec::default()
                 })
                 .await
+            })
+            .await
         } else {
             self.count(WriteKind::ConfigCreate)?;
-            self.docker
-                .create_config(ConfigSpec {
+            self.call(&operation, move |d| async move {
+                d.create_config(ConfigSpec {
                     name: Some(name.to_string()),
-                    labels,
-                    data,
+                    labels: labels.clone(),
+                    data: data.clone(),
                     ..ConfigSpec::default()
                 })
                 .await
+            })
+            .await
         };
         resp.map(|r| r.id)
-            .map_err(|e| self.api_error(format!("create {what} {name}"), e))
     }
 
     /// Removes a config or secret; Swarm refuses while a service uses it (an `Api` error).
     pub async fn remove_file(&self, id: &str, secret: bool) -> Result<(), SwarmError> {
+        let operation = format!("remove {id}");
         let r = if secret {
             self.count(WriteKind::SecretRemove)?;
-            self.docker.delete_secret(id).await
+            self.call(
+                &operation,
+                move |d| async move { d.delete_secret(id).await },
+            )
+            .await
         } else {
             self.count(WriteKind::ConfigRemove)?;
-            self.docker.delete_config(id).await
+            self.call(
+                &operation,
+                move |d| async move { d.delete_config(id).await },
+            )
+            .await
         };
         match r {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = self.api_error(format!("remove {id}"), e);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
     /// The Swarm's nodes with their labels.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, SwarmError> {
         let nodes = self
-            .docker
-            .list_nodes(None)
-            .await
-            .map_err(|e| self.api_error("list nodes".into(), e))?;
+            .call("list nodes", |d| async move { d.list_nodes(None).await })
+            .await?;
         Ok(nodes
             .into_iter()
             .filter_map(|n| {
+                let spec = n.spec.unwrap_or_default();
                 Some(NodeInfo {
                     id: n.id?,
                     hostname: n.description.and_then(|d| d.hostname).unwrap_or_default(),
-                    labels: n
-                        .spec
-                        .and_then(|s| s.labels)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
+                    labels: spec.labels.unwrap_or_default().into_iter().collect(),
+                    state: word(n.status.and_then(|s| s.state)),
+                    availability: word(spec.availability),
+                    role: word(spec.role),
                 })
             })
             .collect())
@@ -157,23 +202,25 @@ impl SwarmClient {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), SwarmError> {
         let node = self
-            .docker
-            .inspect_node(id)
-            .await
-            .map_err(|e| self.api_error(format!("inspect node {id}"), e))?;
+            .call(&format!("inspect node {id}"), move |d| async move {
+                d.inspect_node(id).await
+            })
+            .await?;
         let version = node.version.and_then(|v| v.index).unwrap_or_default();
         let mut spec = node.spec.unwrap_or_default();
         spec.labels = Some(labels.clone().into_iter().collect());
         self.count(WriteKind::NodeUpdate)?;
-        self.docker
-            .update_node(
+        let spec = &spec;
+        self.call(&format!("update node {id}"), move |d| async move {
+            d.update_node(
                 id,
-                spec,
+                spec.clone(),
                 UpdateNodeOptions {
                     version: i64::try_from(version).unwrap_or(0),
                 },
             )
             .await
-            .map_err(|e| self.api_error(format!("update node {id}"), e))
+        })
+        .await
     }
 }
