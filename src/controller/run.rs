@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
 use crate::store::{Deposer, Election, EtcdConfig, Fence, Store, StoreError, WatchEvent};
 use crate::swarm::names::parse_swarm_service;
@@ -433,6 +434,9 @@ async fn enqueue_everything(store: &Store, queue: &WorkQueue) {
     }
 }
 
+/// Changes taken from the watch at once when they are already there.
+const WATCH_BATCH: usize = 1024;
+
 /// Every resync period, every key.
 async fn resync(queue: WorkQueue, period: Duration, known: KnownStacks) {
     let mut tick = tokio::time::interval(period);
@@ -510,54 +514,78 @@ async fn watch_etcd(
         backoff = Duration::from_millis(500);
         metrics.set_synced(true);
         enqueue_all(&cache, &queue);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(WatchEvent::Applied(o)) => {
-                    let revision = o
+        'watching: while let Some(first) = stream.next().await {
+            // What is already there comes as one batch: one copy of the shared snapshot
+            // for all of it (a reconcile may hold the previous one), not one per change.
+            let mut batch = vec![first];
+            while batch.len() < WATCH_BATCH {
+                match stream.next().now_or_never() {
+                    Some(Some(ev)) => batch.push(ev),
+                    _ => break,
+                }
+            }
+            let revision = batch
+                .iter()
+                .filter_map(|ev| match ev {
+                    Ok(WatchEvent::Applied(o)) => o
                         .metadata
                         .resource_version
                         .as_deref()
-                        .and_then(|r| r.parse().ok())
-                        .unwrap_or(0);
-                    shared.update(revision, |s| s.insert(&o));
-                    let old = cache.insert(o.reference(), (*o).clone());
-                    let keys = affected_keys(&cache, old.as_ref(), Some(&o));
-                    for k in keys {
-                        queue.add(&k);
+                        .and_then(|r| r.parse().ok()),
+                    Ok(WatchEvent::Deleted { revision, .. }) => Some(*revision),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            shared.update(revision, |s| {
+                for ev in &batch {
+                    match ev {
+                        Ok(WatchEvent::Applied(o)) => s.insert(o),
+                        Ok(WatchEvent::Deleted { kind, name, .. }) => s.remove(*kind, name),
+                        Ok(WatchEvent::Invalid(bad)) => {
+                            if let Some((kind, name)) = &bad.object {
+                                s.insert_invalid(*kind, name, &bad.message);
+                            }
+                        }
+                        _ => {}
                     }
                 }
-                Ok(WatchEvent::Deleted {
-                    kind,
-                    name,
-                    revision,
-                }) => {
-                    shared.update(revision, |s| s.remove(kind, &name));
-                    let old = cache.remove(&format!("{}/{}", kind.singular(), name));
-                    for k in affected_keys(&cache, old.as_ref(), None) {
-                        queue.add(&k);
+            });
+            for ev in batch {
+                match ev {
+                    Ok(WatchEvent::Applied(o)) => {
+                        let old = cache.insert(o.reference(), (*o).clone());
+                        for k in affected_keys(&cache, old.as_ref(), Some(&o)) {
+                            queue.add(&k);
+                        }
                     }
-                }
-                Ok(WatchEvent::Invalid(bad)) => {
-                    // Written without the CLI: the object at that key (if any) is gone
-                    // from the cache, and every reconcile reports it (doubt, not removal).
-                    warn!(key = %bad.key, error = %bad.message, "skipped a value that is not a usable kargo object");
-                    shared.update_invalid(0, &bad);
-                    if let Some((kind, name)) = &bad.object {
-                        cache.remove(&format!("{}/{}", kind.singular(), name));
+                    Ok(WatchEvent::Deleted { kind, name, .. }) => {
+                        let old = cache.remove(&format!("{}/{}", kind.singular(), name));
+                        for k in affected_keys(&cache, old.as_ref(), None) {
+                            queue.add(&k);
+                        }
                     }
-                    enqueue_all(&cache, &queue);
-                }
-                Ok(WatchEvent::Compacted(rev)) => {
-                    info!(
-                        compact_revision = rev,
-                        "watch fell behind compaction; relisting"
-                    );
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %e, "watch lost; relisting");
-                    metrics.set_synced(false);
-                    break;
+                    Ok(WatchEvent::Invalid(bad)) => {
+                        // Written without the CLI: the object at that key (if any) is gone
+                        // from the cache, and every reconcile reports it (doubt, not removal).
+                        warn!(key = %bad.key, error = %bad.message, "skipped a value that is not a usable kargo object");
+                        if let Some((kind, name)) = &bad.object {
+                            cache.remove(&format!("{}/{}", kind.singular(), name));
+                        }
+                        enqueue_all(&cache, &queue);
+                    }
+                    Ok(WatchEvent::Compacted(rev)) => {
+                        info!(
+                            compact_revision = rev,
+                            "watch fell behind compaction; relisting"
+                        );
+                        break 'watching;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "watch lost; relisting");
+                        metrics.set_synced(false);
+                        break 'watching;
+                    }
                 }
             }
             known.set(&cache);
@@ -593,9 +621,22 @@ fn affected_keys(
         return Vec::new();
     };
     let spec_changed = old.map(fingerprint) != new.map(fingerprint);
-    let status_changed = old.and_then(|o| o.status.as_ref()) != new.and_then(|o| o.status.as_ref());
+    // Only a Stack becoming Ready or not Ready gates others (dependsOn, ordered rollout);
+    // its other status changes (counts, messages) concern no other key.
+    let readiness = |o: Option<&DynamicObject>| {
+        o.and_then(|o| o.status.as_ref())
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some(types::READY))
+            })
+            .and_then(|c| c.get("status"))
+            .cloned()
+    };
+    let readiness_changed = readiness(old) != readiness(new);
     if !spec_changed {
-        return if status_changed && o.kind == Kind::Stack {
+        return if readiness_changed && o.kind == Kind::Stack {
             let mut keys = stack_keys(cache);
             keys.push(INSTALLATION_KEY.into());
             keys

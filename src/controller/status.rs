@@ -15,6 +15,9 @@ use super::ControllerError;
 use super::reconcile::Reconciler;
 use crate::plan::{Plan, Snapshot};
 
+/// Status writes of one installation-wide pass in flight at once.
+const STATUS_WRITES_AT_ONCE: usize = 16;
+
 impl Reconciler<'_> {
     /// Status of what no stack reconcile covers: undeployed Services and Stacks, the
     /// Environments and the Configurations.
@@ -25,7 +28,10 @@ impl Reconciler<'_> {
         is_ready: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<u64, ControllerError> {
         let now = Utc::now();
-        let mut writes = 0;
+        let mut services = Vec::new();
+        let mut stacks = Vec::new();
+        let mut environments = Vec::new();
+        let mut configurations = Vec::new();
         for (name, svc) in &snapshot.services {
             if svc.metadata.deletion_timestamp.is_some() || plan.stack_of(name).is_some() {
                 continue;
@@ -46,15 +52,7 @@ impl Reconciler<'_> {
             };
             set_ready(&mut status.common, false, reason, message, now);
             status.common.conditions.retain(|c| c.type_ == types::READY);
-            writes += self
-                .put_status(
-                    Kind::Service,
-                    name,
-                    svc.metadata.generation,
-                    &svc.status,
-                    status,
-                )
-                .await?;
+            services.push((name.as_str(), svc.metadata.generation, &svc.status, status));
         }
         for (name, st) in &snapshot.stacks {
             if st.metadata.deletion_timestamp.is_some()
@@ -89,15 +87,7 @@ impl Reconciler<'_> {
             };
             set_ready(&mut status.common, false, reason, msg, now);
             status.common.conditions.retain(|c| c.type_ == types::READY);
-            writes += self
-                .put_status(
-                    Kind::Stack,
-                    name,
-                    st.metadata.generation,
-                    &st.status,
-                    status,
-                )
-                .await?;
+            stacks.push((name.as_str(), st.metadata.generation, &st.status, status));
         }
         for (name, env) in &snapshot.environments {
             let mut status = EnvironmentStatus {
@@ -129,15 +119,7 @@ impl Reconciler<'_> {
                     status.unresolved = unresolved;
                 }
             }
-            writes += self
-                .put_status(
-                    Kind::Environment,
-                    name,
-                    env.metadata.generation,
-                    &env.status,
-                    status,
-                )
-                .await?;
+            environments.push((name.as_str(), env.metadata.generation, &env.status, status));
         }
         for (name, cfg) in &snapshot.configurations {
             let mut status = ConfigurationStatus {
@@ -211,17 +193,39 @@ impl Reconciler<'_> {
                     now,
                 );
             }
-            writes += self
-                .put_status(
-                    Kind::Configuration,
-                    name,
-                    cfg.metadata.generation,
-                    &cfg.status,
-                    status,
-                )
-                .await?;
+            configurations.push((name.as_str(), cfg.metadata.generation, &cfg.status, status));
         }
+        // Stacks first: they are what a person and `kargo wait` look at; the writes go
+        // out a few at a time (thousands of them at a first start).
+        let mut writes = self.put_statuses(Kind::Stack, stacks).await?;
+        writes += self
+            .put_statuses(Kind::Configuration, configurations)
+            .await?;
+        writes += self.put_statuses(Kind::Environment, environments).await?;
+        writes += self.put_statuses(Kind::Service, services).await?;
         Ok(writes)
+    }
+
+    /// [`Self::put_status`] for many objects of one kind, a bounded number at once.
+    async fn put_statuses<T: Serialize + PartialEq + HasCommon + Send + Sync>(
+        &self,
+        kind: Kind,
+        items: Vec<(&str, Option<i64>, &T, T)>,
+    ) -> Result<u64, ControllerError> {
+        use futures::{StreamExt, TryStreamExt};
+        type Write<'f> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<u64, ControllerError>> + Send + 'f>,
+        >;
+        let mut writes: Vec<Write<'_>> = Vec::with_capacity(items.len());
+        for (name, generation, stored, next) in items {
+            writes.push(Box::pin(
+                self.put_status(kind, name, generation, stored, next),
+            ));
+        }
+        futures::stream::iter(writes)
+            .buffer_unordered(STATUS_WRITES_AT_ONCE)
+            .try_fold(0, |total, n| async move { Ok(total + n) })
+            .await
     }
 
     /// Writes a status when it differs from the stored one; returns the number of writes.
