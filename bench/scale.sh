@@ -14,7 +14,9 @@
 #   - one full resync of the converged Stacks: CPU seconds (utime + stime of the
 #     controller) and wall time, from the first reconcile of the resync until the queue
 #     is empty again and kargo_reconciles_total grew by at least every Stack + 1
-#   - CPU seconds over 60 s of idling with the default resync (two resyncs in it)
+#   - CPU seconds over 60 s of idling with the default resync (two resyncs in it), with
+#     the reconciles and the Swarm network/config/secret/node events of that minute (any
+#     such event, whoever caused it, queues every Stack: other users of the Swarm count)
 #   - the controller's resident memory (VmRSS) and its peak (VmHWM)
 #
 # Environment:
@@ -206,10 +208,18 @@ done
 [[ -n "$resync_cpu" ]] || { echo "no full resync seen within 75 s" >&2; exit 1; }
 
 # 5. idle: 60 s with the default resync, nothing applied
-c0=$(cpu_ticks)
+# The controller enqueues every Stack on any network, config, secret or node event of the
+# Swarm, whoever caused it: count them, since other users of the Swarm add to this figure.
+timeout 60 docker events --format '{{.Type}}' --filter type=network --filter type=config \
+  --filter type=secret --filter type=node >"$WORK/idle-events" 2>/dev/null &
+events_pid=$!
+c0=$(cpu_ticks) r0=$(metric kargo_reconciles_total)
 sleep 60
 controller_alive
 idle_cpu=$(calc "($(cpu_ticks) - $c0) / $HZ")
+idle_reconciles=$(($(metric kargo_reconciles_total) - r0))
+wait "$events_pid" 2>/dev/null || true
+idle_events=$(wc -l <"$WORK/idle-events")
 rss=$(status_kb VmRSS) hwm=$(status_kb VmHWM)
 reconciles=$(metric kargo_reconciles_total)
 reconcile_secs=$(metric kargo_reconcile_duration_seconds_sum)
@@ -246,7 +256,7 @@ echo "| kargo apply of all (wall) | $apply_secs s | — |"
 echo "| controller start → every Stack observed | $observed_secs s | < 5 s |"
 echo "| controller start → $running running services Ready | $ready_secs s | — |"
 echo "| one full resync, converged: CPU ($resync_count reconciles, $resync_wall s wall) | $resync_cpu s | < 0.5 s |"
-echo "| 60 s idle, default resync: CPU | $idle_cpu s | < 1.5 s |"
+echo "| 60 s idle, default resync: CPU ($idle_reconciles reconciles; $idle_events Swarm network/config/secret/node events) | $idle_cpu s | < 1.5 s |"
 echo "| controller RSS (VmRSS; peak VmHWM) | $(mb "$rss") MB (peak $(mb "$hwm") MB) | < 50 MB |"
 echo "| controller totals at the end | $reconciles reconciles, $reconcile_secs s in reconcile | — |"
 if ((SIDE > 0)); then
