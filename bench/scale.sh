@@ -199,7 +199,7 @@ for _ in $(seq 1 1500); do # 0.05 s apart, plus the samples' own time: well over
       resync_count=$((total - start_total))
       break
     fi
-    if [[ $(calc "$t - $moved_t > 1") == 1.000 && "$(metric kargo_queue_depth)" == 0 ]]; then
+    if [[ $(calc "($t - $moved_t > 1)") == 1.000 && "$(metric kargo_queue_depth)" == 0 ]]; then
       start_total="" # a stray reconcile, not a resync
     fi
   fi
