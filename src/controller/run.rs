@@ -459,19 +459,71 @@ impl KnownStacks {
         self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    fn set(&self, cache: &BTreeMap<String, DynamicObject>) {
+    fn set(&self, cache: &BTreeMap<String, Seen>) {
         if let Ok(mut s) = self.0.lock() {
             *s = stack_keys(cache);
         }
     }
 }
 
-/// What of an object makes a reconcile worth running: everything but status and resourceVersion.
-fn fingerprint(o: &DynamicObject) -> String {
-    let mut o = o.clone();
-    o.status = None;
-    o.metadata.resource_version = None;
-    serde_json::to_string(&o).unwrap_or_default()
+/// What the watch remembers of an object: enough to tell which keys a change affects
+/// (the objects themselves live once, typed, in the [`SnapshotCache`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Seen {
+    kind: Kind,
+    name: String,
+    /// A hash of everything but status and resourceVersion: what makes a reconcile worth running.
+    fingerprint: u64,
+    /// The status of its Ready condition (a Stack's readiness gates other Stacks).
+    ready: Option<String>,
+    /// The services a Stack lists.
+    services: Vec<String>,
+}
+
+impl Seen {
+    fn of(o: &DynamicObject) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut bare = o.clone();
+        bare.status = None;
+        bare.metadata.resource_version = None;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&bare)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        let ready = o
+            .status
+            .as_ref()
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some(types::READY))
+            })
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let services = match o.kind {
+            Kind::Stack => o
+                .spec
+                .get("services")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Seen {
+            kind: o.kind,
+            name: o.metadata.name.clone(),
+            fingerprint: hasher.finish(),
+            ready,
+            services,
+        }
+    }
 }
 
 /// The cache: lists, then watches from the list's revision + 1, and turns changes into
@@ -498,8 +550,11 @@ async fn watch_etcd(
         };
         shared.reset(&list);
         let revision = list.revision;
-        let mut cache: BTreeMap<String, DynamicObject> =
-            list.items.into_iter().map(|o| (o.reference(), o)).collect();
+        let mut cache: BTreeMap<String, Seen> = list
+            .items
+            .iter()
+            .map(|o| (o.reference(), Seen::of(o)))
+            .collect();
         known.set(&cache);
         let mut stream = match store.watch(revision + 1).await {
             Ok(s) => s,
@@ -554,8 +609,9 @@ async fn watch_etcd(
             for ev in batch {
                 match ev {
                     Ok(WatchEvent::Applied(o)) => {
-                        let old = cache.insert(o.reference(), (*o).clone());
-                        for k in affected_keys(&cache, old.as_ref(), Some(&o)) {
+                        let seen = Seen::of(&o);
+                        let old = cache.insert(o.reference(), seen.clone());
+                        for k in affected_keys(&cache, old.as_ref(), Some(&seen)) {
                             queue.add(&k);
                         }
                     }
@@ -594,15 +650,15 @@ async fn watch_etcd(
     }
 }
 
-fn stack_keys(cache: &BTreeMap<String, DynamicObject>) -> Vec<String> {
+fn stack_keys(cache: &BTreeMap<String, Seen>) -> Vec<String> {
     cache
         .values()
         .filter(|o| o.kind == Kind::Stack)
-        .map(|o| format!("stack/{}", o.metadata.name))
+        .map(|o| format!("stack/{}", o.name))
         .collect()
 }
 
-fn enqueue_all(cache: &BTreeMap<String, DynamicObject>, queue: &WorkQueue) {
+fn enqueue_all(cache: &BTreeMap<String, Seen>, queue: &WorkQueue) {
     queue.add(INSTALLATION_KEY);
     for k in stack_keys(cache) {
         queue.add(&k);
@@ -613,28 +669,18 @@ fn enqueue_all(cache: &BTreeMap<String, DynamicObject>, queue: &WorkQueue) {
 /// Configuration queues the Stacks it affects). The controller's own status writes
 /// queue nothing, except a Stack's, which gates the stacks that wait for it.
 fn affected_keys(
-    cache: &BTreeMap<String, DynamicObject>,
-    old: Option<&DynamicObject>,
-    new: Option<&DynamicObject>,
+    cache: &BTreeMap<String, Seen>,
+    old: Option<&Seen>,
+    new: Option<&Seen>,
 ) -> Vec<String> {
     let Some(o) = new.or(old) else {
         return Vec::new();
     };
-    let spec_changed = old.map(fingerprint) != new.map(fingerprint);
+    let spec_changed = old.map(|s| s.fingerprint) != new.map(|s| s.fingerprint);
     // Only a Stack becoming Ready or not Ready gates others (dependsOn, ordered rollout);
     // its other status changes (counts, messages) concern no other key.
-    let readiness = |o: Option<&DynamicObject>| {
-        o.and_then(|o| o.status.as_ref())
-            .and_then(|s| s.get("conditions"))
-            .and_then(Value::as_array)
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some(types::READY))
-            })
-            .and_then(|c| c.get("status"))
-            .cloned()
-    };
-    let readiness_changed = readiness(old) != readiness(new);
+    let readiness_changed =
+        old.and_then(|s| s.ready.as_ref()) != new.and_then(|s| s.ready.as_ref());
     if !spec_changed {
         return if readiness_changed && o.kind == Kind::Stack {
             let mut keys = stack_keys(cache);
@@ -647,22 +693,15 @@ fn affected_keys(
     let mut keys = vec![INSTALLATION_KEY.to_string()];
     match o.kind {
         Kind::Service => {
-            let name = &o.metadata.name;
             keys.extend(
                 cache
                     .values()
-                    .filter(|s| s.kind == Kind::Stack)
-                    .filter(|s| {
-                        s.spec
-                            .get("services")
-                            .and_then(Value::as_array)
-                            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)))
-                    })
-                    .map(|s| format!("stack/{}", s.metadata.name)),
+                    .filter(|s| s.kind == Kind::Stack && s.services.contains(&o.name))
+                    .map(|s| format!("stack/{}", s.name)),
             );
         }
         Kind::Stack => {
-            keys.push(format!("stack/{}", o.metadata.name));
+            keys.push(format!("stack/{}", o.name));
             keys.extend(stack_keys(cache));
         }
         Kind::Environment | Kind::Configuration => keys.extend(stack_keys(cache)),
