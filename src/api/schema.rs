@@ -1,4 +1,4 @@
-//! JSON Schemas of the four kinds, generated from the Rust types (DESIGN.md §2, §3).
+//! JSON Schemas of the four kinds, generated from the Rust types (docs/design.md).
 //!
 //! The types in this module's siblings derive [`schemars::JsonSchema`]; their doc comments
 //! become the `description`s that editors show and `kargo explain` prints. This module turns
@@ -18,7 +18,7 @@
 //!
 //! # Two modes ([`Mode`])
 //!
-//! A user Service may overlay a catalog entry (DESIGN.md §3), so the **stored** mode (the
+//! A user Service may overlay a catalog entry (docs/design.md, "The three configurations"), so the **stored** mode (the
 //! manifest format, what `schemas/` holds) lets every field of a Service's `spec` be left
 //! out or set to `null` (a JSON Merge Patch deletes with `null`), maps included, and lets a
 //! string hold a `${VAR}` reference where it would otherwise need a pattern (interpolation

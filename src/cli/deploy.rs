@@ -1,5 +1,5 @@
 //! `kargo deploy` and `kargo remove`: Kargo's verbs, on the same model. They set a
-//! Stack's `suspend`; the controller does the rest (DESIGN.md §2).
+//! Stack's `suspend`; the controller does the rest (docs/design.md, "The model").
 
 use crate::api::Kind;
 

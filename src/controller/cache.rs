@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::store::{InvalidEntry, ObjectList};
+use crate::store::ObjectList;
 
 use crate::plan::Snapshot;
 
@@ -52,13 +52,6 @@ impl SnapshotCache {
             // Copies only when a reconcile still holds the previous version.
             change(Arc::make_mut(snapshot));
             *rev = (*rev).max(revision);
-        }
-    }
-
-    /// Records a value the watch could not decode.
-    pub fn update_invalid(&self, revision: i64, bad: &InvalidEntry) {
-        if let Some((kind, name)) = &bad.object {
-            self.update(revision, |s| s.insert_invalid(*kind, name, &bad.message));
         }
     }
 

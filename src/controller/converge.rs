@@ -62,7 +62,7 @@ impl Reconciler<'_> {
         let spec = resolve_ids(&desired.spec, network_ids);
         let kind = Kind::Service;
         let svc = desired.service.as_str();
-        // A spec that failed is not pushed again until it changes (DESIGN.md §6).
+        // A spec that failed is not pushed again until it changes (docs/design.md, "The controller").
         let failed_before = status.failed_spec_hash.as_deref() == Some(desired.hash.as_str());
         if status.failed_spec_hash.is_some() && !failed_before {
             status.failed_spec_hash = None;

@@ -1,4 +1,4 @@
-//! Events in etcd (DESIGN.md §4): `<prefix>/events/<kind>/<name>/<time>` on a one-hour
+//! Events in etcd (docs/design.md, "Storage in etcd"): `<prefix>/events/<kind>/<name>/<time>` on a one-hour
 //! lease, so `kargo describe` shows what the controller did and what failed.
 
 use std::collections::HashSet;

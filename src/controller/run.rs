@@ -665,7 +665,7 @@ fn enqueue_all(cache: &BTreeMap<String, Seen>, queue: &WorkQueue) {
     }
 }
 
-/// The keys a change affects (DESIGN.md §6: a change to a Service, Environment or
+/// The keys a change affects (docs/design.md, "The controller": a change to a Service, Environment or
 /// Configuration queues the Stacks it affects). The controller's own status writes
 /// queue nothing, except a Stack's, which gates the stacks that wait for it.
 fn affected_keys(

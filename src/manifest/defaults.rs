@@ -1,5 +1,5 @@
 //! The default configuration: the catalog of preconfigured Services in `defaults/`,
-//! compiled into the binary (DESIGN.md §3).
+//! compiled into the binary (docs/design.md, "The three configurations").
 //!
 //! Each entry is one `kind: Service` manifest, `defaults/<name>.yaml`. Under
 //! `defaults: builtin` the controller layers a user Service of the same name over the

@@ -1,4 +1,4 @@
-//! Compose-style `${VAR}` interpolation over an Environment's variables (DESIGN.md §3).
+//! Compose-style `${VAR}` interpolation over an Environment's variables (docs/design.md, "The three configurations").
 //!
 //! The syntax is the compose file's:
 //!

@@ -1,4 +1,4 @@
-//! The merge of the three configurations for one service (DESIGN.md §3):
+//! The merge of the three configurations for one service (docs/design.md, "The three configurations"):
 //! `default ⊕ user ⊕ settings(Environment.services.<name>)`, with JSON Merge Patch.
 
 use serde_json::{Map, Value, json};

@@ -1,4 +1,4 @@
-//! What is deployed (DESIGN.md §2): the Configuration in force, its Environment's
+//! What is deployed (docs/design.md, "The model"): the Configuration in force, its Environment's
 //! stacks, each Stack's services merged and rendered. Pure: the CLI's `render` and the
 //! controller call this same function, so they cannot disagree.
 
@@ -533,7 +533,7 @@ pub fn plan_scoped(
         previous = Some(stack_name.clone());
         out.stacks.push(planned);
     }
-    // A second claim is an error in every claiming stack's status (DESIGN.md §2).
+    // A second claim is an error in every claiming stack's status (docs/design.md, "The model").
     for (service, stacks) in claims.iter().filter(|(_, s)| s.len() > 1) {
         for s in out.stacks.iter_mut().filter(|s| stacks.contains(&s.name)) {
             let others: Vec<&str> = stacks

@@ -1,4 +1,4 @@
-//! Keeping kargo objects in etcd (DESIGN.md §4).
+//! Keeping kargo objects in etcd (docs/design.md, "Storage in etcd").
 //!
 //! [`Store`] holds the object semantics — uid, generation bumped only by spec changes,
 //! compare-and-swap on the resourceVersion, finalizers, status writes apart — over a

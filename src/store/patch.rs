@@ -1,4 +1,4 @@
-//! The three-way merge behind `kargo apply` (DESIGN.md §4, kubectl's last-applied model).
+//! The three-way merge behind `kargo apply` (docs/design.md, "Storage in etcd", kubectl's last-applied model).
 //!
 //! A [`Patch`] is a JSON Merge Patch (RFC 7396: maps merge key by key, lists and scalars
 //! replace whole) whose deletion is an operation of its own rather than `null`: stored

@@ -1,4 +1,4 @@
-//! Whether a service has converged, by the Docker CLI's rule (DESIGN.md §6).
+//! Whether a service has converged, by the Docker CLI's rule (docs/design.md, "The controller").
 
 use std::collections::BTreeSet;
 

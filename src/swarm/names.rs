@@ -1,4 +1,4 @@
-//! Swarm names and labels (DESIGN.md §5), compatible with Kargo and `docker stack`.
+//! Swarm names and labels (docs/design.md, "Swarm naming"), compatible with Kargo and `docker stack`.
 
 /// Label `docker stack` uses to group a stack's objects; kept so `docker stack ls` shows ours.
 pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
