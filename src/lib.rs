@@ -2,7 +2,8 @@
 //!
 //! Manifests (the four kinds of [`api`]) are read and checked by [`manifest`], kept in etcd
 //! by [`store`], turned into Swarm objects by [`swarm`] and reconciled by [`controller`].
-//! The command line in [`cli`] calls the same functions the controller does.
+//! The command line in [`cli`] calls the same functions the controller does; [`policy`]
+//! says what a Service may do to the nodes.
 #![deny(missing_docs)]
 
 // Lets code shared with the integration tests name this crate `kargo` in unit tests too.
@@ -14,5 +15,6 @@ pub mod controller;
 pub mod import;
 pub mod manifest;
 pub mod plan;
+pub mod policy;
 pub mod store;
 pub mod swarm;

@@ -49,6 +49,12 @@ pub mod reasons {
     pub const NOT_DEPLOYED: &str = "NotDeployed";
     /// Another Configuration is in force.
     pub const NOT_IN_FORCE: &str = "NotInForce";
+    /// The policy of the Configuration in force refuses a service's merged spec: nothing
+    /// of it is deployed; a running one is kept as it is, not updated, until it is mended
+    /// or exempted.
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
+    /// A same-named Swarm object belongs to another kargo installation (another prefix).
+    pub const OWNED_BY_ANOTHER_INSTALLATION: &str = "OwnedByAnotherInstallation";
     /// A same-named Swarm service exists that kargo does not own.
     pub const NOT_ADOPTED: &str = "NotAdopted";
     /// Every variable of an Environment resolves.

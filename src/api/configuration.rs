@@ -23,6 +23,79 @@ pub struct ConfigurationSpec {
     /// Files that Services mount as Swarm configs or secrets, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, ConfigFile>,
+    /// What a Service may do to the nodes it runs on (Kubernetes Pod Security Standards'
+    /// levels); left out, the `baseline` level with no allowed host path and no exemption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySpec>,
+}
+
+/// The policy on what Services may do to the nodes, checked by `validate`, `apply` and the
+/// controller alike.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    /// `privileged` (nothing checked), `baseline` (default: no host path outside
+    /// `allowedHostPaths`, never the Docker socket, no host network) or `restricted`
+    /// (baseline, plus a non-root `user`, read-only bind mounts and no host-mode port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PolicyLevel>,
+    /// Host folders that bind mounts may use (each with what is below it), e.g. `/srv/data`.
+    /// Never a way to the Docker socket: a folder holding it still needs an exemption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_host_paths: Vec<String>,
+    /// Rules waived for one Service, by Service name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exemptions: BTreeMap<String, PolicyExemption>,
+}
+
+/// A level of the policy, after the Kubernetes Pod Security Standards.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyLevel {
+    /// Unrestricted: a Service may do anything Swarm allows, root on the nodes included.
+    Privileged,
+    /// Known ways to take over a node are refused.
+    #[default]
+    Baseline,
+    /// Baseline, and the hardening best practices: non-root, read-only host paths.
+    Restricted,
+}
+
+/// Rules waived for one Service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyExemption {
+    /// The image repository the exemption holds for (`gcr.io/cadvisor/cadvisor`, any tag or
+    /// digest); left out, it holds whatever image the Service runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The rules waived.
+    pub allow: Vec<PolicyRule>,
+    /// When given, `hostPath` and `dockerSocket` are waived only for these host paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_paths: Vec<String>,
+}
+
+/// One rule of the policy, as exemptions name it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum PolicyRule {
+    /// A bind mount of a host path outside `allowedHostPaths` (baseline).
+    HostPath,
+    /// A bind mount of the Docker socket or a folder holding it: root on the node (baseline).
+    DockerSocket,
+    /// Joining the `host` network (baseline).
+    HostNetwork,
+    /// A bind mount that is not read-only (restricted).
+    WritableHostPath,
+    /// No `user`, or a root one (`0`, `root`) (restricted).
+    RunAsRoot,
+    /// A port published in `host` mode (restricted).
+    HostPort,
 }
 
 /// Whether the built-in catalog is layered under user Services.

@@ -134,6 +134,18 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         _ => None,
     };
 
+    // The policy refuses before anything is written (docs/security.md, "Policy").
+    let stored = store.list_all().await?;
+    let refused =
+        planning::policy_refusals(&stored.items, &objects, &args.configuration, store.prefix());
+    if !refused.is_empty() {
+        for r in &refused {
+            output::note(format_args!("error: {r}"));
+        }
+        output::note("nothing was applied");
+        return Ok(ExitStatus::Failure);
+    }
+
     let mut status = ExitStatus::Success;
     let mut results = Vec::new();
     for obj in &objects {

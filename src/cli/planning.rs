@@ -37,6 +37,19 @@ pub fn plan_of(
     (snapshot, p)
 }
 
+/// The policy refusals that writing `changes` over `stored` would bring (see
+/// [`crate::plan::new_policy_violations`]): `apply` writes nothing when there are any.
+pub fn policy_refusals(
+    stored: &[DynamicObject],
+    changes: &[DynamicObject],
+    configuration: &str,
+    installation: &str,
+) -> Vec<String> {
+    let (_, before) = plan_of(stored, configuration, installation);
+    let (_, after) = plan_of(&overlay(stored, changes), configuration, installation);
+    crate::plan::new_policy_violations(&before, &after, changes)
+}
+
 /// The rendered Swarm services of a plan, by Swarm name: the Engine API spec, or why
 /// the service cannot be rendered.
 pub fn rendered(p: &Plan) -> BTreeMap<String, Result<Value, String>> {
@@ -92,7 +105,11 @@ pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec
             if let Err(e) = &svc.desired
                 && (stack_touched || services.contains(svc.name.as_str()))
             {
-                out.push(format!("stack {:?}: {e}", s.name));
+                let line = format!("stack {:?}: {e}", s.name);
+                // A policy refusal is also among its Stack's errors.
+                if !out.contains(&line) {
+                    out.push(line);
+                }
             }
         }
     }

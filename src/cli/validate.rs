@@ -57,10 +57,12 @@ enum Output {
 pub(super) fn run(args: Args) -> Result<ExitStatus, CliError> {
     let options = Options {
         threads: args.threads,
-        keep_objects: false,
+        // The policy check below reads the Services' specs.
+        keep_objects: true,
         ..Options::default()
     };
-    let report = validate_paths(&args.files, args.recursive, &options);
+    let mut report = validate_paths(&args.files, args.recursive, &options);
+    crate::policy::manifests::check_report(&mut report);
     if report.files.is_empty() {
         return Err(CliError::usage(format!(
             "no manifest files (*.yaml, *.yml, *.json) found in {}{}",

@@ -498,17 +498,15 @@ impl Reconciler<'_> {
                 .collect();
             let outcome = match &planned.desired {
                 Err(message) => {
-                    set_ready(
-                        &mut status.common,
-                        false,
-                        reasons::INVALID_SPEC,
-                        message.clone(),
-                        now,
-                    );
+                    let reason = match planned.policy {
+                        Some(_) => reasons::POLICY_VIOLATION,
+                        None => reasons::INVALID_SPEC,
+                    };
+                    set_ready(&mut status.common, false, reason, message.clone(), now);
                     status.common.set_condition(
                         types::DEGRADED,
                         ConditionStatus::True,
-                        reasons::INVALID_SPEC,
+                        reason,
                         message.clone(),
                         now,
                     );

@@ -252,9 +252,23 @@ pub struct PlannedService {
     pub desired: Result<DesiredService, String>,
     /// Services of the stack that must be Ready first.
     pub depends_on: Vec<String>,
+    /// Why the policy refuses the merged spec, if it does (`desired` is then that error):
+    /// nothing is deployed for it, and a running service is kept as it is.
+    pub policy: Option<String>,
 }
 
 impl Plan {
+    /// The services the policy refuses: (stack, service, why).
+    pub fn policy_violations(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.stacks.iter().flat_map(|s| {
+            s.services.iter().filter_map(move |p| {
+                p.policy
+                    .as_deref()
+                    .map(|why| (s.name.as_str(), p.name.as_str(), why))
+            })
+        })
+    }
+
     /// The stack that deploys a service, if any.
     pub fn stack_of(&self, service: &str) -> Option<&PlannedStack> {
         self.stacks
@@ -292,6 +306,7 @@ pub fn plan_scoped(
 ) -> Plan {
     let mut out = Plan::default();
     let cfg = snapshot.configurations.get(configuration);
+    let policy = cfg.and_then(|c| c.spec.policy.as_ref());
     let mut use_defaults = false;
     let mut env: Option<&Environment> = None;
     if let Some(cfg) = cfg {
@@ -496,6 +511,7 @@ pub fn plan_scoped(
                         .unwrap_or_default(),
                     merged: None,
                     desired: Err(NOT_RENDERED.to_string()),
+                    policy: None,
                 });
                 continue;
             }
@@ -503,7 +519,20 @@ pub fn plan_scoped(
             let restarted = user.and_then(|u| u.metadata.annotations.get(RESTARTED_AT_ANNOTATION));
             let merged = merged_spec(raw, default.as_ref(), env, &variables, svc_name);
             let merged_json = merged.as_ref().ok().map(|(v, _)| v.clone());
+            let mut refused = None;
             let desired = merged.and_then(|(_, spec)| {
+                // The policy refuses before anything renders: nothing of it reaches Swarm.
+                let builtin = default
+                    .as_ref()
+                    .and_then(|_| crate::policy::catalog_exemption(svc_name));
+                let findings =
+                    crate::policy::check(policy, svc_name, &spec, &|n| ctx.network(n), builtin);
+                if !findings.is_empty() {
+                    let why =
+                        crate::policy::describe(crate::policy::level(policy), svc_name, &findings);
+                    refused = Some(why.clone());
+                    return Err(why);
+                }
                 let d =
                     render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())?;
                 Ok(
@@ -516,10 +545,18 @@ pub fn plan_scoped(
             match &desired {
                 Ok(d) => networks.extend(d.networks.iter().cloned()),
                 Err(e) => {
+                    // A refusal of the policy is doubt too: what runs is kept, not updated.
+                    let reason = match refused {
+                        Some(_) => reasons::POLICY_VIOLATION,
+                        None => reasons::INVALID_SPEC,
+                    };
                     out.frozen
                         .entry(stack_name.clone())
-                        .or_insert_with(|| Doubt::new(reasons::INVALID_SPEC, e.clone()));
+                        .or_insert_with(|| Doubt::new(reason, e.clone()));
                 }
+            }
+            if let Some(why) = &refused {
+                planned.errors.push(why.clone());
             }
             planned.services.push(PlannedService {
                 name: svc_name.clone(),
@@ -528,6 +565,7 @@ pub fn plan_scoped(
                     .unwrap_or_default(),
                 merged: merged_json,
                 desired,
+                policy: refused,
             });
         }
         previous = Some(stack_name.clone());
@@ -598,6 +636,31 @@ fn merged_spec(
     let spec = serde_json::from_value(merged.clone())
         .map_err(|e| format!("service {name:?}: merged spec is invalid: {e}"))?;
     Ok((merged, spec))
+}
+
+/// The policy refusals in `after` that a write of `touched` brings: those of a Service
+/// written, and any not in `before` (a Configuration dropping an exemption, an Environment
+/// overriding a catalog image). `apply` refuses them before writing anything; one that
+/// was already there and is not touched stays the controller's to report.
+pub fn new_policy_violations(
+    before: &Plan,
+    after: &Plan,
+    touched: &[DynamicObject],
+) -> Vec<String> {
+    let old: BTreeSet<(&str, &str)> = before
+        .policy_violations()
+        .map(|(stack, svc, _)| (stack, svc))
+        .collect();
+    after
+        .policy_violations()
+        .filter(|(stack, svc, _)| {
+            !old.contains(&(*stack, *svc))
+                || touched
+                    .iter()
+                    .any(|o| o.kind == Kind::Service && o.metadata.name == *svc)
+        })
+        .map(|(stack, _, why)| format!("stack {stack:?}: {why}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -51,7 +51,8 @@ impl RenderContext {
         }
     }
 
-    fn network(&self, logical: &str) -> String {
+    /// The real name of a network as a spec names it (logical `front`/`back`, or real).
+    pub fn network(&self, logical: &str) -> String {
         match logical {
             "front" => self.front_network.clone(),
             "back" => self.back_network.clone(),

@@ -352,3 +352,51 @@ fn an_interpolation_bomb_in_the_environment_is_doubt_and_stays_small() {
     replace(&mut objects, env);
     assert!(kept_for(&verdicts(&objects, true)[0], "InvalidObject"));
 }
+
+#[test]
+fn a_policy_violation_keeps_what_runs_and_deploys_nothing_new() {
+    let mut objects = workspace();
+    replace(
+        &mut objects,
+        obj(
+            Kind::Service,
+            "web",
+            json!({"image": "kargo-busybox:1.0", "volumes": [
+                {"type": "bind", "source": "/var/run/docker.sock", "target": "/s"}
+            ]}),
+        ),
+    );
+    let (snapshot, p) = planned(&objects, true);
+    let web = p
+        .stack_of("web")
+        .and_then(|s| s.services.iter().find(|x| x.name == "web"))
+        .expect("web is planned");
+    assert!(web.desired.is_err(), "nothing of it is rendered");
+    assert!(
+        web.policy
+            .as_deref()
+            .is_some_and(|m| m.contains("Docker socket"))
+    );
+    assert_eq!(
+        p.frozen.get("frontend").map(|d| d.reason),
+        Some(crate::api::conditions::reasons::POLICY_VIOLATION)
+    );
+    // The live service stays wanted: kept, never removed for breaking the policy.
+    assert_eq!(
+        removal_verdict(&snapshot, &p, Some("frontend/web")),
+        Verdict::Wanted
+    );
+    // An exemption in the Configuration in force lifts it.
+    replace(
+        &mut objects,
+        obj(
+            Kind::Configuration,
+            "main",
+            json!({"environment": "example", "defaults": "none",
+                   "policy": {"exemptions": {"web": {"allow": ["dockerSocket"]}}}}),
+        ),
+    );
+    let (_, p) = planned(&objects, true);
+    assert_eq!(p.policy_violations().count(), 0);
+    assert!(p.frozen.is_empty());
+}
