@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use kargo::api::{Kind, ServiceStatus};
-use sha2::Digest;
 
 const PREFIX: &str = "/kargo-test-files";
 
@@ -58,10 +57,7 @@ spec:
 }
 
 fn config_name(content: &str) -> String {
-    format!(
-        "app.conf-{}",
-        &hex::encode(sha2::Sha256::digest(content.as_bytes()))[..10]
-    )
+    kargo::swarm::names::config_name(PREFIX, "app.conf", content)
 }
 
 #[tokio::test]

@@ -73,6 +73,14 @@ impl Reconciler<'_> {
             None => self.swarm.inspect_service(&desired.name).await?,
             Some(_) => None,
         };
+        if let Some(f) = &foreign
+            && let Some(owner) =
+                super::ownership::other_installation(&f.labels, self.installation())
+        {
+            return Ok(self
+                .refuse_other_installation(desired, status, owner, now)
+                .await);
+        }
         if let Some(f) = &foreign {
             if !adopt {
                 let msg = format!(

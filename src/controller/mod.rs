@@ -5,6 +5,7 @@ mod converge;
 pub mod events;
 mod finalizers;
 mod metrics;
+mod ownership;
 mod queue;
 mod quorum;
 mod reconcile;

@@ -379,7 +379,7 @@ impl Reconciler<'_> {
         live.retain(|s| wanted.contains(&s.name));
         // Configs and secrets follow the same rule: none is collected while in doubt.
         if plan.doubt.is_none() && plan.frozen.is_empty() {
-            self.collect_files(plan).await?;
+            self.collect_files(plan, &live).await?;
         }
         self.sync_node_labels(snapshot, plan).await?;
         Ok(marked + self.release_finalizers(snapshot, &live).await?)
@@ -442,6 +442,9 @@ impl Reconciler<'_> {
                 )
                 .await;
         }
+        // A config a live service mounts by its earlier name keeps it: no roll on upgrade.
+        let kept = super::swarm_objects::keep_previous_file_names(plan, stack, &live);
+        let stack: &PlannedStack = &kept;
         let waiting: Vec<&str> = stack
             .waits_for
             .iter()

@@ -6,7 +6,6 @@ use crate::api::conditions::reasons;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use sha2::Digest;
 
 use crate::api::{
     Configuration, DefaultsMode, DynamicObject, Environment, Kind, Rollout, Service, ServiceSpec,
@@ -15,6 +14,7 @@ use crate::api::{
 use crate::manifest::interpolate::InterpolationError;
 use crate::manifest::load::strip_nulls;
 use crate::manifest::merge::{merge_layers, settings_patch};
+use crate::swarm::names::{config_name, content_name};
 use crate::swarm::{DesiredService, RenderContext, render_service, with_force_update};
 
 pub mod intent;
@@ -205,8 +205,11 @@ impl Doubt {
 /// A Configuration file as the Swarm config or secret it becomes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlannedFile {
-    /// Swarm name: `<file>-<first 10 hex of sha256(content)>`, so a change makes a new object.
+    /// Swarm name ([`config_name`] for a config), so a change makes a new object.
     pub swarm_name: String,
+    /// The name an earlier kargo gave the same content ([`content_name`]): a live service
+    /// that mounts it by that name keeps it, so upgrading kargo rolls nothing.
+    pub previous_name: Option<String>,
     /// The content after interpolation (for `template: true`).
     pub content: String,
     /// A Swarm secret instead of a config; the content is never printed.
@@ -222,6 +225,7 @@ impl std::fmt::Debug for PlannedFile {
         };
         f.debug_struct("PlannedFile")
             .field("swarm_name", &self.swarm_name)
+            .field("previous_name", &self.previous_name)
             .field("content", &content)
             .field("sensitive", &self.sensitive)
             .finish()
@@ -396,13 +400,20 @@ pub fn plan_scoped(
             } else {
                 spec.content.clone()
             };
-            let digest = sha2::Sha256::digest(content.as_bytes());
-            let swarm_name = format!("{file}-{}", &hex::encode(digest)[..10]);
+            let (swarm_name, previous_name) = if spec.sensitive {
+                (content_name(file, &content), None)
+            } else {
+                (
+                    config_name(installation, file, &content),
+                    Some(content_name(file, &content)),
+                )
+            };
             ctx.files.insert(file.clone(), swarm_name.clone());
             out.files.insert(
                 file.clone(),
                 PlannedFile {
                     swarm_name,
+                    previous_name,
                     content,
                     sensitive: spec.sensitive,
                 },
