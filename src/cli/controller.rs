@@ -26,8 +26,9 @@ pub struct Args {
     /// Stacks reconciled at once.
     #[arg(long, default_value_t = 4)]
     workers: usize,
-    /// Serve /healthz, /readyz and /metrics here (e.g. 127.0.0.1:9464).
-    #[arg(long, env = "KARGO_METRICS_ADDR")]
+    /// Serve /healthz, /readyz and /metrics here (off unless given). A port alone (`9464`
+    /// or `:9464`) listens on the loopback address; name an address to listen elsewhere.
+    #[arg(long, env = "KARGO_METRICS_ADDR", value_parser = parse_metrics_addr)]
     metrics_addr: Option<SocketAddr>,
     /// Elect one leader among replicas sharing the etcd prefix.
     #[arg(long)]
@@ -113,5 +114,51 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+/// `--metrics-addr`: an address, or a port alone (`9464`, `:9464`) on the loopback
+/// address, so the endpoint is never exposed beyond the host unless an address says so.
+fn parse_metrics_addr(value: &str) -> Result<SocketAddr, String> {
+    let port = value.strip_prefix(':').unwrap_or(value);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is neither an address such as 127.0.0.1:9464 nor a port"))
+}
+
+#[cfg(test)]
+mod metrics_addr_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_off_by_default_and_a_port_alone_is_loopback() {
+        let off = Wrapper::try_parse_from(["x"]).expect("parse");
+        if std::env::var_os("KARGO_METRICS_ADDR").is_none() {
+            assert_eq!(off.args.metrics_addr, None, "opt-in");
+        }
+        for port in ["9464", ":9464"] {
+            let w = Wrapper::try_parse_from(["x", "--metrics-addr", port]).expect("parse");
+            assert_eq!(
+                w.args.metrics_addr,
+                Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+            );
+        }
+        let all = Wrapper::try_parse_from(["x", "--metrics-addr", "0.0.0.0:9464"]).expect("parse");
+        assert_eq!(
+            all.args.metrics_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+        );
+        assert!(Wrapper::try_parse_from(["x", "--metrics-addr", "host:port"]).is_err());
     }
 }
