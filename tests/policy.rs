@@ -235,5 +235,15 @@ spec: {{services: [cadvisor]}}
         text(&out.stderr)
     );
     assert!(store.list_all().await.expect("list").items.is_empty());
+    // A Service alone, listed by no Stack yet: judged all the same.
+    let lone = "apiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata: {name: lone}\nspec:\n  image: busybox:1\n  networks: [host]\n";
+    let out = kargo(prefix, &["apply", "-f", "-"], Some(lone));
+    expect_code(&out, 1, "a lone Service on the host network");
+    assert!(
+        text(&out.stderr).contains("host's network"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(store.list_all().await.expect("list").items.is_empty());
     common::wipe_prefix(&store).await;
 }

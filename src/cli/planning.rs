@@ -45,9 +45,20 @@ pub fn policy_refusals(
     configuration: &str,
     installation: &str,
 ) -> Vec<String> {
+    let all = overlay(stored, changes);
     let (_, before) = plan_of(stored, configuration, installation);
-    let (_, after) = plan_of(&overlay(stored, changes), configuration, installation);
-    crate::plan::new_policy_violations(&before, &after, changes)
+    let (_, after) = plan_of(&all, configuration, installation);
+    let mut out = crate::plan::new_policy_violations(&before, &after, changes);
+    // A Service written that no deployed Stack lists yet is judged alone, as `validate` does.
+    for (service, f) in crate::policy::manifests::findings(&all, Some(configuration)) {
+        let written = changes
+            .iter()
+            .any(|o| o.kind == Kind::Service && o.metadata.name == service);
+        if written && after.stack_of(&service).is_none() {
+            out.push(format!("service {service:?}: {}: {}", f.field, f.message));
+        }
+    }
+    out
 }
 
 /// The rendered Swarm services of a plan, by Swarm name: the Engine API spec, or why

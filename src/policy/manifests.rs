@@ -19,7 +19,7 @@ use crate::swarm::RenderContext;
 /// objects (the report must have kept its objects), at the field's line when the file
 /// can be read again (stdin cannot: its findings are placed at its start).
 pub fn check_report(report: &mut Report) {
-    let found = findings(&report.objects);
+    let found = findings(&report.objects, None);
     if found.is_empty() {
         return;
     }
@@ -62,13 +62,19 @@ pub fn check_report(report: &mut Report) {
     }
 }
 
-/// The findings of every Service among `objects`, by Service name.
-pub fn findings(objects: &[DynamicObject]) -> Vec<(String, super::Finding)> {
+/// The findings of every Service among `objects`, by Service name, under the
+/// Configuration named `configuration` among them (none given: `main`, else the first).
+pub fn findings(
+    objects: &[DynamicObject],
+    configuration: Option<&str>,
+) -> Vec<(String, super::Finding)> {
     let typed = |kind: Kind| objects.iter().filter(move |o| o.kind == kind);
-    let configuration = typed(Kind::Configuration)
-        .find(|o| o.metadata.name == "main")
-        .or_else(|| typed(Kind::Configuration).next())
-        .and_then(|o| serde_json::from_value::<ConfigurationSpec>(o.spec.clone()).ok());
+    let named = |name: &str| typed(Kind::Configuration).find(|o| o.metadata.name == name);
+    let configuration = match configuration {
+        Some(name) => named(name),
+        None => named("main").or_else(|| typed(Kind::Configuration).next()),
+    }
+    .and_then(|o| serde_json::from_value::<ConfigurationSpec>(o.spec.clone()).ok());
     let environments: Vec<&DynamicObject> = typed(Kind::Environment).collect();
     let environment = match configuration.as_ref().and_then(|c| c.environment.as_ref()) {
         Some(name) => environments.iter().find(|e| &e.metadata.name == name),
@@ -163,7 +169,7 @@ spec:
 
     #[test]
     fn a_service_alone_is_judged_at_baseline() {
-        let found = findings(&objects(SOCKET));
+        let found = findings(&objects(SOCKET), None);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, "proxy");
     }
@@ -181,7 +187,7 @@ spec:
       proxy: {{image: traefik, allow: [dockerSocket]}}
 "
         );
-        assert_eq!(findings(&objects(&yaml)), []);
+        assert_eq!(findings(&objects(&yaml), None), []);
     }
 
     #[test]
@@ -200,11 +206,12 @@ spec:
   services:
     cadvisor: {image: evil/cadvisor}
 ";
-        let found = findings(&objects(yaml));
+        let found = findings(&objects(yaml), None);
         assert!(!found.is_empty());
-        let plain = findings(&objects(
-            &yaml.replace("evil/cadvisor", "gcr.io/cadvisor/cadvisor"),
-        ));
+        let plain = findings(
+            &objects(&yaml.replace("evil/cadvisor", "gcr.io/cadvisor/cadvisor")),
+            None,
+        );
         assert_eq!(plain, [], "the catalog's own image keeps its exemption");
     }
 }
