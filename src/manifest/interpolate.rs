@@ -674,6 +674,21 @@ impl Evaluator<'_> {
                     self.substitute(name, None, "", base + i, depth, limit, &mut out);
                     i = j;
                 }
+                Some(b'(') => {
+                    // The shell's `$(cmd)` and `$((i+1))`: say how to pass them through.
+                    let opening = if bytes.get(i + 2) == Some(&b'(') {
+                        "(("
+                    } else {
+                        "("
+                    };
+                    self.issues.push(Issue::Syntax(
+                        base + dollar,
+                        format!(
+                            "`${opening}` is not interpolation: write `$${opening}` so the command gets a literal `${opening}`"
+                        ),
+                    ));
+                    i += 1;
+                }
                 Some(_) => {
                     self.issues.push(Issue::Syntax(
                         base + dollar,

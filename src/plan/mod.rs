@@ -185,6 +185,10 @@ pub struct Plan {
     /// Stacks in doubt (an object of theirs unusable, a member not found, a service
     /// claimed twice), with why: nothing of theirs is removed.
     pub frozen: BTreeMap<String, Doubt>,
+    /// The problems (of `errors`, a stack's `errors` or a service's `desired`) that name an
+    /// object or file not stored: it may simply not be applied yet, so `kargo apply` warns
+    /// about them instead of refusing (files can be applied in any order).
+    pub pending: BTreeSet<String>,
 }
 
 /// Why the desired state cannot be trusted to remove anything.
@@ -306,13 +310,17 @@ pub fn plan_scoped(
                         reasons::INVALID_OBJECT,
                         format!("Environment {env_name:?} is invalid: {why}"),
                     ),
-                    None => Doubt::new(
-                        reasons::ENVIRONMENT_NOT_FOUND,
-                        format!(
-                            "Environment {env_name:?} (named by Configuration {:?}) not found",
-                            cfg.name()
-                        ),
-                    ),
+                    None => {
+                        let doubt = Doubt::new(
+                            reasons::ENVIRONMENT_NOT_FOUND,
+                            format!(
+                                "Environment {env_name:?} (named by Configuration {:?}) not found",
+                                cfg.name()
+                            ),
+                        );
+                        out.pending.insert(doubt.message.clone());
+                        doubt
+                    }
                 };
                 out.errors.push(doubt.message.clone());
                 out.doubt = Some(doubt);
@@ -426,6 +434,7 @@ pub fn plan_scoped(
                 // A listed Stack that is not there may be a typo in the list: the list is
                 // in doubt, so nothing it leaves out is removed.
                 let message = format!("Stack {stack_name:?} is listed but not found");
+                out.pending.insert(message.clone());
                 out.errors.push(message.clone());
                 out.doubt
                     .get_or_insert(Doubt::new(reasons::STACK_NOT_FOUND, message));
@@ -478,10 +487,21 @@ pub fn plan_scoped(
                             reasons::INVALID_OBJECT,
                             format!("service {svc_name:?} is invalid: {why}"),
                         ),
-                        None => Doubt::new(
-                            reasons::SERVICE_NOT_FOUND,
-                            format!("service {svc_name:?} not found"),
-                        ),
+                        // A catalog entry the Configuration's `defaults: none` leaves out is
+                        // no missing object: the Stack names what this Configuration refuses.
+                        None if cfg.is_some() && !use_defaults && catalog(svc_name).is_some() => {
+                            Doubt::new(
+                                reasons::SERVICE_NOT_FOUND,
+                                format!(
+                                    "service {svc_name:?} not found: it is a built-in default, but Configuration {configuration:?} has `defaults: none` (set `defaults: builtin`, or apply a Service named {svc_name:?})"
+                                ),
+                            )
+                        }
+                        None => {
+                            let message = format!("service {svc_name:?} not found");
+                            out.pending.insert(message.clone());
+                            Doubt::new(reasons::SERVICE_NOT_FOUND, message)
+                        }
                     };
                     planned.errors.push(doubt.message.clone());
                     out.frozen.entry(stack_name.clone()).or_insert(doubt);
@@ -504,8 +524,12 @@ pub fn plan_scoped(
             let merged = merged_spec(raw, default.as_ref(), env, &variables, svc_name);
             let merged_json = merged.as_ref().ok().map(|(v, _)| v.clone());
             let desired = merged.and_then(|(_, spec)| {
-                let d =
-                    render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())?;
+                let d = render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| {
+                    if matches!(e, crate::swarm::RenderError::UnknownFile { .. }) {
+                        out.pending.insert(e.to_string());
+                    }
+                    e.to_string()
+                })?;
                 Ok(
                     match restarted.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
                         Some(t) => with_force_update(d, force_update_counter(&t)),
