@@ -74,7 +74,6 @@ pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec
             .map(|o| o.metadata.name.as_str())
             .collect()
     };
-    let (stacks, services) = (names(Kind::Stack), names(Kind::Service));
     let problem = |message: String, raw: &str| Problem {
         pending: p.pending.contains(raw),
         message,
@@ -92,12 +91,10 @@ pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec
     if everything {
         out.extend(p.errors.iter().map(|e| problem(e.clone(), e)));
     }
+    let services = names(Kind::Service);
+    let stacks = touched_stacks(p, touched);
     for s in &p.stacks {
-        let stack_touched = everything
-            || stacks.contains(s.name.as_str())
-            || s.services
-                .iter()
-                .any(|svc| services.contains(svc.name.as_str()));
+        let stack_touched = stacks.contains(s.name.as_str());
         if stack_touched {
             out.extend(
                 s.errors
@@ -114,6 +111,28 @@ pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec
         }
     }
     out
+}
+
+/// The deployed stacks `touched` objects concern: those named, those holding a named
+/// Service, and every one when a Configuration or Environment is touched.
+pub fn touched_stacks<'p>(p: &'p Plan, touched: &[DynamicObject]) -> BTreeSet<&'p str> {
+    let everything = touched
+        .iter()
+        .any(|o| matches!(o.kind, Kind::Configuration | Kind::Environment));
+    let named = |k: Kind, name: &str| {
+        touched
+            .iter()
+            .any(|o| o.kind == k && o.metadata.name == name)
+    };
+    p.stacks
+        .iter()
+        .filter(|s| {
+            everything
+                || named(Kind::Stack, &s.name)
+                || s.services.iter().any(|svc| named(Kind::Service, &svc.name))
+        })
+        .map(|s| s.name.as_str())
+        .collect()
 }
 
 /// What `kargo apply` says of the merged configuration its changes make.

@@ -12,8 +12,7 @@ use tracing::debug;
 use crate::api::{ConditionStatus, Kind, ServiceStatus};
 use crate::swarm::names::SPEC_HASH_LABEL;
 use crate::swarm::{
-    Convergence, DesiredService, LiveService, TaskInfo, assess, comparable, covers,
-    first_difference,
+    Convergence, DesiredService, LiveService, TaskInfo, assess, changed_fields, comparable, covers,
 };
 
 use super::ControllerError;
@@ -140,8 +139,7 @@ impl Reconciler<'_> {
                 let differs =
                     l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash) || !covers(&l.spec, &seen);
                 if differs && !failed_before {
-                    let why = first_difference(&l.spec, &seen, "")
-                        .unwrap_or_else(|| "/Labels/dev.kargo.spec-hash".into());
+                    let why = changed_fields(&l.spec, &spec);
                     self.swarm
                         .update_service(&l.id, &desired.name, l.version, &spec)
                         .await?;
@@ -154,7 +152,7 @@ impl Reconciler<'_> {
                             svc,
                             EventType::Normal,
                             "Updated",
-                            &format!("updated Swarm service {} ({why} differed)", desired.name),
+                            &format!("updated Swarm service {}: {why}", desired.name),
                             self.fence,
                         )
                         .await;

@@ -380,6 +380,7 @@ impl Reconciler<'_> {
         // Configs and secrets follow the same rule: none is collected while in doubt.
         if plan.doubt.is_none() && plan.frozen.is_empty() {
             self.collect_files(plan).await?;
+            self.collect_networks(plan).await?;
         }
         self.sync_node_labels(snapshot, plan).await?;
         Ok(marked + self.release_finalizers(snapshot, &live).await?)

@@ -263,9 +263,13 @@ mod tests {
     fn carrying_a_rollback_sets_changed_and_removes_dropped_fields_only() {
         let mut last = json!({"image": "a:2", "env": {"A": "1", "B": "2"}, "args": ["x"]});
         let from = json!({"image": "a:2", "env": {"A": "1", "B": "2"}, "args": ["x"], "deploy": {"replicas": 3}});
-        let to = json!({"image": "a:1", "env": {"A": "1"}, "args": ["x"], "deploy": {"replicas": 3}});
+        let to =
+            json!({"image": "a:1", "env": {"A": "1"}, "args": ["x"], "deploy": {"replicas": 3}});
         carry(&mut last, &from, &to);
-        assert_eq!(last, json!({"image": "a:1", "env": {"A": "1"}, "args": ["x"]}));
+        assert_eq!(
+            last,
+            json!({"image": "a:1", "env": {"A": "1"}, "args": ["x"]})
+        );
     }
 
     #[tokio::test]
