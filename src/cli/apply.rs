@@ -34,8 +34,8 @@ const EXAMPLES: &str = "Examples:
 /// remembers it), so a `kargo scale` or a field nobody's file names survives a re-apply,
 /// and a field removed from the file is removed from the object. A concurrent change to
 /// another field is kept; to the same field, it is reported as a conflict (exit 1).
-/// Exit codes: 0 applied, 1 an object failed (the others were applied) or a wait failed,
-/// 2 usage, unreadable input or unreachable etcd.
+/// Exit codes: 0 applied, 1 refused (nothing written), an object failed (the others were
+/// applied) or a wait failed, 2 usage, unreadable input or unreachable etcd.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -45,8 +45,8 @@ pub struct Args {
     /// Recurse into sub-folders.
     #[arg(short = 'R', long)]
     recursive: bool,
-    /// Write nothing; print what apply would do (`client` and `server` are the same: every
-    /// apply checks the merged configuration, as the controller would).
+    /// Write nothing: `client` computes the result against what is stored; `server` also
+    /// runs the controller's checks on the merged configuration, as every real apply does.
     #[arg(long, value_name = "client|server", num_args = 0..=1, default_missing_value = "client",
           value_parser = ["none", "client", "server"], default_value = "none")]
     dry_run: String,
@@ -146,13 +146,18 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         .filter_map(|p| p.preview().ok())
         .map(|r| r.object)
         .collect();
-    let stored = store.list_all().await?;
-    let check = planning::check_apply(
-        &stored.items,
-        &previews,
-        &args.configuration,
-        store.prefix(),
-    );
+    // A client dry run shows only what would be sent, as kubectl's does.
+    let check = if args.dry_run == "client" {
+        planning::ApplyCheck::default()
+    } else {
+        let stored = store.list_all().await?;
+        planning::check_apply(
+            &stored.items,
+            &previews,
+            &args.configuration,
+            store.prefix(),
+        )
+    };
     for w in &check.warnings {
         output::note(format_args!("warning: {w}"));
     }
@@ -209,17 +214,11 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     let touches_config = results
         .iter()
         .any(|o| matches!(o.kind, Kind::Configuration | Kind::Environment));
-    if !dry_run && touches_config {
-        let stored = store.list_all().await?;
-        let (_, plan) = planning::plan_of(&stored.items, &args.configuration, store.prefix());
-        if let Some(d) = &plan.doubt
-            && !check.warnings.iter().any(|w| w.contains(&d.message))
-        {
-            output::note(format_args!(
-                "warning: {} ({}): the controller keeps what runs and removes nothing until this is mended",
-                d.message, d.reason
-            ));
-        }
+    if touches_config && let Some(d) = &check.doubt {
+        output::note(format_args!(
+            "warning: {} ({}): the controller keeps what runs and removes nothing until this is mended",
+            d.message, d.reason
+        ));
     }
 
     if let Some(format) = &args.output {

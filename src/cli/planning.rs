@@ -143,6 +143,9 @@ pub struct ApplyCheck {
     /// Problems said but not refused: a reference to an object not applied yet (files may
     /// be applied in any order), or a problem that was already there before the changes.
     pub warnings: Vec<String>,
+    /// The doubt the changes leave the installation in (the controller then removes
+    /// nothing): said on its own line, so a missing object it names is not a warning too.
+    pub doubt: Option<crate::plan::Doubt>,
 }
 
 /// Runs the controller's checks (merge with the stored Configuration and Environment,
@@ -161,8 +164,15 @@ pub fn check_apply(
         .map(|p| p.message)
         .collect();
     let (snapshot, after_plan) = plan_of(&overlay(stored, changes), configuration, installation);
-    let mut check = ApplyCheck::default();
+    let mut check = ApplyCheck {
+        doubt: after_plan.doubt.clone(),
+        ..ApplyCheck::default()
+    };
+    let doubt = after_plan.doubt.as_ref().map(|d| d.message.as_str());
     for p in problems(&snapshot, &after_plan, changes) {
+        if p.pending && doubt == Some(p.message.as_str()) {
+            continue;
+        }
         if p.pending {
             check.warnings.push(format!(
                 "{} (not stored yet: the controller reports it until it is applied)",
