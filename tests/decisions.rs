@@ -1339,3 +1339,53 @@ async fn a_refused_write_guard_stops_docker_writes() {
     assert!(w.live_names().await.is_empty());
     assert_eq!(w.swarm.total_writes(), 0);
 }
+
+// ---- networks ----
+
+#[tokio::test]
+async fn the_installations_network_goes_with_the_last_stack_that_uses_it() {
+    let w = World::deployed(&ordered_yaml("parallel")).await;
+    assert!(w.swarm.has_network("kargo-back"));
+    // One stack left still attaches it.
+    w.apply(&config(&["base"], "parallel", "")).await;
+    w.converge().await;
+    assert!(w.swarm.has_network("kargo-back"), "a network in use went");
+    // No stack left: removed, as `docker stack rm` removes a stack's networks.
+    w.apply(&config(&[], "parallel", "")).await;
+    w.pass().await;
+    w.pass().await;
+    assert!(w.live_names().await.is_empty());
+    assert!(
+        !w.swarm.has_network("kargo-back"),
+        "the unused network stayed"
+    );
+    assert_eq!(w.pass().await.docker_writes, 0, "then nothing more to do");
+}
+
+#[tokio::test]
+async fn a_network_the_installation_did_not_create_or_in_doubt_is_never_removed() {
+    let w = World::deployed(&ordered_yaml("parallel")).await;
+    w.apply(TYPO).await;
+    for _ in 0..2 {
+        assert_eq!(w.pass().await.docker_writes, 0);
+    }
+    assert!(w.swarm.has_network("kargo-back"), "removed in doubt");
+
+    // A network found and not created by this installation carries no label of its own.
+    let other = World::new();
+    other
+        .hand
+        .ensure_network("kargo-back", "/another-installation")
+        .await
+        .expect("a network of another installation");
+    other.apply(&ordered_yaml("parallel")).await;
+    other.converge().await;
+    other.apply(&config(&[], "parallel", "")).await;
+    other.pass().await;
+    other.pass().await;
+    assert!(other.live_names().await.is_empty());
+    assert!(
+        other.swarm.has_network("kargo-back"),
+        "another's network went"
+    );
+}
