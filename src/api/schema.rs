@@ -530,6 +530,11 @@ fn nullable(schema: &mut Value) {
     {
         values.push(Value::Null);
     }
+    if let Some(Value::Array(branches)) = map.get_mut("anyOf")
+        && !branches.iter().any(|b| b.get("type") == Some(&json!("null")))
+    {
+        branches.push(json!({"type": "null"}));
+    }
 }
 
 /// Lets every pattern below `node` also accept a string holding a `${VAR}` reference.
