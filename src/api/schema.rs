@@ -531,7 +531,9 @@ fn nullable(schema: &mut Value) {
         values.push(Value::Null);
     }
     if let Some(Value::Array(branches)) = map.get_mut("anyOf")
-        && !branches.iter().any(|b| b.get("type") == Some(&json!("null")))
+        && !branches
+            .iter()
+            .any(|b| b.get("type") == Some(&json!("null")))
     {
         branches.push(json!({"type": "null"}));
     }

@@ -10,7 +10,9 @@
 //!   is, so nothing is taken from kargo's catalog, unless a service has no fragment);
 //! - the Environment, from the env files ([`super::envfile`]), with
 //!   `unsetVariables: empty`: a variable no file sets is an empty string and a warning, as
-//!   `docker stack deploy` made it for Kargo;
+//!   `docker stack deploy` made it for Kargo; and `rollout: parallel`, since Kargo's
+//!   `deploy all` started each stack a few seconds after the previous one without waiting
+//!   for it to be healthy (`ordered` gates each Stack on the previous one's Ready);
 //! - one Stack per `STACKS` entry, listing the services of its fragments in order;
 //! - one Service per service of the fragments ([`super::compose`]), with two things
 //!   Docker decides after interpolation decided here with the workspace's variables:
@@ -213,6 +215,9 @@ pub fn import_kargo_workspace(dir: &Path) -> Result<KargoImport, KargoImportErro
         configuration["spec"]["files"] = serde_json::to_value(&files).unwrap_or_default();
     }
     environment["spec"]["unsetVariables"] = json!("empty");
+    if environment.pointer("/spec/rollout").is_none() {
+        environment["spec"]["rollout"] = json!("parallel");
+    }
 
     let mut documents = vec![configuration, environment];
     documents.extend(stacks);
