@@ -528,3 +528,72 @@ pub mod interpolated {
         })
     }
 }
+
+#[cfg(test)]
+mod interpolated_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(v: serde_json::Value) -> Result<Deploy, serde_json::Error> {
+        serde_json::from_value(v)
+    }
+
+    #[test]
+    fn replicas_take_a_number_or_a_string_of_digits() {
+        assert_eq!(
+            deploy(json!({"replicas": 3})).ok().and_then(|d| d.replicas),
+            Some(3)
+        );
+        assert_eq!(
+            deploy(json!({"replicas": " 2 "}))
+                .ok()
+                .and_then(|d| d.replicas),
+            Some(2)
+        );
+        // Not yet interpolated (a stored object): unset until merged and interpolated.
+        assert_eq!(
+            deploy(json!({"replicas": "${KANO_REPLICAS}"}))
+                .map(|d| d.replicas)
+                .ok(),
+            Some(None)
+        );
+        let e = deploy(json!({"replicas": "three"}))
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("\"three\" is not a count")));
+    }
+
+    #[test]
+    fn ports_take_a_number_or_an_interpolated_string() {
+        let p: Port = serde_json::from_value(json!({"target": "80", "published": "8080"}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.target, p.published), (80, Some(8080)));
+        let p: Port = serde_json::from_value(json!({"target": 80, "published": "${PORT:-8080}"}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.published, None);
+        assert!(serde_json::from_value::<Port>(json!({"target": "70000"})).is_err());
+        assert!(serde_json::from_value::<Port>(json!({"target": 70000})).is_err());
+    }
+
+    #[test]
+    fn a_host_path_source_is_a_bind_mount_anything_else_a_volume() {
+        for bind in [
+            "/mnt/data0",
+            "./configs",
+            "../x",
+            "~/data",
+            ".",
+            "C:\\data",
+            "d:/x",
+        ] {
+            assert_eq!(VolumeType::for_source(bind), VolumeType::Bind, "{bind}");
+        }
+        for volume in ["mongodb_data", "data", "", "kargo-dbs_data"] {
+            assert_eq!(
+                VolumeType::for_source(volume),
+                VolumeType::Volume,
+                "{volume}"
+            );
+        }
+    }
+}

@@ -1272,7 +1272,8 @@ WORKER_0_LABELS="mongodb=true tileservergl=true"
                     },
                     "nodes": {
                         "worker-0": {"labels": {"mongodb": "true", "tileservergl": "true"}}
-                    }
+                    },
+                    "unsetVariables": "empty"
                 }
             })
         );

@@ -465,11 +465,11 @@ mod tests {
     #[test]
     fn a_backslash_quote_in_double_quotes_reads_as_docker_reads_it() {
         let text =
-            "test: [\"CMD\", \"echo\", \"\\'db.ok\\'\"] # \\' kept\nother: 'it''s \\' raw'\n";
+            "test: [\"CMD\", \"echo\", \"\\'db.ok\\'\"] # \\' kept\nother: 'it''s a \\ raw'\n";
         let fixed = docker_yaml_escapes(text).unwrap_or_default();
         assert_eq!(
             fixed,
-            "test: [\"CMD\", \"echo\", \"'db.ok'\"] # \\' kept\nother: 'it''s \\' raw'\n"
+            "test: [\"CMD\", \"echo\", \"'db.ok'\"] # \\' kept\nother: 'it''s a \\ raw'\n"
         );
         assert!(serde_yaml::from_str::<serde_yaml::Value>(text).is_err());
         let value: serde_yaml::Value = serde_yaml::from_str(&fixed).unwrap_or_default();

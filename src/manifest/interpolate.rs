@@ -1323,6 +1323,91 @@ mod tests {
         assert_eq!(e[0].variable(), Some("K"));
     }
 
+    #[test]
+    fn double_dollars_in_defaults_are_literal_dollars() {
+        assert_eq!(
+            interp("${HASH:-$$2y$$05$$abc}", &[]).ok().as_deref(),
+            Some("$2y$05$abc")
+        );
+        assert_eq!(
+            interp("${HASH:-$$2y$$05}", &[("HASH", "set")])
+                .ok()
+                .as_deref(),
+            Some("set")
+        );
+        // A reference in a default is substituted, as compose does.
+        assert_eq!(
+            interp("${WEACAST_DB_URL:-$DB_URL}", &[("DB_URL", "mongodb://db")])
+                .ok()
+                .as_deref(),
+            Some("mongodb://db")
+        );
+        // A lone `$` in a default is the same error as anywhere else.
+        assert!(interp("${HASH:-$2y}", &[]).is_err());
+    }
+
+    #[test]
+    fn an_unset_variable_is_empty_with_a_warning_when_the_environment_says_so() {
+        let r = interpolate_str_mode(
+            "${IMAGE}:${TAG} $NOPE ${IMAGE}",
+            &vars(&[("TAG", "1")]),
+            "/x",
+            UnsetVariables::Empty,
+        );
+        assert_eq!(
+            r,
+            Ok((
+                ":1  ".to_string(),
+                vec!["IMAGE".to_string(), "NOPE".to_string()]
+            ))
+        );
+        // The default mode is today's: an error naming the variable.
+        let e = interpolate_str_mode("${IMAGE}", &BTreeMap::new(), "/x", UnsetVariables::Error)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e[0].to_string(), "/x: variable IMAGE is not set");
+        // `:?` stays an error: it asks for the variable.
+        assert!(
+            interpolate_str_mode(
+                "${P:?give P}",
+                &BTreeMap::new(),
+                "/x",
+                UnsetVariables::Empty
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn empty_mode_values_warn_by_pointer() {
+        let value = json!({"env": {"A": "${X}", "B": "b"}, "deploy": {"replicas": "${R:-2}"}});
+        let (out, warnings) =
+            interpolate_value_mode(&value, &BTreeMap::new(), "/spec", UnsetVariables::Empty)
+                .unwrap_or_default();
+        assert_eq!(out["env"]["A"], "");
+        assert_eq!(out["deploy"]["replicas"], "2");
+        let shown: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["/spec/env/A: variable X is not set"]);
+    }
+
+    #[test]
+    fn empty_mode_variables_resolve_references_to_unset_ones() {
+        let v = vars(&[("URL", "https://${HOST}/x"), ("B", "${URL}")]);
+        let (r, errors, warnings) = resolve_variables_mode(&v, UnsetVariables::Empty);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(r["URL"], "https:///x");
+        assert_eq!(r["B"], "https:///x");
+        assert_eq!(
+            warnings
+                .iter()
+                .filter_map(InterpolationError::unresolved_entry)
+                .collect::<Vec<_>>(),
+            ["HOST (in URL)"]
+        );
+        let (_, errors, _) = resolve_variables_mode(&v, UnsetVariables::Error);
+        assert_eq!(errors.len(), 1);
+    }
+
     fn interp_with(
         text: &str,
         vars: &BTreeMap<String, String>,
