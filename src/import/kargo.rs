@@ -442,7 +442,8 @@ fn not_carried(dir: &Path) -> Vec<String> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            // The entry's own type: a symbolic link to a folder is not followed (no loops).
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 pending.push(path);
                 continue;
             }
