@@ -85,12 +85,17 @@ pub struct ServiceSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Port {
-    /// The port inside the container.
-    #[schemars(range(min = 1, max = 65535))]
+    /// The port inside the container: a number, or a string such as `"${PORT:-8080}"`.
+    #[serde(deserialize_with = "interpolated::port")]
+    #[schemars(schema_with = "interpolated::port_schema")]
     pub target: u16,
-    /// The port on the hosts; left out, Swarm picks one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 65535))]
+    /// The port on the hosts, a number or a string such as `"${PORT:-8080}"`; left out, Swarm picks one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interpolated::optional_port"
+    )]
+    #[schemars(schema_with = "interpolated::port_schema")]
     pub published: Option<u16>,
     /// `tcp` (default), `udp` or `sctp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +156,31 @@ pub enum VolumeType {
     Tmpfs,
 }
 
+impl VolumeType {
+    /// Docker's rule for a short-syntax source (`SOURCE:TARGET`), applied to the source
+    /// once interpolated: a host path (`/…`, `./…`, `../…`, `~…`, `.`, or a Windows drive
+    /// path `C:\…`) is a bind mount, anything else names a volume. docker/cli's compose
+    /// loader decides the same way, after interpolating the file.
+    pub fn for_source(source: &str) -> VolumeType {
+        if is_host_path(source) {
+            VolumeType::Bind
+        } else {
+            VolumeType::Volume
+        }
+    }
+}
+
+/// Whether a mount source is a host path rather than a volume name (see
+/// [`VolumeType::for_source`]).
+pub fn is_host_path(source: &str) -> bool {
+    let b = source.as_bytes();
+    let windows_drive = b.len() >= 3
+        && b[0].is_ascii_alphabetic()
+        && b[1] == b':'
+        && (b[2] == b'\\' || b[2] == b'/');
+    source.starts_with(['/', '.', '~']) || windows_drive
+}
+
 /// A Configuration file mounted into the containers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -206,8 +236,13 @@ pub struct Deploy {
     /// `replicated` (default), `global`, `replicated-job` or `global-job`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<DeployMode>,
-    /// Number of tasks for replicated modes (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Number of tasks for replicated modes (default 1): a number, or a string such as `"${REPLICAS}"`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interpolated::optional_count"
+    )]
+    #[schemars(schema_with = "interpolated::count_schema")]
     pub replicas: Option<u64>,
     /// Where tasks may run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,4 +449,151 @@ pub struct ServiceStatus {
     /// When kargo last created or updated the Swarm service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_push_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Numbers that may be written as strings to interpolate (`replicas: ${REPLICAS}`,
+/// `published: "${PORT:-8080}"`), as compose files write them (docs/design.md,
+/// "Interpolation").
+///
+/// Interpolation works on strings and happens after the merge, so the typed spec reads a
+/// number, or a string holding a decimal number (what interpolation leaves). A string that
+/// still holds a `$` is a stored object not yet interpolated: it reads as unset (a port as
+/// 0), a placeholder that never reaches Swarm, since the controller deploys only the
+/// interpolated result, read again. Any other string is an error naming it.
+pub mod interpolated {
+    use std::str::FromStr;
+
+    use schemars::{Schema, SchemaGenerator, json_schema};
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// A number as written: a JSON number or a string.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+    }
+
+    /// Reads a number, a decimal string, or (`None`) a string still to interpolate.
+    fn read<'de, D: Deserializer<'de>, T: FromStr + TryFrom<u64>>(
+        d: D,
+        what: &str,
+    ) -> Result<Option<T>, D::Error> {
+        match Written::deserialize(d)? {
+            Written::Number(n) => T::try_from(n)
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{n} is out of range for {what}"))),
+            Written::Text(s) => match s.trim().parse::<T>() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) if s.contains('$') => Ok(None),
+                Err(_) => Err(D::Error::custom(format!(
+                    "{s:?} is not {what}: write a number, or a string with a ${{VAR}} reference"
+                ))),
+            },
+        }
+    }
+
+    /// `replicas`: a count.
+    pub fn optional_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        read(d, "a count")
+    }
+
+    /// `published`: a port number.
+    pub fn optional_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        read(d, "a port (1-65535)")
+    }
+
+    /// `target`: a port number; 0 until interpolated.
+    pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        Ok(read(d, "a port (1-65535)")?.unwrap_or(0))
+    }
+
+    /// Schema of a count: an integer, or a string of digits or with a `${VAR}` reference.
+    pub fn count_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*[0-9]+\\s*$|\\$"}
+            ]
+        })
+    }
+
+    /// Schema of a port: 1-65535, or a string of digits or with a `${VAR}` reference.
+    pub fn port_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": 65535},
+                {"type": "string", "pattern": "^\\s*[0-9]{1,5}\\s*$|\\$"}
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod interpolated_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(v: serde_json::Value) -> Result<Deploy, serde_json::Error> {
+        serde_json::from_value(v)
+    }
+
+    #[test]
+    fn replicas_take_a_number_or_a_string_of_digits() {
+        assert_eq!(
+            deploy(json!({"replicas": 3})).ok().and_then(|d| d.replicas),
+            Some(3)
+        );
+        assert_eq!(
+            deploy(json!({"replicas": " 2 "}))
+                .ok()
+                .and_then(|d| d.replicas),
+            Some(2)
+        );
+        // Not yet interpolated (a stored object): unset until merged and interpolated.
+        assert_eq!(
+            deploy(json!({"replicas": "${KANO_REPLICAS}"}))
+                .map(|d| d.replicas)
+                .ok(),
+            Some(None)
+        );
+        let e = deploy(json!({"replicas": "three"}))
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("\"three\" is not a count")));
+    }
+
+    #[test]
+    fn ports_take_a_number_or_an_interpolated_string() {
+        let p: Port = serde_json::from_value(json!({"target": "80", "published": "8080"}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.target, p.published), (80, Some(8080)));
+        let p: Port = serde_json::from_value(json!({"target": 80, "published": "${PORT:-8080}"}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.published, None);
+        assert!(serde_json::from_value::<Port>(json!({"target": "70000"})).is_err());
+        assert!(serde_json::from_value::<Port>(json!({"target": 70000})).is_err());
+    }
+
+    #[test]
+    fn a_host_path_source_is_a_bind_mount_anything_else_a_volume() {
+        for bind in [
+            "/mnt/data0",
+            "./configs",
+            "../x",
+            "~/data",
+            ".",
+            "C:\\data",
+            "d:/x",
+        ] {
+            assert_eq!(VolumeType::for_source(bind), VolumeType::Bind, "{bind}");
+        }
+        for volume in ["mongodb_data", "data", "", "kargo-dbs_data"] {
+            assert_eq!(
+                VolumeType::for_source(volume),
+                VolumeType::Volume,
+                "{volume}"
+            );
+        }
+    }
 }

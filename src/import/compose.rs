@@ -151,11 +151,13 @@ fn convert(
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
-    let mut yaml: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|source| ComposeError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(
+        &super::kargo::docker_yaml_escapes(text).unwrap_or_else(|| text.to_string()),
+    )
+    .map_err(|source| ComposeError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
     yaml.apply_merge().map_err(|source| ComposeError::Parse {
         path: path.to_path_buf(),
         source,

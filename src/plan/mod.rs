@@ -349,7 +349,12 @@ pub fn plan_scoped(
     // Resolved once for the whole plan. A variable past the bounds (the doubling bomb) makes
     // the Environment itself unusable: doubt, not a service-by-service "not set".
     let (variables, variable_errors) = env
-        .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables))
+        .map(|e| {
+            let unset = e.spec.unset_variables.unwrap_or_default();
+            let (v, errors, _) =
+                crate::manifest::interpolate::resolve_variables_mode(&e.spec.variables, unset);
+            (v, errors)
+        })
         .unwrap_or_default();
     let too_large: Vec<String> = variable_errors
         .iter()
@@ -601,11 +606,14 @@ fn merged_spec(
         }
         None => below,
     };
-    let merged = crate::manifest::interpolate::interpolate_value(&merged, variables, "/spec")
-        .map_err(|errors| {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            format!("service {name:?}: {}", list.join("; "))
-        })?;
+    let unset = env.and_then(|e| e.spec.unset_variables).unwrap_or_default();
+    let merged =
+        crate::manifest::interpolate::interpolate_value_mode(&merged, variables, "/spec", unset)
+            .map(|(v, _)| v)
+            .map_err(|errors| {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                format!("service {name:?}: {}", list.join("; "))
+            })?;
     // etcd's request limit, checked again here: the rendered spec lands in Swarm and the
     // merged one in statuses.
     crate::manifest::limits::check_object_size(&format!("service/{name}"), &merged)
