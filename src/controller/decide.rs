@@ -510,3 +510,6 @@ pub fn orphaning(snapshot: &Snapshot, owner: &str) -> bool {
             .get(service)
             .is_some_and(|s| orphan(&s.metadata))
 }
+
+#[cfg(test)]
+mod tests;
