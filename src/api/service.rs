@@ -433,6 +433,18 @@ pub struct ServiceStatus {
     /// Tasks wanted.
     #[serde(default)]
     pub desired_tasks: u64,
+    /// Slots (nodes, for global services) running a task of the current spec (completed,
+    /// for jobs): the numerator of READY, as `kubectl get deployments` shows it.
+    #[serde(default)]
+    pub ready_replicas: u64,
+    /// Slots with a task of the current spec that is not being shut down, running or not
+    /// yet: UP-TO-DATE.
+    #[serde(default)]
+    pub updated_replicas: u64,
+    /// Slots serving now with a task of any spec (an old task still running during a
+    /// restart or a paused update counts): AVAILABLE.
+    #[serde(default)]
+    pub available_replicas: u64,
     /// Swarm's update state (`updating`, `paused`, `completed`, `rollback_completed`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_state: Option<String>,

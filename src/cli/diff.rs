@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
+use crate::api::annotations::LAST_APPLIED_ANNOTATION;
 use crate::api::{API_VERSION, DynamicObject};
-use crate::store::LAST_APPLIED_ANNOTATION;
 use crate::swarm::SwarmClient;
 use crate::swarm::names::INSTALLATION_LABEL;
 

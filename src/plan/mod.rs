@@ -2,6 +2,7 @@
 //! stacks, each Stack's services merged and rendered. Pure: the CLI's `render` and the
 //! controller call this same function, so they cannot disagree.
 
+use crate::api::annotations::RESTARTED_AT_ANNOTATION;
 use crate::api::conditions::reasons;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,9 +20,6 @@ use crate::swarm::{DesiredService, RenderContext, render_service, with_force_upd
 
 pub mod intent;
 
-/// Annotation `kargo rollout restart` sets; a new value forces a redeploy.
-pub const RESTARTED_AT_ANNOTATION: &str = "kargo.dev/restartedAt";
-
 /// Swarm's ForceUpdate counter for a restart requested at `t`: its milliseconds, so two
 /// restarts within a second differ; a time written to the whole second (as earlier builds
 /// wrote it) keeps its seconds, so upgrading redeploys nothing.
@@ -33,9 +31,6 @@ fn force_update_counter(t: &chrono::DateTime<chrono::FixedOffset>) -> u64 {
     };
     u64::try_from(counter).unwrap_or(0)
 }
-
-/// Annotation `kargo delete --cascade=orphan` sets: the Swarm objects stay, unlabelled.
-pub const CASCADE_ANNOTATION: &str = "kargo.dev/cascade";
 
 /// The objects of one installation as read at one revision, typed.
 #[derive(Clone, Debug, Default)]
