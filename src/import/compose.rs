@@ -2502,16 +2502,6 @@ secrets:
                 external: None,
             }])
         );
-        assert_eq!(
-            r.configuration.as_ref().map(|c| &c["metadata"]["name"]),
-            Some(&json!("main"))
-        );
-        assert_eq!(
-            r.configuration
-                .as_ref()
-                .map(|c| &c["spec"]["files"]["tls_key"]["sensitive"]),
-            Some(&json!(true))
-        );
     }
 
     #[test]
