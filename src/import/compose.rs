@@ -520,6 +520,26 @@ fn shell_split(s: &str) -> Result<Vec<String>, String> {
                     }
                 }
             }
+            // Docker interpolates before it splits: a `${...}` reference stays one piece
+            // (its default or message may hold spaces).
+            '$' if chars.clone().next() == Some('{') => {
+                in_word = true;
+                word.push('$');
+                let mut depth = 0;
+                for c in chars.by_ref() {
+                    word.push(c);
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
             '\\' => {
                 in_word = true;
                 match chars.next() {
@@ -2748,6 +2768,17 @@ volumes:
                 assert!(parsed.is_ok(), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn shell_split_keeps_a_variable_reference_whole() {
+        assert_eq!(
+            shell_split("--acme.email=${EMAIL?Variable EMAIL not set} --api"),
+            Ok(vec![
+                "--acme.email=${EMAIL?Variable EMAIL not set}".to_string(),
+                "--api".to_string()
+            ])
+        );
     }
 
     #[test]
