@@ -765,4 +765,43 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn a_stack_network_called_front_stays_the_stacks_own() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "image": "redis:7",
+            "serviceName": "redis",
+            "networks": ["front", "default"],
+            "networkAliases": {"front": ["cache"]},
+        }))
+        .unwrap_or_default();
+        let stack: StackSpec = serde_json::from_value(json!({
+            "networks": {"front": {"internal": true}, "default": {}},
+        }))
+        .unwrap_or_default();
+        let ctx = RenderContext::new("kargo").for_stack(&stack, &BTreeMap::new());
+        let d = render_service(&ctx, "vote", "vote-redis", &spec).map_err(|e| e.to_string());
+        let d = d.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            d.name, "kargo-vote_redis",
+            "scoped by the Stack, as Docker does"
+        );
+        assert_eq!(
+            d.spec["TaskTemplate"]["Networks"],
+            json!([
+                {"Target": "kargo-vote_front", "Aliases": ["cache", "redis"]},
+                {"Target": "kargo-vote_default", "Aliases": ["redis"]},
+            ])
+        );
+    }
+
+    #[test]
+    fn global_with_replicas_is_refused() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "image": "busybox", "deploy": {"mode": "global", "replicas": 2}
+        }))
+        .unwrap_or_default();
+        let r = render_service(&RenderContext::new("kargo"), "apps", "web", &spec);
+        assert!(matches!(r, Err(RenderError::Refused { .. })), "{r:?}");
+    }
 }
