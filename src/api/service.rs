@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{CommonStatus, Resource};
+use super::{CommonStatus, DefaultsMode, Resource};
 
 /// A typed Service object.
 pub type Service = Resource<ServiceSpec, ServiceStatus>;
@@ -21,6 +21,13 @@ pub const CPUS_PATTERN: &str = r"^[0-9]+(\.[0-9]{1,9})?$";
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
+    /// The service's name inside its Stack: Swarm `kargo-<stack>_<serviceName>` and its network alias (default: the object's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub service_name: Option<String>,
+    /// `none`: no catalog entry of the same name is merged under this Service; `builtin` (default): the Configuration decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<DefaultsMode>,
     /// Image reference, `name:tag` or `name@digest`; tags are strings, so quote `"4.2"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -51,6 +58,9 @@ pub struct ServiceSpec {
     /// Networks to join: logical `front`/`back` (mapped by the Environment) or real names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networks: Option<Vec<String>>,
+    /// Extra DNS aliases per network (the service name is always one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_aliases: Option<BTreeMap<String, Vec<String>>>,
     /// Labels on the Swarm service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
@@ -76,9 +86,69 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = DURATION_PATTERN))]
     pub stop_grace_period: Option<String>,
+    /// Signal that stops the containers, e.g. `SIGQUIT` (default: the image's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Run an init process as PID 1 that forwards signals and reaps processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// Mount the container's root filesystem read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Allocate a pseudo-TTY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
+    /// Keep standard input open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
+    /// Kernel parameters, e.g. `net.core.somaxconn: "1024"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<BTreeMap<String, String>>,
+    /// Resource limits by name, e.g. `nofile: {soft: 20000, hard: 40000}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ulimits: Option<BTreeMap<String, Ulimit>>,
+    /// Kernel capabilities added, e.g. `NET_ADMIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_add: Option<Vec<String>>,
+    /// Kernel capabilities dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_drop: Option<Vec<String>>,
+    /// Extra `/etc/hosts` entries as `host:ip` (compose syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_hosts: Option<Vec<String>>,
+    /// DNS servers of the containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<String>>,
+    /// DNS search domains of the containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_search: Option<Vec<String>>,
+    /// The log driver of the containers and its options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
     /// Replicas, placement, resources and update policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
+}
+
+/// One resource limit (`ulimit`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ulimit {
+    /// The soft limit.
+    pub soft: i64,
+    /// The hard limit.
+    pub hard: i64,
+}
+
+/// A log driver (compose `logging`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Logging {
+    /// The driver, e.g. `json-file`, `gelf`.
+    pub driver: String,
+    /// The driver's options, e.g. `max-size: 10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// A published port (compose long syntax).
@@ -134,7 +204,7 @@ pub struct Volume {
     /// `volume` (named, kept across redeploys), `bind` (a host path) or `tmpfs`.
     #[serde(rename = "type")]
     pub type_: VolumeType,
-    /// Volume name (becomes `kargo-<stack>_<name>`) or host path; none for tmpfs.
+    /// Volume name (becomes `kargo-<stack>_<name>` unless the Stack declares it) or host path; none for tmpfs or an anonymous volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Path inside the container.
@@ -142,6 +212,48 @@ pub struct Volume {
     /// Mount read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// Options of a bind mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindOptions>,
+    /// Options of a named volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOptions>,
+    /// Options of a tmpfs mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<TmpfsOptions>,
+}
+
+/// Options of a bind mount.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BindOptions {
+    /// Mount propagation: `private`, `rprivate`, `shared`, `rshared`, `slave` or `rslave`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^r?(private|shared|slave)$"))]
+    pub propagation: Option<String>,
+}
+
+/// Options of a named volume.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeOptions {
+    /// Do not copy the image's files into a new volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nocopy: Option<bool>,
+}
+
+/// Options of a tmpfs mount.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TmpfsOptions {
+    /// Size such as `64M`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = MEMORY_PATTERN))]
+    pub size: Option<String>,
+    /// File mode as an octal string, e.g. `"1777"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^0?[0-7]{3,4}$"))]
+    pub mode: Option<String>,
 }
 
 /// The type of a mount.
@@ -194,6 +306,15 @@ pub struct FileMount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = "^0?[0-7]{3}$"))]
     pub mode: Option<String>,
+    /// Owner of the file (default `0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Group of the file (default `0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// True: `file` names an existing Swarm config (or secret), used as is; kargo neither creates nor removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
 }
 
 /// A health check (compose `healthcheck`).

@@ -368,38 +368,18 @@ pub fn plan_scoped(
     }
     if let Some(cfg) = cfg {
         for (file, spec) in &cfg.spec.files {
-            let content = if spec.template {
-                let path = format!("/spec/files/{file}/content");
-                match crate::manifest::interpolate::interpolate_str(
-                    &spec.content,
-                    &variables,
-                    &path,
-                ) {
-                    Ok(c) => c,
-                    Err(errors) => {
-                        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                        let message =
-                            format!("Configuration {:?}: {}", cfg.name(), list.join("; "));
-                        out.errors.push(message.clone());
-                        out.doubt
-                            .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
-                        continue;
-                    }
+            match planned_file(file, spec, &variables) {
+                Ok(planned) => {
+                    ctx.files.insert(file.clone(), planned.swarm_name.clone());
+                    out.files.insert(file.clone(), planned);
                 }
-            } else {
-                spec.content.clone()
-            };
-            let digest = sha2::Sha256::digest(content.as_bytes());
-            let swarm_name = format!("{file}-{}", &hex::encode(digest)[..10]);
-            ctx.files.insert(file.clone(), swarm_name.clone());
-            out.files.insert(
-                file.clone(),
-                PlannedFile {
-                    swarm_name,
-                    content,
-                    sensitive: spec.sensitive,
-                },
-            );
+                Err(list) => {
+                    let message = format!("Configuration {:?}: {list}", cfg.name());
+                    out.errors.push(message.clone());
+                    out.doubt
+                        .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
+                }
+            }
         }
     }
     let stack_names: Vec<String> = match env {
@@ -456,6 +436,25 @@ pub fn plan_scoped(
         {
             planned.waits_for.insert(0, p.clone());
         }
+        // The Stack's own files (docs/compose.md): keyed `<stack>/<file>` in the plan, by
+        // file name for its services.
+        let mut stack_files = BTreeMap::new();
+        for (file, spec) in &stack.spec.files {
+            match planned_file(file, spec, &variables) {
+                Ok(p) => {
+                    stack_files.insert(file.clone(), p.swarm_name.clone());
+                    out.files.insert(format!("{stack_name}/{file}"), p);
+                }
+                Err(list) => {
+                    let message = format!("Stack {stack_name:?}: {list}");
+                    planned.errors.push(message.clone());
+                    out.frozen
+                        .entry(stack_name.clone())
+                        .or_insert_with(|| Doubt::new(reasons::INVALID_SPEC, message));
+                }
+            }
+        }
+        let stack_ctx = ctx.for_stack(&stack.spec, &stack_files);
         for svc_name in &stack.spec.services {
             let claimants = claims.entry(svc_name.clone()).or_default();
             claimants.push(stack_name.clone());
@@ -524,7 +523,7 @@ pub fn plan_scoped(
             let merged = merged_spec(raw, default.as_ref(), env, &variables, svc_name);
             let merged_json = merged.as_ref().ok().map(|(v, _)| v.clone());
             let desired = merged.and_then(|(_, spec)| {
-                let d = render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| {
+                let d = render_service(&stack_ctx, stack_name, svc_name, &spec).map_err(|e| {
                     if matches!(e, crate::swarm::RenderError::UnknownFile { .. }) {
                         out.pending.insert(e.to_string());
                     }
@@ -577,6 +576,32 @@ pub fn plan_scoped(
     }
     out.networks = networks.into_iter().collect();
     out
+}
+
+/// A Configuration or Stack file as its Swarm config/secret (`<file>-<hash>`), after
+/// interpolation for templates; `Err` lists the interpolation errors.
+fn planned_file(
+    file: &str,
+    spec: &crate::api::ConfigFile,
+    variables: &BTreeMap<String, String>,
+) -> Result<PlannedFile, String> {
+    let content = if spec.template {
+        let path = format!("/spec/files/{file}/content");
+        crate::manifest::interpolate::interpolate_str(&spec.content, variables, &path).map_err(
+            |errors| {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                list.join("; ")
+            },
+        )?
+    } else {
+        spec.content.clone()
+    };
+    let digest = sha2::Sha256::digest(content.as_bytes());
+    Ok(PlannedFile {
+        swarm_name: format!("{file}-{}", &hex::encode(digest)[..10]),
+        content,
+        sensitive: spec.sensitive,
+    })
 }
 
 /// default ⊕ user ⊕ settings → typed spec; `Err` says why the service cannot be deployed.
