@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::{Fence, HistoryRecord, LAST_APPLIED_ANNOTATION, Store, StoreError};
+use super::{Fence, HistoryRecord, Store, StoreError};
+use crate::api::annotations::LAST_APPLIED_ANNOTATION;
 use crate::api::{DynamicObject, Kind};
 
 /// Who asks for the rollback.
