@@ -74,7 +74,7 @@ async fn apply_reports_created_configured_unchanged() {
     let table = text(&out.stdout);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(
-        table.contains("STACK") && table.contains("REPLICAS") && table.contains("READY"),
+        table.contains("STACK") && table.contains("UP-TO-DATE") && table.contains("READY"),
         "{table}"
     );
     assert!(

@@ -428,7 +428,16 @@ async fn get_formats_selectors_and_watch() {
     );
     let header = table.lines().next().unwrap_or_default();
     for col in [
-        "NAME", "STACK", "IMAGE", "REPLICAS", "READY", "AGE", "REASON", "LABELS",
+        "NAME",
+        "STACK",
+        "IMAGE",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "STATUS",
+        "AGE",
+        "MESSAGE",
+        "LABELS",
     ] {
         assert!(header.contains(col), "{table}");
     }

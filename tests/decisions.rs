@@ -131,6 +131,19 @@ impl World {
         (s("status"), s("reason"), s("message"))
     }
 
+    /// (status, reason, message) of an object's condition of type `type_`.
+    async fn condition(&self, kind: Kind, name: &str, type_: &str) -> (String, String, String) {
+        let o = self.object(kind, name).await.expect("object");
+        let status = o.status.unwrap_or_default();
+        let c = status["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == type_))
+            .cloned()
+            .unwrap_or_default();
+        let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        (s("status"), s("reason"), s("message"))
+    }
+
     /// The store's revision: any etcd write (status, event, history) moves it.
     async fn revision(&self) -> i64 {
         self.store.kv().range("/").await.expect("range").1
@@ -1338,4 +1351,127 @@ async fn a_refused_write_guard_stops_docker_writes() {
     assert!(r.is_err(), "{r:?}");
     assert!(w.live_names().await.is_empty());
     assert_eq!(w.swarm.total_writes(), 0);
+}
+
+// ---- networks ----
+
+#[tokio::test]
+async fn the_installations_network_goes_with_the_last_stack_that_uses_it() {
+    let w = World::deployed(&ordered_yaml("parallel")).await;
+    assert!(w.swarm.has_network("kargo-back"));
+    // One stack left still attaches it.
+    w.apply(&config(&["base"], "parallel", "")).await;
+    w.converge().await;
+    assert!(w.swarm.has_network("kargo-back"), "a network in use went");
+    // No stack left: removed, as `docker stack rm` removes a stack's networks.
+    w.apply(&config(&[], "parallel", "")).await;
+    w.pass().await;
+    w.pass().await;
+    assert!(w.live_names().await.is_empty());
+    assert!(
+        !w.swarm.has_network("kargo-back"),
+        "the unused network stayed"
+    );
+    assert_eq!(w.pass().await.docker_writes, 0, "then nothing more to do");
+}
+
+#[tokio::test]
+async fn a_network_the_installation_did_not_create_or_in_doubt_is_never_removed() {
+    let w = World::deployed(&ordered_yaml("parallel")).await;
+    w.apply(TYPO).await;
+    for _ in 0..2 {
+        assert_eq!(w.pass().await.docker_writes, 0);
+    }
+    assert!(w.swarm.has_network("kargo-back"), "removed in doubt");
+
+    // A network found and not created by this installation carries no label of its own.
+    let other = World::new();
+    other
+        .hand
+        .ensure_network("kargo-back", "/another-installation")
+        .await
+        .expect("a network of another installation");
+    other.apply(&ordered_yaml("parallel")).await;
+    other.converge().await;
+    other.apply(&config(&[], "parallel", "")).await;
+    other.pass().await;
+    other.pass().await;
+    assert!(other.live_names().await.is_empty());
+    assert!(
+        other.swarm.has_network("kargo-back"),
+        "another's network went"
+    );
+}
+
+// ---- statuses from current facts ----
+
+/// A Stack named a Service not applied yet (Degraded, "not found"); once it is applied
+/// and rolling out, the Stack is Progressing and nothing says "not found" any more.
+#[tokio::test]
+async fn a_stack_condition_from_an_earlier_reconcile_does_not_survive() {
+    let w = World::new();
+    w.apply(&web(IMAGE, 1, "")).await;
+    // Stored as `kargo apply` of the Stack alone stores it (a reference, not an error).
+    w.store
+        .modify(Kind::Stack, "web", None, |o| {
+            o.spec["services"] = json!(["app", "worker"]);
+        })
+        .await
+        .expect("stack lists worker");
+    w.pass().await;
+    let (degraded, _, message) = w.condition(Kind::Stack, "web", "Degraded").await;
+    assert_eq!(degraded, "True");
+    assert!(message.contains("not found"), "{message}");
+    w.swarm.hold_tasks(true);
+    w.apply(&service("worker", IMAGE, 1, "")).await;
+    w.pass().await;
+    let (_, reason, _) = w.ready(Kind::Stack, "web").await;
+    assert_eq!(reason, "Progressing");
+    for type_ in ["Ready", "Progressing", "Degraded"] {
+        let (_, _, message) = w.condition(Kind::Stack, "web", type_).await;
+        assert!(!message.contains("not found"), "{type_}: {message}");
+    }
+    assert_eq!(w.condition(Kind::Stack, "web", "Degraded").await.0, "False");
+}
+
+/// READY, UP-TO-DATE and AVAILABLE as kubectl counts them: during an update whose new
+/// tasks are not running yet, the new spec's tasks are up to date but not ready.
+#[tokio::test]
+async fn service_counts_follow_the_current_spec_and_what_serves() {
+    let w = World::deployed(&web(IMAGE, 2, "")).await;
+    let st = w.service_status("app").await;
+    assert_eq!(
+        (
+            st.ready_replicas,
+            st.updated_replicas,
+            st.available_replicas,
+            st.desired_tasks
+        ),
+        (2, 2, 2, 2)
+    );
+    w.swarm.hold_tasks(true);
+    w.apply(&web(IMAGE2, 2, "")).await;
+    w.pass().await;
+    w.pass().await;
+    let st = w.service_status("app").await;
+    assert_eq!(
+        (
+            st.ready_replicas,
+            st.updated_replicas,
+            st.available_replicas
+        ),
+        (0, 2, 0),
+        "{st:?}"
+    );
+    w.swarm.hold_tasks(false);
+    w.converge().await;
+    let st = w.service_status("app").await;
+    assert_eq!(
+        (
+            st.ready_replicas,
+            st.updated_replicas,
+            st.available_replicas
+        ),
+        (2, 2, 2)
+    );
 }

@@ -293,3 +293,64 @@ async fn a_command_that_exits_is_not_ready_and_says_why() {
     common::wipe_prefix(&store).await;
     common::remove_installation(&swarm, prefix).await;
 }
+
+/// A Stack that named a Service not applied yet said Degraded "service … not found"; once
+/// the Service is applied and its task starting on the real Swarm, no condition of the
+/// Stack still says so (none survives a reconcile).
+#[tokio::test]
+async fn a_stale_stack_condition_does_not_survive_a_reconcile() {
+    let prefix = "/kargo-test-stale-conditions";
+    let store = common::etcd_store(prefix).await;
+    let swarm = common::swarm().await;
+    common::remove_installation(&swarm, prefix).await;
+    let service = |name: &str| {
+        format!(
+            "---\napiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  image: \"{}\"\n  command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n  endpointMode: dnsrr\n",
+            common::image("1.0")
+        )
+    };
+    let stack = "apiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: stale1}\nspec: {services: [uxweb]}\n";
+    apply_all(&store, &format!("{stack}{}", service("uxweb"))).await;
+    // The Stack names uxworker before it exists (as `kargo apply` of the Stack alone stores it).
+    store
+        .modify(Kind::Stack, "stale1", None, |o| {
+            o.spec["services"] = serde_json::json!(["uxweb", "uxworker"]);
+        })
+        .await
+        .expect("stack names uxworker");
+    let controller = common::controller(&store, swarm.clone());
+    controller.pass().await.expect("pass");
+    let degraded = |store: Store| async move {
+        let obj = store
+            .get(Kind::Stack, "stale1")
+            .await
+            .expect("get")
+            .expect("stack");
+        let st: kargo::api::StackStatus =
+            serde_json::from_value(obj.status.expect("status")).expect("status shape");
+        st.common
+            .conditions
+            .iter()
+            .map(|c| format!("{} {:?} {}", c.type_, c.status, c.message))
+            .collect::<Vec<_>>()
+    };
+    let before = degraded(store.clone()).await;
+    assert!(
+        before
+            .iter()
+            .any(|c| c.starts_with("Degraded True") && c.contains("not found")),
+        "{before:?}"
+    );
+    apply_all(&store, &service("uxworker")).await;
+    controller.pass().await.expect("pass");
+    let after = degraded(store.clone()).await;
+    assert!(!after.iter().any(|c| c.contains("not found")), "{after:?}");
+    common::converge(&controller, TIMEOUT).await;
+    let ready = degraded(store.clone()).await;
+    assert!(
+        ready.iter().any(|c| c.starts_with("Degraded False")),
+        "{ready:?}"
+    );
+    common::wipe_prefix(&store).await;
+    common::remove_installation(&swarm, prefix).await;
+}

@@ -32,9 +32,11 @@ macro_rules! on_engine {
             clean_installation(&swarm, &installation).await;
             contract::$name(&subject).await;
             clean_installation(&swarm, &installation).await;
-            let _ = std::process::Command::new("docker")
-                .args(["network", "rm", &format!("kargo-{tag}-net")])
-                .output();
+            for net in ["net", "usednet"] {
+                let _ = std::process::Command::new("docker")
+                    .args(["network", "rm", &format!("kargo-{tag}-{net}")])
+                    .output();
+            }
         }
     )*};
 }
@@ -59,6 +61,7 @@ on_engine!(
     a_missing_image_is_rejected,
     a_failed_update_rolls_back,
     networks_are_ensured_once,
+    networks_in_use_are_not_removed,
     files_in_use_are_not_removed,
     node_labels_are_set_exactly,
     events_report_service_changes,

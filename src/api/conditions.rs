@@ -61,4 +61,30 @@ pub mod reasons {
     pub const RESOLVED: &str = "Resolved";
     /// Some variables of an Environment do not resolve.
     pub const UNRESOLVED_VARIABLES: &str = "UnresolvedVariables";
+    /// Swarm paused a service's update after a failure.
+    pub const UPDATE_PAUSED: &str = "UpdatePaused";
+    /// Swarm rolled a service's update back (or kargo rolled a Stack back: an event).
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// A service was not Ready within its Stack's progress deadline.
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// Tasks of a service fail.
+    pub const TASKS_FAILING: &str = "TasksFailing";
+    /// Tasks of a service are not all running yet.
+    pub const TASKS_PENDING: &str = "TasksPending";
+    /// The Swarm service disappeared right after kargo wrote it.
+    pub const MISSING: &str = "Missing";
+}
+
+/// Reasons of events the controller records about what it did.
+pub mod events {
+    /// A Swarm service, config or secret was created.
+    pub const CREATED: &str = "Created";
+    /// A Swarm service's spec was replaced.
+    pub const UPDATED: &str = "Updated";
+    /// A same-named Swarm service kargo did not own was taken over.
+    pub const ADOPTED: &str = "Adopted";
+    /// A Swarm service nobody wants was removed.
+    pub const REMOVED: &str = "Removed";
+    /// A Swarm service was left running without kargo's labels (`--cascade=orphan`).
+    pub const ORPHANED: &str = "Orphaned";
 }

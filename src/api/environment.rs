@@ -35,6 +35,21 @@ pub struct EnvironmentSpec {
     /// Take over same-named Swarm services left by a Kargo install.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// What a `${VAR}` naming a variable that is not set becomes: `error` (default), or
+    /// `empty`, an empty string with a warning, as Docker and Kargo substitute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unset_variables: Option<UnsetVariables>,
+}
+
+/// How a reference to a variable that is not set is treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnsetVariables {
+    /// An error naming the variable: the Service is not deployed.
+    #[default]
+    Error,
+    /// An empty string and a warning naming the variable, as `docker stack deploy` does.
+    Empty,
 }
 
 /// How Stacks roll out.

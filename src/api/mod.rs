@@ -3,6 +3,7 @@
 //! This module does no I/O: it holds the types every other part agrees on, and the
 //! schemas are generated from them.
 
+pub mod annotations;
 pub mod conditions;
 mod configuration;
 mod environment;

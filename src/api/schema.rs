@@ -530,6 +530,13 @@ fn nullable(schema: &mut Value) {
     {
         values.push(Value::Null);
     }
+    if let Some(Value::Array(branches)) = map.get_mut("anyOf")
+        && !branches
+            .iter()
+            .any(|b| b.get("type") == Some(&json!("null")))
+    {
+        branches.push(json!({"type": "null"}));
+    }
 }
 
 /// Lets every pattern below `node` also accept a string holding a `${VAR}` reference.
@@ -667,6 +674,15 @@ pub fn type_name(schema: &Value) -> String {
             return ty.into();
         }
     }
+    // A number that may be written as a string to interpolate: `integer or string`.
+    if let Some(Value::Array(branches)) = schema.get("anyOf") {
+        let names: Vec<String> = branches
+            .iter()
+            .filter(|b| !has_type(b, "null"))
+            .map(type_name)
+            .collect();
+        return names.join(" or ");
+    }
     "any".into()
 }
 
@@ -747,7 +763,7 @@ mod tests {
     #[test]
     fn explain_walks_lists_and_maps() {
         let port = field(Kind::Service, "spec.ports.published").expect("field");
-        assert_eq!(type_name(&port.schema), "integer");
+        assert_eq!(type_name(&port.schema), "integer or string");
         let content = field(Kind::Configuration, "spec.files.app.content").expect("field");
         assert!(content.required);
         let err = field(Kind::Service, "spec.imag").err();

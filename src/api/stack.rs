@@ -1,9 +1,11 @@
 //! The Stack kind: an ordered group of Services deployed together.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{CommonStatus, Resource};
+use super::{CommonStatus, ConfigFile, Resource};
 
 /// A typed Stack object.
 pub type Stack = Resource<StackSpec, StackStatus>;
@@ -27,6 +29,63 @@ pub struct StackSpec {
     /// Seconds an update may take to become Ready before it counts as failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline_seconds: Option<u64>,
+    /// The Stack's own networks (compose top-level `networks`): Swarm `kargo-<stack>_<name>` unless `name` is given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, StackNetwork>,
+    /// The Stack's volume declarations (compose top-level `volumes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, StackVolume>,
+    /// Files owned by the Stack, mounted by its Services like the Configuration's files (which they hide for this Stack).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, ConfigFile>,
+}
+
+/// A network declared by a Stack.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackNetwork {
+    /// The real Swarm network name, used as is (default `kargo-<stack>_<key>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The network exists already: kargo joins it and never creates or removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
+    /// No route outside the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<bool>,
+    /// Standalone containers may join it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachable: Option<bool>,
+    /// The network driver (default `overlay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Options of the driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    /// Labels on the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// A volume declared by a Stack.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackVolume {
+    /// The real volume name, used as is (default `kargo-<stack>_<key>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The volume exists already: mounted as is, with no creation options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
+    /// The volume driver (default `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Options of the driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    /// Labels on the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// Who rolls a failed Stack back.

@@ -23,13 +23,19 @@ const EXAMPLES: &str = "Examples:
 
 /// Create or update objects from manifest files: created, configured or unchanged.
 ///
-/// Every document is checked first; when any is invalid nothing is written. Only what
+/// Every document is checked first; when any is invalid nothing is written. Then, with
+/// what is stored, the checks the controller runs (merge with the Configuration and
+/// Environment in force, `${VAR}` interpolation, the merged schema, rendering): a problem
+/// the changes bring is refused with the message the controller would put in the status,
+/// and nothing is written (exit 1). A reference to an object not stored yet (a Stack's
+/// Service, an Environment's Stack) is only a warning, so files can be applied in any
+/// order; so is a problem that was already there before this apply. Only what
 /// changed in the file since the last apply is written (kargo.dev/last-applied-configuration
 /// remembers it), so a `kargo scale` or a field nobody's file names survives a re-apply,
 /// and a field removed from the file is removed from the object. A concurrent change to
 /// another field is kept; to the same field, it is reported as a conflict (exit 1).
-/// Exit codes: 0 applied, 1 an object failed (the others were applied) or a wait failed,
-/// 2 usage, unreadable input or unreachable etcd.
+/// Exit codes: 0 applied, 1 refused (nothing written), an object failed (the others were
+/// applied) or a wait failed, 2 usage, unreadable input or unreachable etcd.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -40,7 +46,7 @@ pub struct Args {
     #[arg(short = 'R', long)]
     recursive: bool,
     /// Write nothing: `client` computes the result against what is stored; `server` also
-    /// checks the merged configuration (merge, interpolation, rendering) as the controller would.
+    /// runs the controller's checks on the merged configuration, as every real apply does.
     #[arg(long, value_name = "client|server", num_args = 0..=1, default_missing_value = "client",
           value_parser = ["none", "client", "server"], default_value = "none")]
     dry_run: String,
@@ -124,6 +130,47 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     };
     let store = g.store().await?;
     let wanted = refs_of(&objects);
+
+    // Every object is merged with what is stored first, and the result checked as the
+    // controller will check it; a refusal writes nothing (not even the apply set).
+    let mut prepared = Vec::with_capacity(objects.len());
+    for obj in &objects {
+        match store.prepare_apply(obj).await {
+            Err(e @ StoreError::Kv(_)) => return Err(e.into()),
+            other => prepared.push((obj, other)),
+        }
+    }
+    let previews: Vec<DynamicObject> = prepared
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().ok())
+        .filter_map(|p| p.preview().ok())
+        .map(|r| r.object)
+        .collect();
+    // A client dry run shows only what would be sent, as kubectl's does.
+    let check = if args.dry_run == "client" {
+        planning::ApplyCheck::default()
+    } else {
+        let stored = store.list_all().await?;
+        planning::check_apply(
+            &stored.items,
+            &previews,
+            &args.configuration,
+            store.prefix(),
+        )
+    };
+    for w in &check.warnings {
+        output::note(format_args!("warning: {w}"));
+    }
+    if !check.refusals.is_empty() {
+        for r in &check.refusals {
+            output::note(format_args!("error: {r}"));
+        }
+        return Err(CliError::failure(format!(
+            "{} problem(s) the controller would report; nothing was written",
+            check.refusals.len()
+        )));
+    }
+
     let previous_members = match (&args.applyset, args.prune, dry_run) {
         (Some(set), _, false) => Some(record_members(&store, set, &wanted).await?),
         (Some(set), true, true) => store
@@ -148,16 +195,12 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
 
     let mut status = ExitStatus::Success;
     let mut results = Vec::new();
-    for obj in &objects {
-        let outcome = async {
-            let prepared = store.prepare_apply(obj).await?;
-            if dry_run {
-                prepared.preview()
-            } else {
-                store.commit_apply(&prepared).await
-            }
-        }
-        .await;
+    for (obj, prepared) in prepared {
+        let outcome = match prepared {
+            Ok(p) if dry_run => p.preview(),
+            Ok(p) => store.commit_apply(&p).await,
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(r) => {
                 if args.output.is_none() {
@@ -177,31 +220,17 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         }
     }
 
-    if args.dry_run == "server" {
-        let stored = store.list_all().await?;
-        let all = planning::overlay(&stored.items, &results);
-        let (snapshot, plan) = planning::plan_of(&all, &args.configuration, store.prefix());
-        for p in planning::problems(&snapshot, &plan, &results) {
-            output::note(format_args!("error: {p}"));
-            status = ExitStatus::Failure;
-        }
-    }
-
     // A Configuration or Environment that leaves the installation in doubt (the typo
     // `environment: exampel`) is stored — it is the user's to mend — but said at once:
     // the controller keeps everything running and removes nothing until it is mended.
     let touches_config = results
         .iter()
         .any(|o| matches!(o.kind, Kind::Configuration | Kind::Environment));
-    if !dry_run && touches_config {
-        let stored = store.list_all().await?;
-        let (_, plan) = planning::plan_of(&stored.items, &args.configuration, store.prefix());
-        if let Some(d) = &plan.doubt {
-            output::note(format_args!(
-                "warning: {} ({}): the controller keeps what runs and removes nothing until this is mended",
-                d.message, d.reason
-            ));
-        }
+    if touches_config && let Some(d) = &check.doubt {
+        output::note(format_args!(
+            "warning: {} ({}): the controller keeps what runs and removes nothing until this is mended",
+            d.message, d.reason
+        ));
     }
 
     if let Some(format) = &args.output {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::plan::CASCADE_ANNOTATION;
+use crate::api::annotations::CASCADE_ANNOTATION;
 use crate::store::{Deleted, ObjectRef, StoreError};
 
 use super::context::parse_duration;

@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 
+use crate::api::annotations::LAST_APPLIED_ANNOTATION;
 use crate::api::{DynamicObject, Kind};
-use crate::store::{LAST_APPLIED_ANNOTATION, Store};
+use crate::store::Store;
 use crate::swarm::SwarmClient;
 
 use super::output::{self, age, age_of, redacted, render_table};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
+use crate::api::annotations::LAST_APPLIED_ANNOTATION;
 use crate::api::{API_VERSION, DynamicObject};
-use crate::store::LAST_APPLIED_ANNOTATION;
 use crate::swarm::SwarmClient;
 use crate::swarm::names::INSTALLATION_LABEL;
 
@@ -16,15 +16,21 @@ use super::{CliError, ExitStatus, GlobalArgs, manifests, planning};
 const EXAMPLES: &str = "Examples:
   kargo diff -f manifests/ -R
   kargo diff -f web.yaml --docker-host tcp://manager:2375
-  kargo diff -f manifests/ > /dev/null; echo $?   # 0 same, 1 differs, 2 error";
+  kargo diff -f manifests/ > /dev/null; echo $?   # 0 same, 1 differs (store or live Swarm), 2 error";
 
 /// Show what `kargo apply -f` would change: a unified diff of each stored object against
-/// what apply would store, then of each Swarm service spec that change would cause.
+/// what apply would store, then of each live Swarm service against the spec the controller
+/// would give it: the change the files bring, or live drift (a `docker service update` by
+/// hand, a spec Swarm rolled back) in the stacks the files concern, even when the stored
+/// objects already match the files.
 ///
 /// The Swarm part compares with the live services and needs Docker; when Docker cannot be
-/// reached, it is left out with a note on stderr. Nothing is written.
-/// Exit codes: 0 nothing differs, 1 something differs, 2 an error (invalid manifests,
-/// unreachable etcd, usage).
+/// reached, it is left out with a note on stderr. A service not deployed yet is no drift.
+/// Nothing is written.
+///
+/// Exit codes: 0 nothing differs (the stored objects match the files and the live
+/// services match the stored objects); 1 something differs, in the store or in Swarm;
+/// 2 an error (invalid manifests, unreachable etcd, usage).
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -158,44 +164,69 @@ async fn diff(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
         }
         after.push(preview.object);
     }
-    if !differs {
-        return Ok(ExitStatus::Success);
-    }
+    let status = |differs: bool| {
+        if differs {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        }
+    };
 
     let stored = store.list_all().await?.items;
     let (_, before_plan) = planning::plan_of(&stored, &args.configuration, store.prefix());
     let merged = planning::overlay(&stored, &after);
     let (_, after_plan) = planning::plan_of(&merged, &args.configuration, store.prefix());
     let before = planning::rendered(&before_plan);
-    let after = planning::rendered(&after_plan);
+    let rendered = planning::rendered(&after_plan);
     let changed: BTreeSet<&String> = before
         .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
+        .chain(rendered.keys())
+        .filter(|k| before.get(*k) != rendered.get(*k))
         .collect();
-    if changed.is_empty() {
-        return Ok(ExitStatus::Failure);
+    // The Swarm services of the stacks the files concern, checked for live drift too.
+    let touched = planning::touched_stacks(&after_plan, &after);
+    let watched: BTreeSet<&String> = after_plan
+        .stacks
+        .iter()
+        .filter(|s| touched.contains(s.name.as_str()))
+        .flat_map(|s| {
+            s.services
+                .iter()
+                .map(move |p| crate::swarm::names::swarm_service(&s.name, &p.name))
+        })
+        .filter_map(|name| rendered.get_key_value(&name).map(|(k, _)| k))
+        .chain(changed.iter().copied())
+        .collect();
+    if watched.is_empty() {
+        return Ok(status(differs));
     }
     let swarm = match g.swarm().await {
         Ok(s) => s,
         Err(e) => {
             output::note(format_args!(
-                "note: the Swarm part is not shown ({} Swarm service(s) would change): {}",
+                "note: the Swarm part is not shown ({} Swarm service(s) would change; live drift not checked): {}",
                 changed.len(),
                 e.message
             ));
-            return Ok(ExitStatus::Failure);
+            return Ok(status(differs || !changed.is_empty()));
         }
     };
-    for name in changed {
-        match after.get(name) {
-            None => output::out(format_args!("swarm service {name} would be removed"))?,
-            Some(Err(why)) => output::out(format_args!(
-                "swarm service {name} could not be deployed: {why}"
-            ))?,
+    for name in watched {
+        let will_change = changed.contains(name);
+        match rendered.get(name) {
+            None => {
+                differs = true;
+                output::out(format_args!("swarm service {name} would be removed"))?;
+            }
+            Some(Err(why)) if will_change => {
+                differs = true;
+                output::out(format_args!(
+                    "swarm service {name} could not be deployed: {why}"
+                ))?;
+            }
+            Some(Err(_)) => {}
             Some(Ok(spec)) => {
                 let desired = with_network_ids(&swarm, &crate::swarm::comparable(spec)).await;
-                let desired = prune_empty(&desired).unwrap_or(Value::Null);
                 let mut live = swarm.inspect_service(name).await?;
                 if let Some(l) = &live
                     && l.labels.get(INSTALLATION_LABEL).map(String::as_str) != Some(store.prefix())
@@ -209,6 +240,17 @@ async fn diff(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
                     ));
                     live = None;
                 }
+                // What runs already is what the controller would make of it: nothing to show.
+                // A service not deployed yet is no drift, only a change the files bring.
+                let drift = match &live {
+                    Some(l) => !crate::swarm::covers(&l.spec, &desired),
+                    None => will_change,
+                };
+                if !drift {
+                    continue;
+                }
+                differs = true;
+                let desired = prune_empty(&desired).unwrap_or(Value::Null);
                 let old = match &live {
                     Some(l) => {
                         to_yaml(&prune_empty(&project(&l.spec, &desired)).unwrap_or(Value::Null))
@@ -216,18 +258,22 @@ async fn diff(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
                     None => String::new(),
                 };
                 let new = to_yaml(&desired);
-                if let Some(d) = unified_diff(
+                let label = if will_change { "after apply" } else { "stored" };
+                match unified_diff(
                     &old,
                     &new,
                     &format!("swarm/{name} (live)"),
-                    &format!("swarm/{name} (after apply)"),
+                    &format!("swarm/{name} ({label})"),
                 ) {
-                    output::out_text(&d)?;
+                    Some(d) => output::out_text(&d)?,
+                    None => output::out(format_args!(
+                        "swarm service {name} differs from the {label} spec in fields the engine does not show"
+                    ))?,
                 }
             }
         }
     }
-    Ok(ExitStatus::Failure)
+    Ok(status(differs))
 }
 
 #[cfg(test)]

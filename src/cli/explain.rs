@@ -180,6 +180,18 @@ fn constraints(node: &Value) -> Vec<String> {
     if schema::has_type(node, "null") {
         out.push("null: deletes the value of the catalog entry this Service overlays".into());
     }
+    // A number that may be written as a string to interpolate (`replicas`, ports).
+    if let Some(Value::Array(branches)) = node.get("anyOf") {
+        for branch in branches.iter().filter(|b| !schema::has_type(b, "string")) {
+            out.extend(constraints(branch));
+        }
+        if branches.iter().any(|b| schema::has_type(b, "string")) {
+            out.push(
+                "or a string of digits, or with a ${VAR} reference, checked after interpolation"
+                    .into(),
+            );
+        }
+    }
     out
 }
 
@@ -190,7 +202,10 @@ mod tests {
     #[test]
     fn explains_a_leaf_with_its_rules() {
         let text = explain("svc.spec.ports.published", false).expect("explain");
-        assert!(text.contains("FIELD:    published <integer>"), "{text}");
+        assert!(
+            text.contains("FIELD:    published <integer or string>"),
+            "{text}"
+        );
         assert!(text.contains("from 1 to 65535"), "{text}");
         let text = explain("service.spec.endpointMode", false).expect("explain");
         assert!(text.contains("one of: vip, dnsrr"), "{text}");

@@ -24,8 +24,9 @@ const EXAMPLES: &str = "Examples:
 
 /// Show objects of one or more kinds as tables, YAML, JSON, names or a JSONPath template.
 ///
-/// Services show STACK, IMAGE, REPLICAS (running/desired), READY and AGE; stacks show
-/// SERVICES (ready/total), READY and AGE. Several kinds (`stacks,services`, `all`) print a
+/// Services show STACK, IMAGE, READY (tasks of the current spec running/desired),
+/// UP-TO-DATE, AVAILABLE (serving, any spec), STATUS and AGE, as kubectl's deployments;
+/// stacks show SERVICES (ready/total), READY, STATUS (`Suspended`...) and AGE. Several kinds (`stacks,services`, `all`) print a
 /// table per kind, or one List. `-w` prints a line per change until Ctrl-C.
 /// Exit codes: 0 shown, 1 a named object does not exist, 2 usage or unreachable etcd.
 #[derive(Debug, clap::Args)]

@@ -1,5 +1,5 @@
-//! `kargo env import` and `kargo import compose`: from an old Kargo workspace or a compose
-//! file to kargo manifests, printed on stdout (warnings on stderr, never dropped).
+//! `kargo env import`, `kargo import compose` and `kargo import kargo`: from an old Kargo
+//! workspace or a compose file to kargo manifests, printed on stdout (warnings on stderr, never dropped).
 
 use std::path::PathBuf;
 
@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::import::compose::import_compose_file;
 use crate::import::envfile::import_env_files;
+use crate::import::kargo::import_kargo_workspace;
 
 use super::output::{note, out_text, to_yaml};
 use super::{CliError, ExitStatus};
@@ -61,6 +62,17 @@ enum ImportCommand {
         #[arg(long)]
         stack: String,
     },
+    /// A Kargo workspace (`.env`, `deploy/*.yml`, `configs/`) → one whole kargo workspace.
+    ///
+    /// Prints the Configuration `main`, its Environment, the Stacks of `STACKS`, the
+    /// Services of the `deploy/` fragments and their files. On stderr: what was not
+    /// carried over (hooks, templates, by name) and the variables to give, secrets first.
+    ///
+    /// Example: kargo import kargo ~/kargo-workspace > workspace.yaml
+    Kargo {
+        /// The workspace folder.
+        dir: PathBuf,
+    },
 }
 
 fn documents(docs: impl IntoIterator<Item = Value>) -> String {
@@ -88,7 +100,10 @@ pub(super) fn run_env(args: EnvArgs) -> Result<ExitStatus, CliError> {
 }
 
 pub(super) fn run_import(args: ImportArgs) -> Result<ExitStatus, CliError> {
-    let ImportCommand::Compose { file, stack } = args.command;
+    let (file, stack) = match args.command {
+        ImportCommand::Compose { file, stack } => (file, stack),
+        ImportCommand::Kargo { dir } => return run_kargo(&dir),
+    };
     let result = import_compose_file(&file, &stack).map_err(|e| CliError::usage(e.to_string()))?;
     for w in &result.warnings {
         note(format_args!("warning: {w}"));
@@ -99,5 +114,31 @@ pub(super) fn run_import(args: ImportArgs) -> Result<ExitStatus, CliError> {
         .chain(std::iter::once(result.stack))
         .chain(result.services);
     out_text(&documents(docs))?;
+    Ok(ExitStatus::Success)
+}
+
+fn run_kargo(dir: &std::path::Path) -> Result<ExitStatus, CliError> {
+    let result = import_kargo_workspace(dir).map_err(|e| CliError::usage(e.to_string()))?;
+    for w in &result.warnings {
+        note(format_args!("warning: {w}"));
+    }
+    for file in &result.not_carried {
+        note(format_args!(
+            "not carried over: {file} (Kargo ran it around a deploy or rendered it; kargo does not)"
+        ));
+    }
+    if !result.secrets.is_empty() {
+        note(format_args!(
+            "secrets to give (set them in environment/main's variables): {}",
+            result.secrets.join(" ")
+        ));
+    }
+    if !result.unset.is_empty() {
+        note(format_args!(
+            "variables no file sets (empty strings unless given): {}",
+            result.unset.join(" ")
+        ));
+    }
+    out_text(&documents(result.documents))?;
     Ok(ExitStatus::Success)
 }

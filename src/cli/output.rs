@@ -269,18 +269,28 @@ fn labels_text(o: &DynamicObject) -> String {
 
 fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
     let mut h = match kind {
-        Kind::Service => vec!["NAME", "STACK", "IMAGE", "REPLICAS", "READY", "AGE"],
-        Kind::Stack => vec!["NAME", "SERVICES", "READY", "AGE"],
+        // As `kubectl get deployments`, with the Ready condition's reason as STATUS.
+        Kind::Service => vec![
+            "NAME",
+            "STACK",
+            "IMAGE",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "STATUS",
+            "AGE",
+        ],
+        Kind::Stack => vec!["NAME", "SERVICES", "READY", "STATUS", "AGE"],
         Kind::Environment => vec!["NAME", "STACKS", "VARIABLES", "READY", "AGE"],
         Kind::Configuration => vec!["NAME", "ENVIRONMENT", "STACKS", "READY", "AGE"],
     };
     if wide {
         match kind {
-            Kind::Service => h.extend(["SWARM NAME", "UPDATE"]),
-            Kind::Stack => h.extend(["SWARM STACK", "DEPENDS ON"]),
-            Kind::Environment | Kind::Configuration => {}
+            // STATUS already shows the reason.
+            Kind::Service => h.extend(["SWARM NAME", "UPDATE", "MESSAGE"]),
+            Kind::Stack => h.extend(["SWARM STACK", "DEPENDS ON", "MESSAGE"]),
+            Kind::Environment | Kind::Configuration => h.extend(["REASON", "MESSAGE"]),
         }
-        h.extend(["REASON", "MESSAGE"]);
     }
     h
 }
@@ -327,17 +337,36 @@ fn row(o: &DynamicObject, wide: bool) -> Vec<String> {
         .and_then(Value::as_str)
         .unwrap_or("Unknown")
         .to_string();
+    let field = |f: &str| {
+        ready
+            .and_then(|c| c.get(f))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    // The Ready condition's reason: `Converged`, `UpdatePaused`, `Suspended`...
+    let status_word = match field("reason") {
+        r if r.is_empty() => "Unknown".to_string(),
+        r => r,
+    };
     let mut r = vec![o.metadata.name.clone()];
     match o.kind {
         Kind::Service => {
             let image = status.get("image").or_else(|| o.spec.get("image")).cloned();
             r.push(s(status.get("stack")));
             r.push(s(image.as_ref()));
+            // A status written before readyReplicas existed has runningTasks, the same count.
+            let ready = status
+                .get("readyReplicas")
+                .or_else(|| status.get("runningTasks"));
             r.push(format!(
                 "{}/{}",
-                count(status.get("runningTasks")),
+                count(ready),
                 count(status.get("desiredTasks"))
             ));
+            r.push(count(status.get("updatedReplicas")).to_string());
+            r.push(count(status.get("availableReplicas")).to_string());
+            r.push(status_word.clone());
         }
         Kind::Stack => {
             let total = o
@@ -368,7 +397,14 @@ fn row(o: &DynamicObject, wide: bool) -> Vec<String> {
             r.push(stacks.to_string());
         }
     }
-    r.push(ready_word);
+    match o.kind {
+        Kind::Service => {}
+        Kind::Stack => {
+            r.push(ready_word);
+            r.push(status_word);
+        }
+        Kind::Environment | Kind::Configuration => r.push(ready_word),
+    }
     r.push(
         o.metadata
             .creation_timestamp
@@ -385,16 +421,8 @@ fn row(o: &DynamicObject, wide: bool) -> Vec<String> {
                 r.push(s(status.get("swarmStack")));
                 r.push(joined(o.spec.get("dependsOn")));
             }
-            Kind::Environment | Kind::Configuration => {}
+            Kind::Environment | Kind::Configuration => r.push(field("reason")),
         }
-        let field = |f: &str| {
-            ready
-                .and_then(|c| c.get(f))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        r.push(field("reason"));
         r.push(field("message"));
     }
     r
@@ -505,6 +533,80 @@ mod tests {
         );
         let shown = serde_json::to_string(&objects_json(&[o], true)).unwrap_or_default();
         assert!(!shown.contains("s3cret") && shown.contains(REDACTED) && shown.contains("plain"));
+    }
+
+    fn table_of(o: &DynamicObject) -> String {
+        render_table(&header(o.kind, false), &[row(o, false)], true)
+    }
+
+    fn with_status(kind: Kind, name: &str, spec: Value, status: Value) -> DynamicObject {
+        let mut o = DynamicObject::new(kind, name, spec);
+        o.status = Some(status);
+        o
+    }
+
+    #[test]
+    fn services_show_ready_up_to_date_and_available_as_kubectl_deployments() {
+        // A paused update: no task of the new spec runs, the old one still serves.
+        let o = with_status(
+            Kind::Service,
+            "web",
+            json!({"image": "a:2"}),
+            json!({
+                "stack": "shop", "image": "a:2", "runningTasks": 0, "desiredTasks": 2,
+                "readyReplicas": 0, "updatedReplicas": 1, "availableReplicas": 1,
+                "conditions": [{"type": "Ready", "status": "False", "reason": "UpdatePaused", "message": "paused"}],
+            }),
+        );
+        let t = table_of(&o);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            [
+                "NAME",
+                "STACK",
+                "IMAGE",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "STATUS",
+                "AGE"
+            ],
+            "{t}"
+        );
+        assert_eq!(
+            &lines[1][..7],
+            ["web", "shop", "a:2", "0/2", "1", "1", "UpdatePaused"],
+            "{t}"
+        );
+        // A status written before readyReplicas existed: runningTasks is the same count.
+        let old = with_status(
+            Kind::Service,
+            "db",
+            json!({}),
+            json!({"runningTasks": 1, "desiredTasks": 1}),
+        );
+        assert!(table_of(&old).contains("1/1"), "{}", table_of(&old));
+    }
+
+    #[test]
+    fn a_suspended_stack_says_so() {
+        let o = with_status(
+            Kind::Stack,
+            "shop",
+            json!({"services": ["web"], "suspend": true}),
+            json!({"servicesReady": 0, "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Suspended", "message": "suspended: its Swarm objects are removed"}
+            ]}),
+        );
+        let t = table_of(&o);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            ["NAME", "SERVICES", "READY", "STATUS", "AGE"],
+            "{t}"
+        );
+        assert_eq!(&lines[1][..4], ["shop", "0/1", "False", "Suspended"], "{t}");
     }
 
     #[test]

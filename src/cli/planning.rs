@@ -75,10 +75,19 @@ pub fn rendered(p: &Plan) -> BTreeMap<String, Result<Value, String>> {
         .collect()
 }
 
+/// One problem of the merged configuration, as the controller would report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The message, as the controller puts it in a status (prefixed with the stack).
+    pub message: String,
+    /// It names an object or file not stored, which may simply not be applied yet.
+    pub pending: bool,
+}
+
 /// The problems of the merged configuration that concern `touched` objects: their own
 /// shape, their services' merge and render, their stacks, and — when a Configuration or
 /// Environment is touched — everything.
-pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec<String> {
+pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec<Problem> {
     let everything = touched
         .iter()
         .any(|o| matches!(o.kind, Kind::Configuration | Kind::Environment));
@@ -89,7 +98,10 @@ pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec
             .map(|o| o.metadata.name.as_str())
             .collect()
     };
-    let (stacks, services) = (names(Kind::Stack), names(Kind::Service));
+    let problem = |message: String, raw: &str| Problem {
+        pending: p.pending.contains(raw),
+        message,
+    };
     let mut out = Vec::new();
     for (kind, name, why) in &snapshot.invalid {
         if everything
@@ -97,32 +109,110 @@ pub fn problems(snapshot: &Snapshot, p: &Plan, touched: &[DynamicObject]) -> Vec
                 .iter()
                 .any(|o| o.kind == *kind && &o.metadata.name == name)
         {
-            out.push(format!("{} {name:?}: {why}", kind.singular()));
+            out.push(problem(format!("{} {name:?}: {why}", kind.singular()), ""));
         }
     }
     if everything {
-        out.extend(p.errors.iter().cloned());
+        out.extend(p.errors.iter().map(|e| problem(e.clone(), e)));
     }
+    let services = names(Kind::Service);
+    let stacks = touched_stacks(p, touched);
     for s in &p.stacks {
-        let stack_touched = everything
-            || stacks.contains(s.name.as_str())
-            || s.services
-                .iter()
-                .any(|svc| services.contains(svc.name.as_str()));
+        let stack_touched = stacks.contains(s.name.as_str());
         if stack_touched {
-            out.extend(s.errors.iter().map(|e| format!("stack {:?}: {e}", s.name)));
+            out.extend(
+                s.errors
+                    .iter()
+                    .map(|e| problem(format!("stack {:?}: {e}", s.name), e)),
+            );
         }
         for svc in &s.services {
             if let Err(e) = &svc.desired
                 && (stack_touched || services.contains(svc.name.as_str()))
             {
-                let line = format!("stack {:?}: {e}", s.name);
+                let line = problem(format!("stack {:?}: {e}", s.name), e);
                 // A policy refusal is also among its Stack's errors.
-                if !out.contains(&line) {
+                if !out.iter().any(|o| o.message == line.message) {
                     out.push(line);
                 }
             }
         }
     }
     out
+}
+
+/// The deployed stacks `touched` objects concern: those named, those holding a named
+/// Service, and every one when a Configuration or Environment is touched.
+pub fn touched_stacks<'p>(p: &'p Plan, touched: &[DynamicObject]) -> BTreeSet<&'p str> {
+    let everything = touched
+        .iter()
+        .any(|o| matches!(o.kind, Kind::Configuration | Kind::Environment));
+    let named = |k: Kind, name: &str| {
+        touched
+            .iter()
+            .any(|o| o.kind == k && o.metadata.name == name)
+    };
+    p.stacks
+        .iter()
+        .filter(|s| {
+            everything
+                || named(Kind::Stack, &s.name)
+                || s.services.iter().any(|svc| named(Kind::Service, &svc.name))
+        })
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+/// What `kargo apply` says of the merged configuration its changes make.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyCheck {
+    /// Problems the changes bring: apply refuses and writes nothing.
+    pub refusals: Vec<String>,
+    /// Problems said but not refused: a reference to an object not applied yet (files may
+    /// be applied in any order), or a problem that was already there before the changes.
+    pub warnings: Vec<String>,
+    /// The doubt the changes leave the installation in (the controller then removes
+    /// nothing): said on its own line, so a missing object it names is not a warning too.
+    pub doubt: Option<crate::plan::Doubt>,
+}
+
+/// Runs the controller's checks (merge with the stored Configuration and Environment,
+/// interpolation, the merged schema, rendering) over `stored` with `changes` laid over
+/// them, for the objects `changes` touch. The messages are those the controller would put
+/// in the status.
+pub fn check_apply(
+    stored: &[DynamicObject],
+    changes: &[DynamicObject],
+    configuration: &str,
+    installation: &str,
+) -> ApplyCheck {
+    let (before_snapshot, before_plan) = plan_of(stored, configuration, installation);
+    let before: BTreeSet<String> = problems(&before_snapshot, &before_plan, changes)
+        .into_iter()
+        .map(|p| p.message)
+        .collect();
+    let (snapshot, after_plan) = plan_of(&overlay(stored, changes), configuration, installation);
+    let mut check = ApplyCheck {
+        doubt: after_plan.doubt.clone(),
+        ..ApplyCheck::default()
+    };
+    let doubt = after_plan.doubt.as_ref().map(|d| d.message.as_str());
+    for p in problems(&snapshot, &after_plan, changes) {
+        if p.pending && doubt == Some(p.message.as_str()) {
+            continue;
+        }
+        if p.pending {
+            check.warnings.push(format!(
+                "{} (not stored yet: the controller reports it until it is applied)",
+                p.message
+            ));
+        } else if before.contains(&p.message) {
+            check
+                .warnings
+                .push(format!("{} (already so before this apply)", p.message));
+        } else {
+            check.refusals.push(p.message);
+        }
+    }
+    check
 }

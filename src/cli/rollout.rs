@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::api::annotations::RESTARTED_AT_ANNOTATION;
 use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
-use crate::plan::RESTARTED_AT_ANNOTATION;
 use crate::store::{ObjectRef, Store, StoreError};
 
 use super::context::parse_duration;

@@ -18,8 +18,10 @@ const EXAMPLES: &str = "Examples:
 /// printed as `file:line:column: kind/name: field: message`. The checks are those `kargo
 /// apply` runs before writing: YAML (duplicate keys, tabs, size and depth limits), the
 /// kind's schema (unknown fields, types, required fields, names, enums, durations, ports,
-/// memory sizes, placement constraints), and references among the given objects (a
-/// Stack's services exist, no `dependsOn` cycle, ...).
+/// memory sizes, placement constraints), references among the given objects (a Stack's
+/// services exist, no `dependsOn` cycle, ...), and the `${VAR}` syntax of the strings the
+/// controller interpolates (a shell `$((i+1))` must be written `$$((i+1))`). Whether a
+/// variable is set depends on the Environment in etcd: `kargo apply` checks that.
 ///
 /// Exit codes: 0 all valid, 1 some document is invalid, 2 usage error or a file that cannot
 /// be read (or no manifest found).

@@ -1,280 +1,318 @@
-//! Converging one Swarm service of a stack: create, adopt or update it when its spec
-//! differs from the desired one over the fields kargo sets, then judge its tasks
-//! (see [`super::reconcile`] for the stack around it).
+//! Deciding one Swarm service of a Stack: create, adopt or update it when its spec differs
+//! from the desired one over the fields kargo sets, then judge its tasks (see
+//! [`super::decide`] for the Stack around it). Pure, like the rest of the decision.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tracing::debug;
 
-use crate::api::{ConditionStatus, Kind, ServiceStatus};
+use crate::api::conditions::{events, reasons};
+use crate::api::{DeployMode, Kind, ServiceStatus};
 use crate::swarm::names::SPEC_HASH_LABEL;
 use crate::swarm::{
-    Convergence, DesiredService, LiveService, TaskInfo, assess, comparable, covers,
-    first_difference,
+    Convergence, DesiredService, TaskInfo, assess, changed_fields, comparable, covers,
 };
 
-use super::ControllerError;
+use super::decide::{Condition, Conditions, Event, Observed, Operation, Push, set_conditions};
 use super::events::EventType;
-use super::reconcile::Reconciler;
-use super::status::set_ready;
 
-/// What converging one service needs besides its desired spec.
+/// What deciding one service needs besides its desired spec and stored status.
 #[derive(Clone, Copy)]
-pub(super) struct ServiceContext<'a> {
-    /// The live service kargo owns, if any.
-    pub(super) live: Option<&'a LiveService>,
-    /// Its tasks as the stack's one task query saw them.
-    pub(super) known_tasks: Option<&'a [TaskInfo]>,
-    /// Network, config and secret IDs by name.
-    pub(super) network_ids: &'a BTreeMap<String, String>,
-    /// The stack's progress deadline.
+pub(super) struct ServiceFacts<'a> {
+    /// What the reconcile saw of Swarm.
+    pub(super) observed: &'a Observed,
+    /// The Stack's progress deadline.
     pub(super) deadline: Option<Duration>,
-    /// The time of this reconcile.
-    pub(super) now: DateTime<Utc>,
     /// Take over a same-named service kargo does not own.
     pub(super) adopt: bool,
+    /// This installation: a same-named service another one labelled is never taken.
+    pub(super) installation: &'a str,
 }
 
-pub(super) struct ServiceOutcome {
+/// The decision for one service.
+pub(super) struct ServiceStep {
+    /// Its status as decided.
     pub(super) status: ServiceStatus,
+    /// It counts as Ready.
     pub(super) ready: bool,
+    /// The write to make first, if any (then the service is decided again).
+    pub(super) push: Option<Push>,
+    /// Events to record.
+    pub(super) events: Vec<Event>,
+    /// Not Ready, and the nodes were not observed.
+    pub(super) needs_nodes: bool,
 }
 
-impl Reconciler<'_> {
-    /// Creates or updates one Swarm service as needed and reports its convergence.
-    pub(super) async fn converge_service(
-        &self,
-        desired: &DesiredService,
-        mut status: ServiceStatus,
-        ctx: &ServiceContext<'_>,
-    ) -> Result<ServiceOutcome, ControllerError> {
-        let ServiceContext {
-            live,
-            known_tasks,
-            network_ids,
-            deadline,
-            now,
-            adopt,
-        } = *ctx;
-        let spec = resolve_ids(&desired.spec, network_ids);
-        let kind = Kind::Service;
-        let svc = desired.service.as_str();
-        // A spec that failed is not pushed again until it changes (docs/design.md, "The controller").
-        let failed_before = status.failed_spec_hash.as_deref() == Some(desired.hash.as_str());
-        if status.failed_spec_hash.is_some() && !failed_before {
-            status.failed_spec_hash = None;
-        }
-        let mut wrote = false;
+/// Decides one service: the write it needs, or (written already or needing none) its status.
+pub(super) fn decide_service(
+    desired: &DesiredService,
+    mut status: ServiceStatus,
+    facts: &ServiceFacts<'_>,
+) -> ServiceStep {
+    let ServiceFacts {
+        observed,
+        deadline,
+        adopt,
+        installation,
+    } = *facts;
+    let now = observed.now;
+    let spec = resolve_ids(&desired.spec, &observed.ids);
+    let kind = Kind::Service;
+    let svc = desired.service.as_str();
+    let mut events_out = Vec::new();
+    // A spec that failed is not pushed again until it changes (docs/design.md, "The controller").
+    let failed_before = status.failed_spec_hash.as_deref() == Some(desired.hash.as_str());
+    if status.failed_spec_hash.is_some() && !failed_before {
+        status.failed_spec_hash = None;
+    }
+    let live = observed.live.get(&desired.name);
+    let pushed = observed.pushed.get(&desired.name);
+    let step = |status, push, events| ServiceStep {
+        status,
+        ready: false,
+        push,
+        events,
+        needs_nodes: false,
+    };
+    if pushed.is_some() {
+        status.last_push_time = Some(now);
+    } else {
         // A same-named service kargo does not own (left by Kargo or `docker stack deploy`).
-        let foreign = match live {
-            None => self.swarm.inspect_service(&desired.name).await?,
-            Some(_) => None,
-        };
-        if let Some(f) = &foreign
-            && let Some(owner) =
-                super::ownership::other_installation(&f.labels, self.installation())
+        let foreign = live
+            .is_none()
+            .then(|| observed.foreign.get(&desired.name))
+            .flatten();
+        // Another installation's service: never adopted, whatever `adopt` says.
+        if let Some(owner) =
+            foreign.and_then(|f| super::ownership::other_installation(&f.labels, installation))
         {
-            return Ok(self
-                .refuse_other_installation(desired, status, owner, now)
-                .await);
+            let (status, events) =
+                super::ownership::refuse_other_installation(desired, status, owner, now);
+            return step(status, None, events);
         }
-        if let Some(f) = &foreign {
-            if !adopt {
+        let push = match (live, foreign) {
+            (None, Some(_)) if !adopt => {
                 let msg = format!(
                     "Swarm service {} exists and kargo does not own it; set `adopt: true` in the Environment to take it over",
                     desired.name
                 );
-                if status.common.condition("Ready").map(|c| c.reason.as_str()) != Some("NotAdopted")
-                {
-                    self.events
-                        .record(
-                            kind,
-                            svc,
-                            EventType::Warning,
-                            "NotAdopted",
-                            &msg,
-                            self.fence,
-                        )
-                        .await;
+                let said = status
+                    .common
+                    .condition(crate::api::conditions::types::READY)
+                    .map(|c| c.reason.as_str());
+                if said != Some(reasons::NOT_ADOPTED) {
+                    events_out.push(Event::new(
+                        kind,
+                        svc,
+                        EventType::Warning,
+                        reasons::NOT_ADOPTED,
+                        msg.clone(),
+                    ));
                 }
-                set_ready(&mut status.common, false, "NotAdopted", msg, now);
-                return Ok(ServiceOutcome {
-                    status,
-                    ready: false,
-                });
+                set_conditions(
+                    &mut status.common,
+                    Conditions::failing(reasons::NOT_ADOPTED, msg),
+                    now,
+                );
+                return step(status, None, events_out);
             }
-            self.swarm
-                .update_service(&f.id, &desired.name, f.version, &spec)
-                .await?;
-            self.events
-                .record(
+            (None, Some(f)) => Some(Push {
+                service: svc.to_string(),
+                operation: Operation::Adopt {
+                    id: f.id.clone(),
+                    name: desired.name.clone(),
+                    version: f.version,
+                    spec: spec.clone(),
+                },
+                event: Event::new(
                     kind,
                     svc,
                     EventType::Normal,
-                    "Adopted",
-                    &format!(
+                    events::ADOPTED,
+                    format!(
                         "took over Swarm service {} (same ID, same volumes)",
                         desired.name
                     ),
-                    self.fence,
-                )
-                .await;
-            status.last_push_time = Some(now);
-            wrote = true;
-        }
-        let id = match (live, &foreign) {
-            (None, Some(f)) => f.id.clone(),
-            (None, None) => {
-                wrote = true;
-                let id = self.swarm.create_service(&desired.name, &spec).await?;
-                status.last_push_time = Some(now);
-                self.events
-                    .record(
-                        kind,
-                        svc,
-                        EventType::Normal,
-                        "Created",
-                        &format!("created Swarm service {}", desired.name),
-                        self.fence,
-                    )
-                    .await;
-                id
-            }
+                ),
+            }),
+            (None, None) => Some(Push {
+                service: svc.to_string(),
+                operation: Operation::Create {
+                    name: desired.name.clone(),
+                    spec: spec.clone(),
+                },
+                event: Event::new(
+                    kind,
+                    svc,
+                    EventType::Normal,
+                    events::CREATED,
+                    format!("created Swarm service {}", desired.name),
+                ),
+            }),
             (Some(l), _) => {
                 let seen = comparable(&spec);
                 let differs =
                     l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash) || !covers(&l.spec, &seen);
-                if differs && !failed_before {
-                    let why = first_difference(&l.spec, &seen, "")
-                        .unwrap_or_else(|| "/Labels/dev.kargo.spec-hash".into());
-                    self.swarm
-                        .update_service(&l.id, &desired.name, l.version, &spec)
-                        .await?;
-                    // Judge the service as it is now, not as the stack's list saw it before.
-                    wrote = true;
-                    status.last_push_time = Some(now);
-                    self.events
-                        .record(
+                (differs && !failed_before).then(|| {
+                    let why = changed_fields(&l.spec, &spec);
+                    Push {
+                        service: svc.to_string(),
+                        operation: Operation::Update {
+                            id: l.id.clone(),
+                            name: desired.name.clone(),
+                            version: l.version,
+                            spec: spec.clone(),
+                        },
+                        event: Event::new(
                             kind,
                             svc,
                             EventType::Normal,
-                            "Updated",
-                            &format!("updated Swarm service {} ({why} differed)", desired.name),
-                            self.fence,
-                        )
-                        .await;
-                } else if differs {
-                    debug!(service = %desired.name, "spec failed before; not pushed again");
-                }
-                l.id.clone()
+                            events::UPDATED,
+                            format!("updated Swarm service {}: {why}", desired.name),
+                        ),
+                    }
+                })
             }
         };
-        // Without a write, what the stack's list and task query saw is current.
-        let (current, tasks) = match (wrote, live, known_tasks) {
-            (false, Some(l), Some(t)) => (Some(l.clone()), t.to_vec()),
-            (false, Some(l), None) => (Some(l.clone()), Vec::new()),
-            _ => (
-                self.swarm.inspect_service(&id).await?,
-                self.swarm.tasks(&id).await?,
-            ),
-        };
-        let conv = match &current {
-            Some(c) => assess(c, &spec, &tasks, desired.mode, desired.replicas),
-            None => Convergence {
-                running: 0,
-                desired: desired.replicas,
-                ready: false,
-                reason: "Missing",
-                message: "the Swarm service disappeared".into(),
-                errors: Vec::new(),
-            },
-        };
-        let mut reason = conv.reason;
-        let mut message = conv.message.clone();
-        if !conv.ready {
-            // Name the node to blame, if any (costs a node list only while not Ready).
-            let nodes = self.swarm.nodes().await.unwrap_or_default();
-            if let Some(why) = crate::swarm::node_trouble(&spec, &tasks, &nodes) {
-                message = format!("{message}; {why}");
-            }
+        if push.is_some() {
+            status.last_push_time = Some(now);
+            return step(status, push, events_out);
         }
-        if !conv.ready && !failed_before {
-            let rolled_back = reason == "RolledBack";
-            let overdue = deadline
-                .zip(status.last_push_time)
-                .is_some_and(|(d, t)| (now - t).to_std().is_ok_and(|elapsed| elapsed > d));
-            if rolled_back || overdue {
-                status.failed_spec_hash = Some(desired.hash.clone());
-                if overdue && !rolled_back {
-                    reason = "ProgressDeadlineExceeded";
-                    message = format!("not Ready within the progress deadline: {message}");
-                }
-                self.events
-                    .record(kind, svc, EventType::Warning, reason, &message, self.fence)
-                    .await;
-            }
-        } else if !conv.ready && failed_before && reason != "RolledBack" {
-            reason = "UpdateFailed";
-            message = format!(
-                "this spec failed before and is not pushed again until it changes: {message}"
-            );
-        }
-        status.image = desired
-            .spec
-            .pointer("/TaskTemplate/ContainerSpec/Image")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        status.swarm_name = Some(desired.name.clone());
-        status.service_id = Some(id);
-        status.version = current.as_ref().map(|c| c.version);
-        status.running_tasks = conv.running;
-        status.desired_tasks = conv.desired;
-        status.update_state = current.as_ref().and_then(|c| c.update_state.clone());
-        status.task_errors = conv.errors.clone();
-        status.spec_hash = Some(desired.hash.clone());
-        set_ready(&mut status.common, conv.ready, reason, message.clone(), now);
-        let progressing = !conv.ready && status.failed_spec_hash.is_none();
-        status.common.set_condition(
-            "Progressing",
-            if progressing {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::False
-            },
-            if progressing { "Progressing" } else { reason },
-            if progressing {
-                message.clone()
-            } else {
-                String::new()
-            },
-            now,
-        );
-        let degraded =
-            status.failed_spec_hash.is_some() || (!conv.ready && !conv.errors.is_empty());
-        status.common.set_condition(
-            "Degraded",
-            if degraded {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::False
-            },
-            if degraded { reason } else { "Converged" },
-            if degraded { message } else { String::new() },
-            now,
-        );
-        Ok(ServiceOutcome {
-            status,
-            ready: conv.ready,
-        })
     }
+    let id = live.map(|l| l.id.clone()).or_else(|| pushed.cloned());
+    let no_tasks = Vec::new();
+    let tasks = live
+        .and_then(|l| observed.tasks.get(&l.id))
+        .unwrap_or(&no_tasks);
+    let conv = match live {
+        Some(c) => assess(c, &spec, tasks, desired.mode, desired.replicas),
+        None => Convergence {
+            running: 0,
+            desired: desired.replicas,
+            ready: false,
+            reason: reasons::MISSING,
+            message: "the Swarm service disappeared".into(),
+            errors: Vec::new(),
+        },
+    };
+    let mut reason = conv.reason;
+    let mut message = conv.message.clone();
+    let mut needs_nodes = false;
+    if !conv.ready {
+        // Name the node to blame, if any (the nodes are observed only while not Ready).
+        match &observed.nodes {
+            Some(nodes) => {
+                if let Some(why) = crate::swarm::node_trouble(&spec, tasks, nodes) {
+                    message = format!("{message}; {why}");
+                }
+            }
+            None => needs_nodes = true,
+        }
+    }
+    if !conv.ready && !failed_before {
+        let rolled_back = reason == reasons::ROLLED_BACK;
+        let overdue = deadline
+            .zip(status.last_push_time)
+            .is_some_and(|(d, t)| (now - t).to_std().is_ok_and(|elapsed| elapsed > d));
+        if rolled_back || overdue {
+            status.failed_spec_hash = Some(desired.hash.clone());
+            if overdue && !rolled_back {
+                reason = reasons::PROGRESS_DEADLINE_EXCEEDED;
+                message = format!("not Ready within the progress deadline: {message}");
+            }
+            events_out.push(Event::new(
+                kind,
+                svc,
+                EventType::Warning,
+                reason,
+                message.clone(),
+            ));
+        }
+    } else if !conv.ready && failed_before && reason != reasons::ROLLED_BACK {
+        reason = reasons::UPDATE_FAILED;
+        message =
+            format!("this spec failed before and is not pushed again until it changes: {message}");
+    }
+    let (updated, available) = match live {
+        Some(_) => replica_counts(&spec, tasks, desired.mode, conv.running),
+        None => (0, 0),
+    };
+    status.image = desired
+        .spec
+        .pointer("/TaskTemplate/ContainerSpec/Image")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    status.swarm_name = Some(desired.name.clone());
+    status.service_id = id;
+    status.version = live.map(|c| c.version);
+    status.running_tasks = conv.running;
+    status.desired_tasks = conv.desired;
+    status.ready_replicas = conv.running;
+    status.updated_replicas = updated;
+    status.available_replicas = available;
+    status.update_state = live.and_then(|c| c.update_state.clone());
+    status.task_errors = conv.errors.clone();
+    status.spec_hash = Some(desired.hash.clone());
+    let progressing = !conv.ready && status.failed_spec_hash.is_none();
+    let degraded = status.failed_spec_hash.is_some() || (!conv.ready && !conv.errors.is_empty());
+    let conditions = Conditions {
+        ready: Condition::new(conv.ready, reason, message.clone()),
+        progressing: if progressing {
+            Condition::new(true, reasons::PROGRESSING, message.clone())
+        } else {
+            Condition::new(false, reason, String::new())
+        },
+        degraded: if degraded {
+            Condition::new(true, reason, message)
+        } else {
+            Condition::new(false, reasons::CONVERGED, String::new())
+        },
+    };
+    set_conditions(&mut status.common, conditions, now);
+    ServiceStep {
+        status,
+        ready: conv.ready,
+        push: None,
+        events: events_out,
+        needs_nodes,
+    }
+}
+
+/// UP-TO-DATE and AVAILABLE, as `kubectl get deployments` counts them: slots (nodes, for
+/// global services) with a task of the current spec that is not being shut down, and
+/// slots serving now with a running task of any spec. A job's tasks serve by completing,
+/// so its AVAILABLE is its READY (`ready`).
+fn replica_counts(spec: &Value, tasks: &[TaskInfo], mode: DeployMode, ready: u64) -> (u64, u64) {
+    let template = comparable(spec)
+        .get("TaskTemplate")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let place = |t: &TaskInfo| match mode {
+        DeployMode::Global | DeployMode::GlobalJob => t.node_id.clone(),
+        DeployMode::Replicated | DeployMode::ReplicatedJob => t.slot.map(|s| s.to_string()),
+    };
+    let ending = |t: &TaskInfo| matches!(t.desired_state.as_str(), "shutdown" | "remove");
+    let updated: BTreeSet<String> = tasks
+        .iter()
+        .filter(|t| !ending(t) && covers(&t.spec, &template))
+        .filter_map(place)
+        .collect();
+    let available = match mode {
+        DeployMode::ReplicatedJob | DeployMode::GlobalJob => ready,
+        DeployMode::Replicated | DeployMode::Global => tasks
+            .iter()
+            .filter(|t| t.state == "running")
+            .filter_map(place)
+            .collect::<BTreeSet<String>>()
+            .len() as u64,
+    };
+    (updated.len() as u64, available)
 }
 
 /// Network, config and secret names → IDs in the task template, as the engine stores
 /// them. `ids` maps network names, and `config:<name>` / `secret:<name>`, to IDs.
-fn resolve_ids(spec: &Value, ids: &BTreeMap<String, String>) -> Value {
+pub(super) fn resolve_ids(spec: &Value, ids: &BTreeMap<String, String>) -> Value {
     let mut spec = spec.clone();
     if let Some(nets) = spec
         .pointer_mut("/TaskTemplate/Networks")

@@ -2,7 +2,9 @@
 
 mod cache;
 mod converge;
+pub mod decide;
 pub mod events;
+mod execute;
 mod finalizers;
 mod metrics;
 mod ownership;

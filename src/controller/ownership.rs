@@ -7,15 +7,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::conditions::reasons;
+use crate::api::conditions::{reasons, types};
 use crate::api::{Kind, ServiceStatus};
 use crate::swarm::DesiredService;
 use crate::swarm::names::INSTALLATION_LABEL;
 
-use super::converge::ServiceOutcome;
+use super::decide::{Conditions, Event, set_conditions};
 use super::events::EventType;
-use super::reconcile::Reconciler;
-use super::status::set_ready;
 
 /// The other installation named by an object's labels, if one other than `installation` is.
 pub(super) fn other_installation<'a>(
@@ -28,37 +26,36 @@ pub(super) fn other_installation<'a>(
         .filter(|owner| *owner != installation)
 }
 
-impl Reconciler<'_> {
-    /// Leaves a same-named service of installation `owner` as it is, whatever `adopt`
-    /// says: not Ready, with a condition naming the owner (and an event, once).
-    pub(super) async fn refuse_other_installation(
-        &self,
-        desired: &DesiredService,
-        mut status: ServiceStatus,
-        owner: &str,
-        now: DateTime<Utc>,
-    ) -> ServiceOutcome {
-        let reason = reasons::OWNED_BY_ANOTHER_INSTALLATION;
-        let msg = format!(
-            "Swarm service {} belongs to the kargo installation {owner:?}; it is never adopted, updated or removed from here (rename the Stack or Service, or remove it from that installation)",
-            desired.name
-        );
-        self.events
-            .record_once(
-                Kind::Service,
-                &desired.service,
-                EventType::Warning,
-                reason,
-                &msg,
-                self.fence,
-            )
-            .await;
-        set_ready(&mut status.common, false, reason, msg, now);
-        ServiceOutcome {
-            status,
-            ready: false,
-        }
+/// Leaves a same-named service of installation `owner` as it is, whatever `adopt` says:
+/// the status not Ready with a condition naming the owner, and a Warning event when that
+/// is news.
+pub(super) fn refuse_other_installation(
+    desired: &DesiredService,
+    mut status: ServiceStatus,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> (ServiceStatus, Vec<Event>) {
+    let reason = reasons::OWNED_BY_ANOTHER_INSTALLATION;
+    let msg = format!(
+        "Swarm service {} belongs to the kargo installation {owner:?}; it is never adopted, updated or removed from here (rename the Stack or Service, or remove it from that installation)",
+        desired.name
+    );
+    let said = status
+        .common
+        .condition(types::READY)
+        .map(|c| c.reason.as_str());
+    let mut events = Vec::new();
+    if said != Some(reason) {
+        events.push(Event::new(
+            Kind::Service,
+            &desired.service,
+            EventType::Warning,
+            reason,
+            msg.clone(),
+        ));
     }
+    set_conditions(&mut status.common, Conditions::failing(reason, msg), now);
+    (status, events)
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::api::conditions::{reasons, types};
-use crate::api::{ConditionStatus, Kind, RollbackMode, StackStatus};
-use crate::store::{Fence, RollbackBy, RollbackStep, Store, roll_back};
+use crate::api::Kind;
+use crate::api::conditions::{events, reasons};
+use crate::store::{Fence, Store};
 use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL, swarm_service,
     swarm_stack,
@@ -25,11 +25,12 @@ use crate::swarm::{LiveService, Swarm};
 
 use super::ControllerError;
 use super::cache::SnapshotCache;
-use super::converge::{ServiceContext, ServiceOutcome};
+use super::decide::{
+    Desired, Event, Observed, decide_removals, needs_networks, orphaning, wanted_services,
+};
 use super::events::{EventRecorder, EventType};
-use super::status::set_ready;
 use crate::plan::intent::{Verdict, removal_verdict};
-use crate::plan::{CASCADE_ANNOTATION, Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
+use crate::plan::{Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
 
 /// How soon to look again at a stack that is converging.
 pub const CONVERGING_REQUEUE: Duration = Duration::from_secs(1);
@@ -306,40 +307,19 @@ impl Reconciler<'_> {
             .collect();
         let marked = self.remember_configured(snapshot, plan).await?;
         let mut live = self.swarm.list_services(self.installation()).await?;
-        let orphaning = |owner: &str| {
-            let (stack, service) = owner.split_once('/').unwrap_or((owner, ""));
-            let orphan = |annotations: &BTreeMap<String, String>| {
-                annotations.get(CASCADE_ANNOTATION).map(String::as_str) == Some("orphan")
-            };
-            snapshot.stacks.get(stack).is_some_and(|s| {
-                s.metadata.deletion_timestamp.is_some() && orphan(&s.metadata.annotations)
-            }) || snapshot.services.get(service).is_some_and(|s| {
-                s.metadata.deletion_timestamp.is_some() && orphan(&s.metadata.annotations)
-            })
-        };
-        let mut candidates = Vec::new();
-        for svc in &live {
-            if wanted.contains(&svc.name) {
-                continue;
-            }
-            let owner = svc.labels.get(OWNER_LABEL).cloned();
-            match removal_verdict(snapshot, plan, owner.as_deref()) {
-                Verdict::Remove(why) => candidates.push((svc.name.clone(), owner, why)),
-                Verdict::Wanted => {}
-                Verdict::Keep(doubt) => {
-                    let owner = owner.unwrap_or_default();
-                    let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
-                    self.report_kept(stack, &svc.name, &doubt).await;
-                }
-            }
+        let removals = decide_removals(snapshot, plan, &live, &wanted);
+        for (name, owner, doubt) in &removals.keep {
+            let owner = owner.clone().unwrap_or_default();
+            let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
+            self.report_kept(stack, name, doubt).await;
         }
-        for (name, why) in self.confirm_removals(candidates).await? {
+        for (name, why) in self.confirm_removals(removals.remove).await? {
             let Some(svc) = live.iter().find(|s| s.name == name) else {
                 continue;
             };
             let owner = svc.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
             let (stack, _) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
-            if orphaning(&owner) {
+            if orphaning(snapshot, &owner) {
                 let mut spec = svc.spec.clone();
                 if let Some(labels) = spec.get_mut("Labels").and_then(Value::as_object_mut) {
                     for l in [INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL] {
@@ -349,43 +329,41 @@ impl Reconciler<'_> {
                 self.swarm
                     .update_service(&svc.id, &svc.name, svc.version, &spec)
                     .await?;
-                self.events
-                    .record(
-                        Kind::Stack,
-                        stack,
-                        EventType::Normal,
-                        "Orphaned",
-                        &format!(
-                            "Swarm service {} left running without kargo's labels",
-                            svc.name
-                        ),
-                        self.fence,
-                    )
-                    .await;
+                self.record(&Event::new(
+                    Kind::Stack,
+                    stack,
+                    EventType::Normal,
+                    events::ORPHANED,
+                    format!(
+                        "Swarm service {} left running without kargo's labels",
+                        svc.name
+                    ),
+                ))
+                .await;
             } else {
                 self.swarm.remove_service(&svc.id).await?;
-                self.events
-                    .record(
-                        Kind::Stack,
-                        stack,
-                        EventType::Normal,
-                        "Removed",
-                        &format!("removed Swarm service {} ({why})", svc.name),
-                        self.fence,
-                    )
-                    .await;
+                self.record(&Event::new(
+                    Kind::Stack,
+                    stack,
+                    EventType::Normal,
+                    events::REMOVED,
+                    format!("removed Swarm service {} ({why})", svc.name),
+                ))
+                .await;
             }
         }
         live.retain(|s| wanted.contains(&s.name));
         // Configs and secrets follow the same rule: none is collected while in doubt.
         if plan.doubt.is_none() && plan.frozen.is_empty() {
             self.collect_files(plan, &live).await?;
+            self.collect_networks(plan).await?;
         }
         self.sync_node_labels(snapshot, plan).await?;
         Ok(marked + self.release_finalizers(snapshot, &live).await?)
     }
 
-    /// Reconciles one deployed stack: networks, then its services in order, then status.
+    /// Reconciles one deployed stack: removals, networks and files, then its services in
+    /// order and its status, as [`decide`] decides them on what is observed here.
     pub async fn reconcile_stack(
         &self,
         snapshot: &Snapshot,
@@ -408,56 +386,37 @@ impl Reconciler<'_> {
             .map(|s| (s.name.clone(), s))
             .collect();
         // Services of this stack that it no longer lists go first (removal in reverse order).
-        let wanted: BTreeSet<String> = stack
-            .services
-            .iter()
-            .map(|p| swarm_service(&stack.name, &p.name))
-            .collect();
-        let mut candidates = Vec::new();
-        for (name, svc) in live.iter().rev() {
-            if wanted.contains(name) {
-                continue;
-            }
-            let owner = svc.labels.get(OWNER_LABEL).cloned();
-            match removal_verdict(snapshot, plan, owner.as_deref()) {
-                Verdict::Remove(why) => candidates.push((name.clone(), owner, why)),
-                Verdict::Keep(doubt) => self.report_kept(&stack.name, name, &doubt).await,
-                Verdict::Wanted => {}
-            }
+        let removals =
+            decide_removals(snapshot, plan, live.values().rev(), &wanted_services(stack));
+        for (name, _, doubt) in &removals.keep {
+            self.report_kept(&stack.name, name, doubt).await;
         }
-        for (name, why) in self.confirm_removals(candidates).await? {
+        for (name, why) in self.confirm_removals(removals.remove).await? {
             // Gone from what the rest of this reconcile looks at (its tasks, its networks).
             let Some(svc) = live.remove(&name) else {
                 continue;
             };
             self.swarm.remove_service(&svc.id).await?;
-            self.events
-                .record(
-                    Kind::Stack,
-                    &stack.name,
-                    EventType::Normal,
-                    "Removed",
-                    &format!("removed Swarm service {name} ({why})"),
-                    self.fence,
-                )
-                .await;
+            self.record(&Event::new(
+                Kind::Stack,
+                &stack.name,
+                EventType::Normal,
+                events::REMOVED,
+                format!("removed Swarm service {name} ({why})"),
+            ))
+            .await;
         }
         // A config a live service mounts by its earlier name keeps it: no roll on upgrade.
         let kept = super::swarm_objects::keep_previous_file_names(plan, stack, &live);
         let stack: &PlannedStack = &kept;
-        let waiting: Vec<&str> = stack
+        let waiting: Vec<String> = stack
             .waits_for
             .iter()
-            .map(String::as_str)
             .filter(|s| !is_ready(s))
+            .cloned()
             .collect();
-        let mut network_ids = BTreeMap::new();
-        let needs_networks = waiting.is_empty()
-            || stack
-                .services
-                .iter()
-                .any(|p| live.contains_key(&swarm_service(&stack.name, &p.name)));
-        if needs_networks {
+        let mut ids = BTreeMap::new();
+        if needs_networks(stack, &waiting, &live) {
             let nets: BTreeSet<&String> = stack
                 .services
                 .iter()
@@ -466,310 +425,40 @@ impl Reconciler<'_> {
                 .collect();
             for net in nets {
                 let id = self.swarm.ensure_network(net, self.installation()).await?;
-                network_ids.insert(net.clone(), id);
+                ids.insert(net.clone(), id);
             }
-        }
-        if needs_networks {
-            self.ensure_files(plan, stack, &mut network_ids).await?;
+            self.ensure_files(plan, stack, &mut ids).await?;
         }
         let live_ids: Vec<String> = live.values().map(|l| l.id.clone()).collect();
         let tasks = self.swarm.tasks_of(&live_ids).await?;
-        let stack_obj = snapshot.stacks.get(&stack.name);
-        let deadline = stack_obj
-            .and_then(|s| s.spec.progress_deadline_seconds)
-            .map(Duration::from_secs);
-        let mut ready_services: BTreeSet<String> = BTreeSet::new();
-        let mut outcomes: Vec<(String, ServiceOutcome)> = Vec::new();
-        let mut failed: Vec<String> = Vec::new();
         for planned in &stack.services {
             if snapshot.services.contains_key(&planned.name) {
                 etcd_writes += self
                     .ensure_finalizer(snapshot, Kind::Service, &planned.name)
                     .await?;
             }
-            let mut status = snapshot
-                .services
-                .get(&planned.name)
-                .map(|s| s.status.clone())
-                .unwrap_or_default();
-            status.stack = Some(stack.name.clone());
-            let blocked_by: Vec<&str> = planned
-                .depends_on
-                .iter()
-                .map(String::as_str)
-                .filter(|d| !ready_services.contains(*d))
-                .collect();
-            let outcome = match &planned.desired {
-                Err(message) => {
-                    let reason = match planned.policy {
-                        Some(_) => reasons::POLICY_VIOLATION,
-                        None => reasons::INVALID_SPEC,
-                    };
-                    set_ready(&mut status.common, false, reason, message.clone(), now);
-                    status.common.set_condition(
-                        types::DEGRADED,
-                        ConditionStatus::True,
-                        reason,
-                        message.clone(),
-                        now,
-                    );
-                    ServiceOutcome {
-                        status,
-                        ready: false,
-                    }
-                }
-                Ok(desired) if !waiting.is_empty() && !live.contains_key(&desired.name) => {
-                    set_ready(
-                        &mut status.common,
-                        false,
-                        reasons::WAITING_FOR_STACK,
-                        format!("waiting for stack {} to be Ready", waiting.join(", ")),
-                        now,
-                    );
-                    ServiceOutcome {
-                        status,
-                        ready: false,
-                    }
-                }
-                Ok(desired) if !blocked_by.is_empty() && !live.contains_key(&desired.name) => {
-                    set_ready(
-                        &mut status.common,
-                        false,
-                        reasons::WAITING_FOR_SERVICE,
-                        format!("waiting for service {} to be Ready", blocked_by.join(", ")),
-                        now,
-                    );
-                    ServiceOutcome {
-                        status,
-                        ready: false,
-                    }
-                }
-                Ok(desired) => {
-                    let known = live
-                        .get(&desired.name)
-                        .and_then(|l| tasks.get(&l.id))
-                        .map(Vec::as_slice);
-                    let ctx = ServiceContext {
-                        live: live.get(&desired.name),
-                        known_tasks: known,
-                        network_ids: &network_ids,
-                        deadline,
-                        now,
-                        adopt: plan.adopt,
-                    };
-                    self.converge_service(desired, status, &ctx).await?
-                }
-            };
-            if outcome.ready {
-                ready_services.insert(planned.name.clone());
-            }
-            if outcome.status.failed_spec_hash.is_some()
-                && outcome.status.failed_spec_hash == outcome.status.spec_hash
-                && outcome
-                    .status
-                    .common
-                    .condition(types::READY)
-                    .is_some_and(|c| c.status != ConditionStatus::True)
-            {
-                failed.push(planned.name.clone());
-            }
-            outcomes.push((planned.name.clone(), outcome));
         }
-        let total = stack.services.len() as u64;
-        let ready = stack.errors.is_empty() && ready_services.len() == stack.services.len();
-        for (name, outcome) in outcomes {
-            if let Some(svc) = snapshot.services.get(&name) {
-                etcd_writes += self
-                    .put_status(
-                        Kind::Service,
-                        &name,
-                        svc.metadata.generation,
-                        &svc.status,
-                        outcome.status,
-                    )
-                    .await?;
-            }
-        }
-        let Some(stack_obj) = stack_obj else {
-            return Ok(StackOutcome { ready, etcd_writes });
+        let desired = Desired {
+            snapshot,
+            plan,
+            stack,
+            waiting: &waiting,
+            installation: self.installation(),
         };
-        let mut status = StackStatus {
-            common: stack_obj.status.common.clone(),
-            last_ready_revision: stack_obj.status.last_ready_revision,
-            swarm_stack: Some(namespace),
-            services_ready: ready_services.len() as u64,
-            services_total: total,
+        let mut observed = Observed {
+            live,
+            tasks,
+            ids,
+            now,
+            ..Observed::default()
         };
-        if ready {
-            let specs: BTreeMap<String, Value> = stack
-                .services
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.clone(),
-                        snapshot
-                            .service_specs
-                            .get(&p.name)
-                            .cloned()
-                            .unwrap_or(Value::Null),
-                    )
-                })
-                .collect();
-            if let Some(rev) = self
-                .store
-                .record_ready(&stack.name, specs, revision, self.fence)
-                .await?
-            {
-                status.last_ready_revision = Some(rev);
-                etcd_writes += 1;
-            }
-            set_ready(
-                &mut status.common,
-                true,
-                reasons::CONVERGED,
-                format!("{total}/{total} services Ready"),
-                now,
-            );
-            status.common.set_condition(
-                types::PROGRESSING,
-                ConditionStatus::False,
-                reasons::CONVERGED,
-                "",
-                now,
-            );
-            status.common.set_condition(
-                types::DEGRADED,
-                ConditionStatus::False,
-                reasons::CONVERGED,
-                "",
-                now,
-            );
-        } else if !stack.errors.is_empty() {
-            let (reason, msg) = match plan.frozen.get(&stack.name) {
-                Some(d) => (
-                    d.reason,
-                    format!(
-                        "{}; nothing of this Stack is removed until this is mended",
-                        stack.errors.join("; ")
-                    ),
-                ),
-                None => (reasons::INVALID_STACK, stack.errors.join("; ")),
-            };
-            set_ready(&mut status.common, false, reason, msg.clone(), now);
-            status
-                .common
-                .set_condition(types::DEGRADED, ConditionStatus::True, reason, msg, now);
-        } else if !failed.is_empty() {
-            let msg = format!("update failed for {}", failed.join(", "));
-            set_ready(
-                &mut status.common,
-                false,
-                reasons::UPDATE_FAILED,
-                msg.clone(),
-                now,
-            );
-            status.common.set_condition(
-                types::PROGRESSING,
-                ConditionStatus::False,
-                reasons::UPDATE_FAILED,
-                msg.clone(),
-                now,
-            );
-            status.common.set_condition(
-                types::DEGRADED,
-                ConditionStatus::True,
-                reasons::UPDATE_FAILED,
-                msg.clone(),
-                now,
-            );
-            if stack_obj.spec.rollback == Some(RollbackMode::Auto) {
-                etcd_writes += self.auto_rollback(&stack.name).await?;
-            }
-        } else if !waiting.is_empty() {
-            set_ready(
-                &mut status.common,
-                false,
-                reasons::WAITING_FOR_STACK,
-                format!("waiting for stack {} to be Ready", waiting.join(", ")),
-                now,
-            );
-        } else {
-            let msg = format!("{}/{total} services Ready", ready_services.len());
-            set_ready(
-                &mut status.common,
-                false,
-                reasons::PROGRESSING,
-                msg.clone(),
-                now,
-            );
-            status.common.set_condition(
-                types::PROGRESSING,
-                ConditionStatus::True,
-                reasons::PROGRESSING,
-                msg,
-                now,
-            );
-        }
+        self.observe_foreign(&desired, &mut observed).await?;
+        let decision = self.converge_stack(&desired, observed).await?;
+        let ready = decision.stack.ready;
         etcd_writes += self
-            .put_status(
-                Kind::Stack,
-                &stack.name,
-                stack_obj.metadata.generation,
-                &stack_obj.status,
-                status,
-            )
+            .write_stack(snapshot, &stack.name, decision, revision)
             .await?;
         Ok(StackOutcome { ready, etcd_writes })
-    }
-
-    /// `rollback: auto`: writes the last Ready set of specs back as the Services' specs
-    /// (the rollback `kargo rollout undo` uses; a Service deleted since stays deleted).
-    async fn auto_rollback(&self, stack: &str) -> Result<u64, ControllerError> {
-        let records = self.store.history(stack).await?;
-        let Some(last) = records.last() else {
-            return Ok(0);
-        };
-        let steps = roll_back(
-            self.store,
-            last,
-            None,
-            RollbackBy::Controller,
-            false,
-            self.fence,
-        )
-        .await?;
-        let mut writes = 0;
-        let mut left_deleted = Vec::new();
-        for (name, step) in steps {
-            match step? {
-                RollbackStep::Restored { .. } | RollbackStep::Recreated { .. } => writes += 1,
-                RollbackStep::LeftDeleted => left_deleted.push(name),
-                RollbackStep::Unchanged => {}
-            }
-        }
-        if writes > 0 {
-            let mut message = format!(
-                "update failed; rolled back to the specs Ready at revision {}",
-                last.revision
-            );
-            if !left_deleted.is_empty() {
-                message.push_str(&format!(
-                    " ({} deleted since: left deleted)",
-                    left_deleted.join(", ")
-                ));
-            }
-            self.events
-                .record(
-                    Kind::Stack,
-                    stack,
-                    EventType::Warning,
-                    "RolledBack",
-                    &message,
-                    self.fence,
-                )
-                .await;
-        }
-        Ok(writes)
     }
 }
 

@@ -18,6 +18,18 @@ use crate::plan::{Plan, Snapshot};
 /// Status writes of one installation-wide pass in flight at once.
 const STATUS_WRITES_AT_ONCE: usize = 16;
 
+/// One status to write: (name, generation, stored status, decided status).
+pub(super) type StatusWrite<'s, T> = (&'s str, Option<i64>, &'s T, T);
+
+/// The statuses of what no stack reconcile covers, decided.
+#[derive(Default)]
+pub(super) struct InstallationStatuses<'s> {
+    pub(super) services: Vec<StatusWrite<'s, ServiceStatus>>,
+    pub(super) stacks: Vec<StatusWrite<'s, StackStatus>>,
+    pub(super) environments: Vec<StatusWrite<'s, EnvironmentStatus>>,
+    pub(super) configurations: Vec<StatusWrite<'s, ConfigurationStatus>>,
+}
+
 impl Reconciler<'_> {
     /// Status of what no stack reconcile covers: undeployed Services and Stacks, the
     /// Environments and the Configurations.
@@ -27,174 +39,12 @@ impl Reconciler<'_> {
         plan: &Plan,
         is_ready: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<u64, ControllerError> {
-        let now = Utc::now();
-        let mut services = Vec::new();
-        let mut stacks = Vec::new();
-        let mut environments = Vec::new();
-        let mut configurations = Vec::new();
-        for (name, svc) in &snapshot.services {
-            if svc.metadata.deletion_timestamp.is_some() || plan.stack_of(name).is_some() {
-                continue;
-            }
-            let mut status = ServiceStatus {
-                common: svc.status.common.clone(),
-                ..ServiceStatus::default()
-            };
-            let (reason, message) = match &plan.doubt {
-                Some(d) => (
-                    d.reason,
-                    format!("{}; its Swarm service, if any, keeps running", d.message),
-                ),
-                None => (
-                    reasons::NOT_DEPLOYED,
-                    "no deployed Stack lists this Service".to_string(),
-                ),
-            };
-            set_ready(&mut status.common, false, reason, message, now);
-            status.common.conditions.retain(|c| c.type_ == types::READY);
-            services.push((name.as_str(), svc.metadata.generation, &svc.status, status));
-        }
-        for (name, st) in &snapshot.stacks {
-            if st.metadata.deletion_timestamp.is_some()
-                || plan.stacks.iter().any(|p| &p.name == name)
-            {
-                continue;
-            }
-            let mut status = StackStatus {
-                common: st.status.common.clone(),
-                last_ready_revision: st.status.last_ready_revision,
-                services_total: st.spec.services.len() as u64,
-                ..StackStatus::default()
-            };
-            let (reason, msg) = if st.spec.suspend {
-                (
-                    reasons::SUSPENDED,
-                    "suspended: its Swarm objects are removed".to_string(),
-                )
-            } else if let Some(d) = &plan.doubt {
-                (
-                    d.reason,
-                    format!(
-                        "{}; its Swarm services keep running as they are (nothing is removed while in doubt)",
-                        d.message
-                    ),
-                )
-            } else {
-                (
-                    reasons::NOT_DEPLOYED,
-                    "the Environment in force does not list this Stack".to_string(),
-                )
-            };
-            set_ready(&mut status.common, false, reason, msg, now);
-            status.common.conditions.retain(|c| c.type_ == types::READY);
-            stacks.push((name.as_str(), st.metadata.generation, &st.status, status));
-        }
-        for (name, env) in &snapshot.environments {
-            let mut status = EnvironmentStatus {
-                common: env.status.common.clone(),
-                ..EnvironmentStatus::default()
-            };
-            match crate::manifest::resolve_environment(&env.spec.variables) {
-                Ok(n) => {
-                    status.variables_resolved = n;
-                    set_ready(
-                        &mut status.common,
-                        true,
-                        reasons::RESOLVED,
-                        "every variable resolves".into(),
-                        now,
-                    );
-                }
-                Err(unresolved) => {
-                    status.variables_resolved = (env.spec.variables.len()
-                        - unresolved.len().min(env.spec.variables.len()))
-                        as u64;
-                    set_ready(
-                        &mut status.common,
-                        false,
-                        reasons::UNRESOLVED_VARIABLES,
-                        unresolved.join("; "),
-                        now,
-                    );
-                    status.unresolved = unresolved;
-                }
-            }
-            environments.push((name.as_str(), env.metadata.generation, &env.status, status));
-        }
-        for (name, cfg) in &snapshot.configurations {
-            let mut status = ConfigurationStatus {
-                common: cfg.status.common.clone(),
-                digest: cfg.status.digest.clone(),
-                ..ConfigurationStatus::default()
-            };
-            if plan.configuration.as_deref() == Some(name.as_str()) {
-                status.stacks = plan.stacks.iter().map(|s| s.name.clone()).collect();
-                status.services = plan
-                    .stacks
-                    .iter()
-                    .flat_map(|s| {
-                        s.services
-                            .iter()
-                            .map(move |p| format!("{}/{}", s.name, p.name))
-                    })
-                    .collect();
-                let digest_input: Vec<(&str, &str)> = plan
-                    .stacks
-                    .iter()
-                    .flat_map(|s| {
-                        s.services
-                            .iter()
-                            .filter_map(|p| p.desired.as_ref().ok())
-                            .map(|d| (d.name.as_str(), d.hash.as_str()))
-                    })
-                    .collect();
-                status.digest = Some(crate::swarm::hash_json(&serde_json::json!(digest_input)));
-                let not_ready: Vec<&str> = plan
-                    .stacks
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .filter(|s| !is_ready(s))
-                    .collect();
-                let (ok, reason, msg) = if let Some(d) = &plan.doubt {
-                    (
-                        false,
-                        d.reason,
-                        format!(
-                            "{}; nothing is removed from Swarm until this is mended",
-                            plan.errors.join("; ")
-                        ),
-                    )
-                } else if !plan.errors.is_empty() {
-                    (
-                        false,
-                        reasons::INVALID_CONFIGURATION,
-                        plan.errors.join("; "),
-                    )
-                } else if not_ready.is_empty() {
-                    (
-                        true,
-                        reasons::CONVERGED,
-                        format!("{} stacks Ready", plan.stacks.len()),
-                    )
-                } else {
-                    (
-                        false,
-                        reasons::PROGRESSING,
-                        format!("stacks not Ready: {}", not_ready.join(", ")),
-                    )
-                };
-                set_ready(&mut status.common, ok, reason, msg, now);
-            } else {
-                set_ready(
-                    &mut status.common,
-                    false,
-                    reasons::NOT_IN_FORCE,
-                    "another Configuration is in force".into(),
-                    now,
-                );
-            }
-            configurations.push((name.as_str(), cfg.metadata.generation, &cfg.status, status));
-        }
+        let InstallationStatuses {
+            services,
+            stacks,
+            environments,
+            configurations,
+        } = installation_statuses(snapshot, plan, is_ready, Utc::now());
         // Stacks first: they are what a person and `kargo wait` look at; the writes go
         // out a few at a time (thousands of them at a first start).
         let mut writes = self.put_statuses(Kind::Stack, stacks).await?;
@@ -205,7 +55,191 @@ impl Reconciler<'_> {
         writes += self.put_statuses(Kind::Service, services).await?;
         Ok(writes)
     }
+}
 
+/// Decides the statuses of undeployed Services and Stacks (`Suspended`, `NotDeployed`, or
+/// the doubt that keeps them running), the Environments and the Configurations. Pure,
+/// like [`super::decide`].
+pub(super) fn installation_statuses<'s>(
+    snapshot: &'s Snapshot,
+    plan: &Plan,
+    is_ready: &(dyn Fn(&str) -> bool + Sync),
+    now: DateTime<Utc>,
+) -> InstallationStatuses<'s> {
+    let mut services = Vec::new();
+    let mut stacks = Vec::new();
+    let mut environments = Vec::new();
+    let mut configurations = Vec::new();
+    for (name, svc) in &snapshot.services {
+        if svc.metadata.deletion_timestamp.is_some() || plan.stack_of(name).is_some() {
+            continue;
+        }
+        let mut status = ServiceStatus {
+            common: svc.status.common.clone(),
+            ..ServiceStatus::default()
+        };
+        let (reason, message) = match &plan.doubt {
+            Some(d) => (
+                d.reason,
+                format!("{}; its Swarm service, if any, keeps running", d.message),
+            ),
+            None => (
+                reasons::NOT_DEPLOYED,
+                "no deployed Stack lists this Service".to_string(),
+            ),
+        };
+        set_ready(&mut status.common, false, reason, message, now);
+        status.common.conditions.retain(|c| c.type_ == types::READY);
+        services.push((name.as_str(), svc.metadata.generation, &svc.status, status));
+    }
+    for (name, st) in &snapshot.stacks {
+        if st.metadata.deletion_timestamp.is_some() || plan.stacks.iter().any(|p| &p.name == name) {
+            continue;
+        }
+        let mut status = StackStatus {
+            common: st.status.common.clone(),
+            last_ready_revision: st.status.last_ready_revision,
+            services_total: st.spec.services.len() as u64,
+            ..StackStatus::default()
+        };
+        let (reason, msg) = if st.spec.suspend {
+            (
+                reasons::SUSPENDED,
+                "suspended: its Swarm objects are removed".to_string(),
+            )
+        } else if let Some(d) = &plan.doubt {
+            (
+                d.reason,
+                format!(
+                    "{}; its Swarm services keep running as they are (nothing is removed while in doubt)",
+                    d.message
+                ),
+            )
+        } else {
+            (
+                reasons::NOT_DEPLOYED,
+                "the Environment in force does not list this Stack".to_string(),
+            )
+        };
+        set_ready(&mut status.common, false, reason, msg, now);
+        status.common.conditions.retain(|c| c.type_ == types::READY);
+        stacks.push((name.as_str(), st.metadata.generation, &st.status, status));
+    }
+    for (name, env) in &snapshot.environments {
+        let mut status = EnvironmentStatus {
+            common: env.status.common.clone(),
+            ..EnvironmentStatus::default()
+        };
+        match crate::manifest::resolve_environment(&env.spec.variables) {
+            Ok(n) => {
+                status.variables_resolved = n;
+                set_ready(
+                    &mut status.common,
+                    true,
+                    reasons::RESOLVED,
+                    "every variable resolves".into(),
+                    now,
+                );
+            }
+            Err(unresolved) => {
+                status.variables_resolved = (env.spec.variables.len()
+                    - unresolved.len().min(env.spec.variables.len()))
+                    as u64;
+                set_ready(
+                    &mut status.common,
+                    false,
+                    reasons::UNRESOLVED_VARIABLES,
+                    unresolved.join("; "),
+                    now,
+                );
+                status.unresolved = unresolved;
+            }
+        }
+        environments.push((name.as_str(), env.metadata.generation, &env.status, status));
+    }
+    for (name, cfg) in &snapshot.configurations {
+        let mut status = ConfigurationStatus {
+            common: cfg.status.common.clone(),
+            digest: cfg.status.digest.clone(),
+            ..ConfigurationStatus::default()
+        };
+        if plan.configuration.as_deref() == Some(name.as_str()) {
+            status.stacks = plan.stacks.iter().map(|s| s.name.clone()).collect();
+            status.services = plan
+                .stacks
+                .iter()
+                .flat_map(|s| {
+                    s.services
+                        .iter()
+                        .map(move |p| format!("{}/{}", s.name, p.name))
+                })
+                .collect();
+            let digest_input: Vec<(&str, &str)> = plan
+                .stacks
+                .iter()
+                .flat_map(|s| {
+                    s.services
+                        .iter()
+                        .filter_map(|p| p.desired.as_ref().ok())
+                        .map(|d| (d.name.as_str(), d.hash.as_str()))
+                })
+                .collect();
+            status.digest = Some(crate::swarm::hash_json(&serde_json::json!(digest_input)));
+            let not_ready: Vec<&str> = plan
+                .stacks
+                .iter()
+                .map(|s| s.name.as_str())
+                .filter(|s| !is_ready(s))
+                .collect();
+            let (ok, reason, msg) = if let Some(d) = &plan.doubt {
+                (
+                    false,
+                    d.reason,
+                    format!(
+                        "{}; nothing is removed from Swarm until this is mended",
+                        plan.errors.join("; ")
+                    ),
+                )
+            } else if !plan.errors.is_empty() {
+                (
+                    false,
+                    reasons::INVALID_CONFIGURATION,
+                    plan.errors.join("; "),
+                )
+            } else if not_ready.is_empty() {
+                (
+                    true,
+                    reasons::CONVERGED,
+                    format!("{} stacks Ready", plan.stacks.len()),
+                )
+            } else {
+                (
+                    false,
+                    reasons::PROGRESSING,
+                    format!("stacks not Ready: {}", not_ready.join(", ")),
+                )
+            };
+            set_ready(&mut status.common, ok, reason, msg, now);
+        } else {
+            set_ready(
+                &mut status.common,
+                false,
+                reasons::NOT_IN_FORCE,
+                "another Configuration is in force".into(),
+                now,
+            );
+        }
+        configurations.push((name.as_str(), cfg.metadata.generation, &cfg.status, status));
+    }
+    InstallationStatuses {
+        services,
+        stacks,
+        environments,
+        configurations,
+    }
+}
+
+impl Reconciler<'_> {
     /// [`Self::put_status`] for many objects of one kind, a bounded number at once.
     async fn put_statuses<T: Serialize + PartialEq + HasCommon + Send + Sync>(
         &self,
@@ -329,5 +363,45 @@ impl Reconciler<'_> {
         if let Err(e) = written {
             tracing::warn!(%key, error = %e, "could not record the panic in the Stack's status");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::DynamicObject;
+    use crate::plan::plan;
+
+    #[test]
+    fn a_suspended_stack_says_so_and_its_services_are_not_deployed() {
+        let objects = [
+            DynamicObject::new(
+                Kind::Configuration,
+                "main",
+                json!({"environment": "prod", "defaults": "none"}),
+            ),
+            DynamicObject::new(Kind::Environment, "prod", json!({"stacks": ["web"]})),
+            DynamicObject::new(
+                Kind::Stack,
+                "web",
+                json!({"services": ["app"], "suspend": true}),
+            ),
+            DynamicObject::new(Kind::Service, "app", json!({"image": "kargo-busybox:1.0"})),
+        ];
+        let snapshot = Snapshot::from_objects(&objects);
+        let p = plan(&snapshot, "main", "/kargo", &|_| None);
+        let decided = installation_statuses(&snapshot, &p, &|_| false, Utc::now());
+        let (_, _, _, stack) = &decided.stacks[0];
+        let ready = stack.common.condition(types::READY).expect("Ready");
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::False, reasons::SUSPENDED)
+        );
+        assert_eq!((stack.services_ready, stack.services_total), (0, 1));
+        let (_, _, _, app) = &decided.services[0];
+        let ready = app.common.condition(types::READY).expect("Ready");
+        assert_eq!(ready.reason, reasons::NOT_DEPLOYED);
     }
 }

@@ -1,4 +1,5 @@
-//! The Swarm objects besides services: content-named configs and secrets, and node labels.
+//! The Swarm objects besides services: content-named configs and secrets, the
+//! installation's networks once unused, and node labels.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +103,43 @@ impl Reconciler<'_> {
                         debug!(name = %f.name, error = %e, "config/secret still in use; later")
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the networks this installation created (labelled as its own) that no
+    /// desired service attaches and no live service of the installation uses, as `docker
+    /// stack rm` removes a stack's networks. The caller runs it only when the desired state
+    /// is beyond doubt; a network something else still uses (a service of another
+    /// installation, a container) is refused by the engine and stays until a later pass.
+    /// A network kargo found and did not create carries no label of ours and is never touched.
+    pub(super) async fn collect_networks(&self, plan: &Plan) -> Result<(), ControllerError> {
+        let wanted: BTreeSet<&String> = plan
+            .stacks
+            .iter()
+            .flat_map(|s| s.services.iter())
+            .filter_map(|p| p.desired.as_ref().ok())
+            .flat_map(|d| d.networks.iter())
+            .collect();
+        let unwanted: Vec<(String, String)> = self
+            .swarm
+            .list_networks(self.installation())
+            .await?
+            .into_iter()
+            .filter(|(_, name)| !wanted.contains(name))
+            .collect();
+        if unwanted.is_empty() {
+            return Ok(());
+        }
+        let live = self.swarm.list_services(self.installation()).await?;
+        for (id, name) in unwanted {
+            if live.iter().any(|l| attaches(&l.spec, &id, &name)) {
+                continue;
+            }
+            match self.swarm.remove_network(&id).await {
+                Ok(()) => info!(%name, "removed unused Swarm network"),
+                Err(e) => debug!(%name, error = %e, "network still in use; later"),
             }
         }
         Ok(())
@@ -299,6 +337,16 @@ fn renamed_configs(desired: &DesiredService, renames: &BTreeMap<&str, &str>) -> 
         labels.insert(SPEC_HASH_LABEL.into(), json!(d.hash));
     }
     d
+}
+
+/// Whether a service spec attaches the network of this ID or name.
+fn attaches(spec: &Value, id: &str, name: &str) -> bool {
+    spec.pointer("/TaskTemplate/Networks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.get("Target").and_then(Value::as_str))
+        .any(|t| t == id || t == name)
 }
 
 /// Swarm config and secret names a rendered spec refers to: (name, is_secret).

@@ -27,10 +27,11 @@ use serde_json::{Map, Value};
 
 use super::envfile::is_dns_label;
 use crate::api::{
-    ConfigFile, ConfigurationSpec, Deploy, DeployMode, DynamicObject, EndpointMode, FailureAction,
-    FileMount, Healthcheck, Kind, Placement, PlacementPreference, Port, Protocol, PublishMode,
-    ResourceAmounts, Resources, RestartCondition, RestartPolicy, ServiceSpec, StackSpec,
-    UpdateOrder, UpdatePolicy, Volume, VolumeType,
+    BindOptions, ConfigFile, DefaultsMode, Deploy, DeployMode, DynamicObject, EndpointMode,
+    FailureAction, FileMount, Healthcheck, Kind, Logging, Placement, PlacementPreference, Port,
+    Protocol, PublishMode, ResourceAmounts, Resources, RestartCondition, RestartPolicy,
+    ServiceSpec, StackNetwork, StackSpec, StackVolume, TmpfsOptions, Ulimit, UpdateOrder,
+    UpdatePolicy, Volume, VolumeOptions, VolumeType,
 };
 use crate::manifest::load::{
     MAX_FILE_BYTES as MAX_MANIFEST_BYTES, read_file_bounded, read_text_bounded,
@@ -151,11 +152,13 @@ fn convert(
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
-    let mut yaml: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|source| ComposeError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(
+        &super::kargo::docker_yaml_escapes(text).unwrap_or_else(|| text.to_string()),
+    )
+    .map_err(|source| ComposeError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
     yaml.apply_merge().map_err(|source| ComposeError::Parse {
         path: path.to_path_buf(),
         source,
@@ -239,7 +242,8 @@ fn convert(
                 format!("the Swarm service name {swarm} is longer than 63 characters: shorten the Stack or the Service name"),
             );
         }
-        t.services.insert(compose_name.clone(), name.clone());
+        t.services
+            .insert(compose_name.clone(), format!("{stack}-{name}"));
         names.push((compose_name.clone(), name));
     }
 
@@ -247,32 +251,39 @@ fn convert(
     for (compose_name, name) in &names {
         let path = format!("services.{compose_name}");
         let def = services.get(compose_name).unwrap_or(&Value::Null);
-        let spec = t.service(def, &path, base_dir, &mut w);
-        documents.push(document(Kind::Service, name, &spec));
+        let mut spec = t.service(def, &path, base_dir, &mut w);
+        // Scoped by the Stack, as docker stack deploy scopes it (docs/compose.md).
+        spec.service_name = Some(name.clone());
+        spec.defaults = Some(DefaultsMode::None);
+        if spec.networks.is_none() {
+            spec.networks = Some(vec!["default".into()]);
+        }
+        for n in spec.networks.iter().flatten() {
+            if n == "default" && !t.networks.contains_key("default") {
+                t.stack_networks.entry(n.clone()).or_default();
+            }
+        }
+        documents.push(document(Kind::Service, &format!("{stack}-{name}"), &spec));
     }
     let stack_doc = document(
         Kind::Stack,
         stack,
         &StackSpec {
-            services: names.into_iter().map(|(_, n)| n).collect(),
+            services: names
+                .into_iter()
+                .map(|(_, n)| format!("{stack}-{n}"))
+                .collect(),
+            networks: t.stack_networks.clone(),
+            volumes: t.stack_volumes.clone(),
+            files: t.files.clone(),
             ..StackSpec::default()
         },
     );
-    let configuration = (!t.files.is_empty()).then(|| {
-        document(
-            Kind::Configuration,
-            CONFIGURATION_NAME,
-            &ConfigurationSpec {
-                files: t.files.clone(),
-                ..ConfigurationSpec::default()
-            },
-        )
-    });
     Ok(ComposeImport {
         services: documents,
         stack: stack_doc,
         files: t.files,
-        configuration,
+        configuration: None,
         warnings: w.0,
     })
 }
@@ -304,16 +315,68 @@ impl Warnings {
 struct Tables {
     /// Compose network name → the network kargo joins.
     networks: BTreeMap<String, String>,
+    /// The networks the Stack declares.
+    stack_networks: BTreeMap<String, StackNetwork>,
     /// Declared volume names.
     volumes: BTreeSet<String>,
-    /// Compose config name → Configuration file name; `None` when it could not be carried.
-    configs: BTreeMap<String, Option<String>>,
-    /// Compose secret name → Configuration file name; `None` when it could not be carried.
-    secrets: BTreeMap<String, Option<String>>,
+    /// The volumes the Stack declares.
+    stack_volumes: BTreeMap<String, StackVolume>,
+    /// Compose config name → the Stack file or external config; `None` when it could not be carried.
+    configs: BTreeMap<String, Option<Carried>>,
+    /// Compose secret name → the Stack file or external secret; `None` when it could not be carried.
+    secrets: BTreeMap<String, Option<Carried>>,
     /// Compose service name → kargo Service name.
     services: BTreeMap<String, String>,
     /// The Configuration files read.
     files: BTreeMap<String, ConfigFile>,
+}
+
+/// Where a compose config or secret went.
+#[derive(Clone)]
+enum Carried {
+    /// A file of the Stack, by name.
+    File(String),
+    /// An existing Swarm object, by its real name.
+    External(String),
+}
+
+/// `prom/alertmanager` → `prom/alertmanager:latest`, as the Docker CLI normalises it.
+fn tagged(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || last.contains(':') || image.contains('$') || image.is_empty() {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Docker's memory units (go-units RAMInBytes: 1024-based, fractions allowed) as an exact
+/// kargo size; `None` when it is not one.
+fn memory_size(s: &str) -> Option<String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, mult): (&str, u128) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1 << 10),
+        'm' => (&t[..t.len() - 1], 1 << 20),
+        'g' => (&t[..t.len() - 1], 1 << 30),
+        't' => (&t[..t.len() - 1], 1 << 40),
+        'p' => (&t[..t.len() - 1], 1 << 50),
+        _ => (t, 1),
+    };
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 12
+    {
+        return None;
+    }
+    let scale = 10u128.pow(frac.len() as u32);
+    let n: u128 = format!("{whole}{frac}").parse().ok()?;
+    // go-units truncates the fraction of a byte.
+    let bytes = n.checked_mul(mult)? / scale;
+    Some(bytes.to_string())
 }
 
 /// `None` for an empty list, so nothing empty is written.
@@ -459,6 +522,26 @@ fn shell_split(s: &str) -> Result<Vec<String>, String> {
                     }
                 }
             }
+            // Docker interpolates before it splits: a `${...}` reference stays one piece
+            // (its default or message may hold spaces).
+            '$' if chars.clone().next() == Some('{') => {
+                in_word = true;
+                word.push('$');
+                let mut depth = 0;
+                for c in chars.by_ref() {
+                    word.push(c);
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
             '\\' => {
                 in_word = true;
                 match chars.next() {
@@ -595,38 +678,64 @@ impl Tables {
                 .get("external")
                 .and_then(|e| e.get("name"))
                 .and_then(Value::as_str);
-            let real = def
-                .get("name")
-                .and_then(Value::as_str)
-                .or(legacy_name)
-                .unwrap_or(key)
-                .to_string();
+            let name = def.get("name").and_then(Value::as_str).or(legacy_name);
             // Kargo's compose files name the shared networks through its variables.
-            let mapped = if real.contains("DOCKER_BACK_NETWORK") {
-                "back".to_string()
-            } else if real.contains("DOCKER_FRONT_NETWORK") || real.contains("DOCKER_NETWORK") {
-                "front".to_string()
-            } else {
-                real.clone()
+            let shared = name.and_then(|real| {
+                if real.contains("DOCKER_BACK_NETWORK") {
+                    Some("back")
+                } else if real.contains("DOCKER_FRONT_NETWORK") || real.contains("DOCKER_NETWORK") {
+                    Some("front")
+                } else {
+                    None
+                }
+            });
+            if let Some(logical) = shared {
+                self.networks.insert(key.clone(), logical.to_string());
+                continue;
+            }
+            unknown_keys(
+                &def,
+                &[
+                    "external",
+                    "name",
+                    "driver",
+                    "driver_opts",
+                    "internal",
+                    "attachable",
+                    "labels",
+                    "ipam",
+                    "enable_ipv6",
+                ],
+                &path,
+                w,
+            );
+            for k in ["ipam", "enable_ipv6"] {
+                if def.get(k).is_some_and(|v| !v.is_null()) {
+                    w.add(&format!("{path}.{k}"), "not supported by kargo: dropped");
+                }
+            }
+            let labels = def
+                .get("labels")
+                .map(|v| key_values(v, &format!("{path}.labels"), &|_| String::new(), w));
+            let driver_opts = def
+                .get("driver_opts")
+                .map(|v| key_values(v, &format!("{path}.driver_opts"), &|_| String::new(), w));
+            let declared = StackNetwork {
+                name: name
+                    .map(str::to_string)
+                    .or_else(|| external.then(|| key.clone())),
+                external: external.then_some(true),
+                internal: def.get("internal").and_then(Value::as_bool),
+                attachable: def.get("attachable").and_then(Value::as_bool),
+                driver: def
+                    .get("driver")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                driver_opts,
+                labels,
             };
-            if !external {
-                w.add(
-                    &path,
-                    format!(
-                        "docker stack deploy creates this network for the stack; kargo only joins existing networks (the logical front and back, or real names): services join {mapped:?}, which must exist, or use front/back"
-                    ),
-                );
-            }
-            unknown_keys(&def, &["external", "name", "driver"], &path, w);
-            if let Some(driver) = def.get("driver").and_then(Value::as_str)
-                && driver != "overlay"
-            {
-                w.add(
-                    &format!("{path}.driver"),
-                    format!("the {driver} driver: kargo joins the network as it exists"),
-                );
-            }
-            self.networks.insert(key.clone(), mapped);
+            self.stack_networks.insert(key.clone(), declared);
+            self.networks.insert(key.clone(), key.clone());
         }
     }
 
@@ -637,21 +746,40 @@ impl Tables {
             let Some(def) = def.as_object() else {
                 continue;
             };
-            for (k, v) in def {
-                if k.starts_with("x-") || v.is_null() {
-                    continue;
-                }
-                let message = match k.as_str() {
-                    "external" | "name" => {
-                        "kargo names a service's volumes kargo-<stack>_<volume> (as docker stack deploy does for volumes it creates): an existing volume of another name is not used"
-                    }
-                    "driver" | "driver_opts" => {
-                        "kargo creates volumes with the local driver: set up other drivers on the nodes by hand"
-                    }
-                    "labels" => "volume labels are not supported: dropped",
-                    _ => "not supported by kargo: dropped",
-                };
-                w.add(&format!("{path}.{k}"), message);
+            unknown_keys(
+                def,
+                &["external", "name", "driver", "driver_opts", "labels"],
+                &path,
+                w,
+            );
+            let external = match def.get("external") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Object(_)) => true,
+                _ => false,
+            };
+            let legacy_name = def
+                .get("external")
+                .and_then(|e| e.get("name"))
+                .and_then(Value::as_str);
+            let name = def.get("name").and_then(Value::as_str).or(legacy_name);
+            let declared = StackVolume {
+                name: name
+                    .map(str::to_string)
+                    .or_else(|| external.then(|| key.clone())),
+                external: external.then_some(true),
+                driver: def
+                    .get("driver")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                driver_opts: def
+                    .get("driver_opts")
+                    .map(|v| key_values(v, &format!("{path}.driver_opts"), &|_| String::new(), w)),
+                labels: def
+                    .get("labels")
+                    .map(|v| key_values(v, &format!("{path}.labels"), &|_| String::new(), w)),
+            };
+            if declared != StackVolume::default() {
+                self.stack_volumes.insert(key.clone(), declared);
             }
         }
     }
@@ -693,14 +821,23 @@ impl Tables {
                 .get("external")
                 .is_some_and(|e| e != &Value::Bool(false))
             {
-                w.add(
-                    &format!("{path}.external"),
-                    format!(
-                        "an existing Swarm {} is not carried over: add its content to the Configuration's files; the services' mounts of it are dropped",
-                        if sensitive { "secret" } else { "config" }
-                    ),
-                );
-                None
+                let legacy = def
+                    .get("external")
+                    .and_then(|e| e.get("name"))
+                    .and_then(Value::as_str);
+                let real = def
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .or(legacy)
+                    .unwrap_or(key)
+                    .to_string();
+                let carried = Some(Carried::External(real));
+                if sensitive {
+                    self.secrets.insert(key.clone(), carried);
+                } else {
+                    self.configs.insert(key.clone(), carried);
+                }
+                continue;
             } else if let Some(file) = def.get("file").and_then(Value::as_str) {
                 let full = normalize(base_dir, file);
                 match read_file_bounded(&full, MAX_MANIFEST_BYTES) {
@@ -739,7 +876,7 @@ impl Tables {
             if def.contains_key("name") && content.is_some() {
                 w.add(
                     &format!("{path}.name"),
-                    "kargo names Swarm configs and secrets <file>-<hash of the content>: the name is not used",
+                    "kargo names Swarm configs and secrets <file>-<hash of the content>: the name is not used (docs/compose.md)",
                 );
             }
             let Some(content) = content else {
@@ -776,9 +913,9 @@ impl Tables {
                 },
             );
             if sensitive {
-                self.secrets.insert(key.clone(), Some(name));
+                self.secrets.insert(key.clone(), Some(Carried::File(name)));
             } else {
-                self.configs.insert(key.clone(), Some(name));
+                self.configs.insert(key.clone(), Some(Carried::File(name)));
             }
         }
     }
@@ -793,11 +930,12 @@ impl Tables {
             return spec;
         };
         let mut env_from_files: BTreeMap<String, String> = BTreeMap::new();
+        let mut restart: Option<(Value, String)> = None;
         for (key, value) in def {
             let p = format!("{path}.{key}");
             let p = p.as_str();
             match key.as_str() {
-                "image" => spec.image = text(value, p, w),
+                "image" => spec.image = text(value, p, w).map(|i| tagged(&i)),
                 "command" => spec.args = command_list(value, p, w),
                 "entrypoint" => spec.command = command_list(value, p, w),
                 "environment" => {
@@ -821,9 +959,10 @@ impl Tables {
                             None => (target, None),
                         };
                         if let Some(options) = options {
+                            // docker stack deploy drops short-syntax tmpfs options too.
                             w.add(
                                 p,
-                                format!("tmpfs options {options:?} are not supported: dropped"),
+                                format!("tmpfs options {options:?} are not carried (docker stack deploy drops them too): use the long volume syntax with tmpfs.size"),
                             );
                         }
                         volumes.push(Volume {
@@ -831,6 +970,9 @@ impl Tables {
                             source: None,
                             target,
                             read_only: None,
+                            bind: None,
+                            volume: None,
+                            tmpfs: None,
                         });
                     }
                     spec.volumes = Some(volumes);
@@ -838,7 +980,46 @@ impl Tables {
                 "configs" => spec.configs = non_empty(self.mounts(value, false, p, w)),
                 "secrets" => spec.secrets = non_empty(self.mounts(value, true, p, w)),
                 "healthcheck" => spec.healthcheck = healthcheck(value, p, w),
-                "networks" => spec.networks = non_empty(self.service_networks(value, p, w)),
+                "networks" => {
+                    let (networks, aliases) = self.service_networks(value, p, w);
+                    spec.networks = Some(networks);
+                    spec.network_aliases = (!aliases.is_empty()).then_some(aliases);
+                }
+                "restart" => restart = Some((value.clone(), p.to_string())),
+                "logging" => spec.logging = logging(value, p, w),
+                "stop_signal" => spec.stop_signal = text(value, p, w),
+                "init" => spec.init = flag(value, p, w),
+                "read_only" => spec.read_only = flag(value, p, w),
+                "tty" => spec.tty = flag(value, p, w),
+                "stdin_open" => spec.stdin_open = flag(value, p, w),
+                "sysctls" => {
+                    spec.sysctls =
+                        Some(key_values(value, p, &|_| String::new(), w)).filter(|m| !m.is_empty())
+                }
+                "ulimits" => spec.ulimits = ulimits(value, p, w),
+                "cap_add" => spec.cap_add = non_empty(string_list(value, p, w)),
+                "cap_drop" => spec.cap_drop = non_empty(string_list(value, p, w)),
+                "extra_hosts" => {
+                    spec.extra_hosts = non_empty(match value {
+                        Value::Object(m) => m
+                            .iter()
+                            .filter_map(|(k, v)| scalar(v).map(|v| format!("{k}:{v}")))
+                            .collect(),
+                        other => string_list(other, p, w),
+                    })
+                }
+                "dns" => {
+                    spec.dns = non_empty(match value {
+                        Value::String(s) => vec![s.clone()],
+                        other => string_list(other, p, w),
+                    })
+                }
+                "dns_search" => {
+                    spec.dns_search = non_empty(match value {
+                        Value::String(s) => vec![s.clone()],
+                        other => string_list(other, p, w),
+                    })
+                }
                 "labels" => {
                     spec.container_labels = Some(key_values(value, p, &|_| String::new(), w))
                 }
@@ -878,6 +1059,18 @@ impl Tables {
             }
         }
         spec.volumes = spec.volumes.and_then(non_empty);
+        // The legacy `restart:` counts when deploy.restart_policy is absent (convertRestartPolicy).
+        if let Some((value, p)) = restart {
+            let has_policy = spec
+                .deploy
+                .as_ref()
+                .is_some_and(|d| d.restart_policy.is_some());
+            if !has_policy && let Some(policy) = legacy_restart(&value, &p, w) {
+                spec.deploy
+                    .get_or_insert_with(Deploy::default)
+                    .restart_policy = Some(policy);
+            }
+        }
         if !env_from_files.is_empty() {
             let env = spec.env.get_or_insert_with(BTreeMap::new);
             for (k, v) in env_from_files {
@@ -959,6 +1152,7 @@ impl Tables {
                     continue;
                 }
                 // docker stack deploy reads env files literally: no quotes, no expansion.
+                let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
                 let (k, v) = match line.split_once('=') {
                     Some((k, v)) => (k.trim().to_string(), v.replace('$', "$$")),
                     None => (line.trim().to_string(), format!("${{{}}}", line.trim())),
@@ -1127,6 +1321,8 @@ impl Tables {
             return None;
         }
         let mut read_only = None;
+        let mut bind = None;
+        let mut volume = None;
         for option in mode
             .unwrap_or_default()
             .split(',')
@@ -1134,7 +1330,13 @@ impl Tables {
         {
             match option {
                 "ro" => read_only = Some(true),
-                "rw" => {}
+                "rw" | "z" | "Z" => {}
+                "nocopy" => volume = Some(VolumeOptions { nocopy: Some(true) }),
+                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                    bind = Some(BindOptions {
+                        propagation: Some(option.to_string()),
+                    })
+                }
                 other => w.add(
                     path,
                     format!("the mount option {other:?} is not supported: dropped"),
@@ -1153,6 +1355,9 @@ impl Tables {
             source,
             target: target.to_string(),
             read_only,
+            bind: bind.filter(|_| type_ == VolumeType::Bind),
+            volume: volume.filter(|_| type_ == VolumeType::Volume),
+            tmpfs: None,
         })
     }
 
@@ -1163,7 +1368,21 @@ impl Tables {
         base_dir: &Path,
         w: &mut Warnings,
     ) -> Option<Volume> {
-        unknown_keys(m, &["type", "source", "target", "read_only"], path, w);
+        unknown_keys(
+            m,
+            &[
+                "type",
+                "source",
+                "target",
+                "read_only",
+                "bind",
+                "volume",
+                "tmpfs",
+                "consistency",
+            ],
+            path,
+            w,
+        );
         let Some(target) = m
             .get("target")
             .and_then(|v| text(v, &format!("{path}.target"), w))
@@ -1213,11 +1432,34 @@ impl Tables {
             }
             None => None,
         };
+        let sub = |k: &str| m.get(k).and_then(Value::as_object);
+        let bind = sub("bind").map(|b| BindOptions {
+            propagation: b
+                .get("propagation")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        });
+        let volume = sub("volume").map(|v| VolumeOptions {
+            nocopy: v.get("nocopy").and_then(Value::as_bool),
+        });
+        let tmpfs = sub("tmpfs").map(|t| TmpfsOptions {
+            size: t.get("size").and_then(|v| match v {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) => memory_size(s),
+                _ => None,
+            }),
+            mode: t
+                .get("mode")
+                .and_then(|v| file_mode(v, &format!("{path}.tmpfs.mode"), w)),
+        });
         Some(Volume {
             type_,
             source,
             target,
             read_only,
+            bind: bind.filter(|_| type_ == VolumeType::Bind),
+            volume: volume.filter(|_| type_ == VolumeType::Volume),
+            tmpfs: tmpfs.filter(|_| type_ == VolumeType::Tmpfs),
         })
     }
 
@@ -1231,18 +1473,12 @@ impl Tables {
         };
         for (i, item) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
-            let (source, target, mode) = match item {
-                Value::String(s) => (s.clone(), None, None),
+            let (source, target, mode, uid, gid) = match item {
+                Value::String(s) => (s.clone(), None, None, None, None),
                 Value::Object(m) => {
                     unknown_keys(m, &["source", "target", "mode", "uid", "gid"], &p, w);
-                    for k in ["uid", "gid"] {
-                        if m.contains_key(k) {
-                            w.add(
-                                &format!("{p}.{k}"),
-                                "not supported by kargo (the file belongs to root): dropped",
-                            );
-                        }
-                    }
+                    let uid = m.get("uid").and_then(scalar);
+                    let gid = m.get("gid").and_then(scalar);
                     let Some(source) = m.get("source").and_then(Value::as_str) else {
                         w.add(&p, "no source: dropped");
                         continue;
@@ -1253,7 +1489,7 @@ impl Tables {
                     let mode = m
                         .get("mode")
                         .and_then(|v| file_mode(v, &format!("{p}.mode"), w));
-                    (source.to_string(), target, mode)
+                    (source.to_string(), target, mode, uid, gid)
                 }
                 _ => {
                     w.add(&p, format!("expected a {kind} name or map: dropped"));
@@ -1261,7 +1497,22 @@ impl Tables {
                 }
             };
             match table.get(&source) {
-                Some(Some(file)) => {
+                Some(Some(Carried::External(real))) => out.push(FileMount {
+                    file: real.clone(),
+                    // Docker's default target is the compose name, not the real one.
+                    target: Some(target.unwrap_or_else(|| {
+                        if secret {
+                            source.clone()
+                        } else {
+                            format!("/{source}")
+                        }
+                    })),
+                    mode,
+                    uid,
+                    gid,
+                    external: Some(true),
+                }),
+                Some(Some(Carried::File(file))) => {
                     // The file was renamed: keep compose's default target, the source name.
                     let target = match target {
                         None if *file != source => Some(if secret {
@@ -1275,6 +1526,9 @@ impl Tables {
                         file: file.clone(),
                         target,
                         mode,
+                        uid,
+                        gid,
+                        external: None,
                     });
                 }
                 Some(None) => w.add(
@@ -1294,8 +1548,15 @@ impl Tables {
         out
     }
 
-    fn service_networks(&self, value: &Value, path: &str, w: &mut Warnings) -> Vec<String> {
+    /// The networks a service joins, and its extra aliases by network.
+    fn service_networks(
+        &self,
+        value: &Value,
+        path: &str,
+        w: &mut Warnings,
+    ) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
         let mut names: Vec<(String, String)> = Vec::new();
+        let mut aliases = BTreeMap::new();
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -1312,12 +1573,14 @@ impl Tables {
                             if v.is_null() || k.starts_with("x-") {
                                 continue;
                             }
-                            let message = if k == "aliases" {
-                                "network aliases are not supported: the service is reached by its name only"
+                            if k == "aliases" {
+                                let list = string_list(v, &format!("{p}.aliases"), w);
+                                if !list.is_empty() {
+                                    aliases.insert(name.clone(), list);
+                                }
                             } else {
-                                "not supported by kargo: dropped"
-                            };
-                            w.add(&format!("{p}.{k}"), message);
+                                w.add(&format!("{p}.{k}"), "not supported by kargo: dropped");
+                            }
                         }
                     }
                     names.push((name.clone(), p));
@@ -1326,24 +1589,28 @@ impl Tables {
             _ => w.add(path, "expected a list or a map: dropped"),
         }
         let mut out = Vec::new();
+        let mut out_aliases = BTreeMap::new();
         for (name, p) in names {
-            match self.networks.get(&name) {
-                Some(real) => {
-                    if !out.contains(real) {
-                        out.push(real.clone());
-                    }
+            let real = match self.networks.get(&name) {
+                Some(real) => real.clone(),
+                // Docker's implicit network of the stack.
+                None if name == "default" => name.clone(),
+                None => {
+                    w.add(
+                        &p,
+                        format!("the network {name} is not declared under the top-level networks (docker stack deploy refuses this): dropped"),
+                    );
+                    continue;
                 }
-                None if name == "default" => w.add(
-                    &p,
-                    "the stack's default network does not exist in kargo: join front or back instead; dropped",
-                ),
-                None => w.add(
-                    &p,
-                    format!("the network {name} is not declared under the top-level networks: dropped"),
-                ),
+            };
+            if let Some(a) = aliases.remove(&name) {
+                out_aliases.insert(real.clone(), a);
+            }
+            if !out.contains(&real) {
+                out.push(real);
             }
         }
-        out
+        (out, out_aliases)
     }
 
     fn deploy(&self, value: &Value, path: &str, spec: &mut ServiceSpec, w: &mut Warnings) {
@@ -1365,6 +1632,18 @@ impl Tables {
                     )
                 }
                 "replicas" => deploy.replicas = number(v, p, w),
+                "update_config" | "rollback_config" => {
+                    let mut u = update_policy(v, p, w);
+                    // convertUpdateConfig: parallelism defaults to 1, not "all at once".
+                    if let Some(u) = u.as_mut() {
+                        u.parallelism.get_or_insert(1);
+                    }
+                    if key == "update_config" {
+                        deploy.update_config = u;
+                    } else {
+                        deploy.rollback_config = u;
+                    }
+                }
                 "labels" => spec.labels = Some(key_values(v, p, &|_| String::new(), w)),
                 "endpoint_mode" => {
                     spec.endpoint_mode = parse_enum::<EndpointMode>(v, p, "vip, dnsrr", w)
@@ -1372,11 +1651,20 @@ impl Tables {
                 "placement" => deploy.placement = placement(v, p, w),
                 "resources" => deploy.resources = resources(v, p, w),
                 "restart_policy" => deploy.restart_policy = restart_policy(v, p, w),
-                "update_config" => deploy.update_config = update_policy(v, p, w),
-                "rollback_config" => deploy.rollback_config = update_policy(v, p, w),
                 k if k.starts_with("x-") => {}
                 _ => w.add(p, "not supported by kargo: dropped"),
             }
+        }
+        if matches!(
+            deploy.mode,
+            Some(DeployMode::Global | DeployMode::GlobalJob)
+        ) && deploy.replicas.is_some()
+        {
+            w.add(
+                &format!("{path}.replicas"),
+                "replicas with a global mode: docker stack deploy refuses this; dropped",
+            );
+            deploy.replicas = None;
         }
         if deploy != Deploy::default() {
             spec.deploy = Some(deploy);
@@ -1392,11 +1680,9 @@ fn unsupported_service_key(key: &str) -> String {
         "links" | "external_links" => {
             "services reach each other by name on a shared network (front or back): dropped".into()
         }
-        "restart" => "Swarm ignores restart: use deploy.restart_policy; dropped".into(),
         "network_mode" => "Swarm services join overlay networks only: dropped".into(),
         "expose" => "ports need no declaration to be reached on an overlay network: dropped".into(),
-        "logging" => "log drivers are not supported by kargo: dropped".into(),
-        "privileged" | "cap_add" | "cap_drop" | "security_opt" | "devices" => {
+        "privileged" | "security_opt" | "devices" => {
             format!("{key} is not supported by kargo: dropped")
         }
         _ => "not supported by kargo: dropped".into(),
@@ -1600,9 +1886,27 @@ fn amounts(value: &Value, path: &str, w: &mut Warnings) -> Option<ResourceAmount
         cpus: m
             .get("cpus")
             .and_then(|v| text(v, &format!("{path}.cpus"), w)),
-        memory: m
-            .get("memory")
-            .and_then(|v| text(v, &format!("{path}.memory"), w)),
+        memory: m.get("memory").and_then(|v| {
+            let p = format!("{path}.memory");
+            let s = text(v, &p, w)?;
+            // Kargo's own sizes stay as written; Docker's fractions become exact bytes.
+            let exact = if s.bytes().all(|b| b.is_ascii_alphanumeric())
+                && !s.contains('.')
+                && s.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                && s.len() < 20
+                && crate::api::quantity::parse_memory_bytes(&s).is_ok()
+            {
+                Some(s.clone())
+            } else {
+                memory_size(&s)
+            };
+            if exact.is_none() {
+                w.add(&p, format!("{s:?} is not a memory size: dropped"));
+            }
+            exact
+        }),
     })
 }
 
@@ -1646,6 +1950,86 @@ fn restart_policy(value: &Value, path: &str, w: &mut Warnings) -> Option<Restart
             .get("window")
             .and_then(|v| text(v, &format!("{path}.window"), w)),
     })
+}
+
+/// The legacy `restart:` as Docker converts it (`no` sets nothing).
+fn legacy_restart(value: &Value, path: &str, w: &mut Warnings) -> Option<RestartPolicy> {
+    let s = text(value, path, w)?;
+    let (name, count) = match s.split_once(':') {
+        Some((n, c)) => (n, c.trim().parse::<u64>().ok().filter(|c| *c > 0)),
+        None => (s.as_str(), None),
+    };
+    let condition = match name {
+        "no" | "" => return None,
+        "always" | "unless-stopped" => RestartCondition::Any,
+        "on-failure" => RestartCondition::OnFailure,
+        other => {
+            w.add(
+                path,
+                format!("{other:?} is not a restart policy (no, always, on-failure, unless-stopped): dropped"),
+            );
+            return None;
+        }
+    };
+    Some(RestartPolicy {
+        condition: Some(condition),
+        max_attempts: count,
+        ..RestartPolicy::default()
+    })
+}
+
+/// `true`/`false`, or a warning.
+fn flag(value: &Value, path: &str, w: &mut Warnings) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" || s == "false" => Some(s == "true"),
+        other => {
+            w.add(path, format!("{other} is not true or false: dropped"));
+            None
+        }
+    }
+}
+
+/// Compose `logging`.
+fn logging(value: &Value, path: &str, w: &mut Warnings) -> Option<Logging> {
+    let m = value.as_object()?;
+    unknown_keys(m, &["driver", "options"], path, w);
+    let Some(driver) = m.get("driver").and_then(Value::as_str) else {
+        w.add(
+            path,
+            "no driver: the daemon's default log driver is used; dropped",
+        );
+        return None;
+    };
+    let options = m
+        .get("options")
+        .map(|o| key_values(o, &format!("{path}.options"), &|_| String::new(), w))
+        .filter(|o| !o.is_empty());
+    Some(Logging {
+        driver: driver.to_string(),
+        options,
+    })
+}
+
+/// Compose `ulimits`: a number (soft = hard) or `soft`/`hard`.
+fn ulimits(value: &Value, path: &str, w: &mut Warnings) -> Option<BTreeMap<String, Ulimit>> {
+    let m = value.as_object()?;
+    let mut out = BTreeMap::new();
+    for (name, v) in m {
+        let p = format!("{path}.{name}");
+        let as_i64 = |v: Option<&Value>| v.and_then(whole).and_then(|n| i64::try_from(n).ok());
+        let limit = match v {
+            Value::Object(o) => as_i64(o.get("soft")).zip(as_i64(o.get("hard"))),
+            single => as_i64(Some(single)).map(|n| (n, n)),
+        };
+        match limit {
+            Some((soft, hard)) => {
+                out.insert(name.clone(), Ulimit { soft, hard });
+            }
+            None => w.add(&p, "expected a number or soft and hard numbers: dropped"),
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn update_policy(value: &Value, path: &str, w: &mut Warnings) -> Option<UpdatePolicy> {
@@ -1693,7 +2077,7 @@ fn update_policy(value: &Value, path: &str, w: &mut Warnings) -> Option<UpdatePo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ConfigurationStatus, Document, ServiceStatus, StackStatus};
+    use crate::api::{Document, ServiceStatus, StackStatus};
     use serde_json::json;
 
     /// A compose file with each construct `docker stack deploy` honours, and some it does not.
@@ -1883,7 +2267,7 @@ secrets:
         let doc = r
             .services
             .iter()
-            .find(|d| d["metadata"]["name"] == json!(name))
+            .find(|d| d["spec"]["serviceName"] == json!(name))
             .unwrap_or_else(|| panic!("no service {name}"));
         let parsed: Document<ServiceSpec, ServiceStatus> =
             serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -1910,11 +2294,10 @@ secrets:
         if let Err(e) = stack {
             panic!("{e}");
         }
-        let configuration: Result<Document<ConfigurationSpec, ConfigurationStatus>, _> =
-            serde_json::from_value(r.configuration.clone().unwrap_or_default());
-        if let Err(e) = configuration {
-            panic!("{e}");
-        }
+        assert!(
+            r.configuration.is_none(),
+            "the files belong to the Stack: no Configuration to collide with another import"
+        );
     }
 
     #[test]
@@ -1938,8 +2321,10 @@ secrets:
         assert_eq!(r.stack["metadata"]["name"], json!("shop"));
         assert_eq!(
             r.stack["spec"]["services"],
-            json!(["web", "api", "worker-1"])
+            json!(["shop-web", "shop-api", "shop-worker-1"]),
+            "named by the Stack, so two imports never collide"
         );
+        assert_eq!(spec_of(&r, "web").service_name.as_deref(), Some("web"));
         assert!(warned(&r, "services.Worker_1"), "renaming is reported");
     }
 
@@ -2084,7 +2469,11 @@ secrets:
             warned(&r, "services.web.volumes[1]"),
             "relative bind is reported"
         );
-        assert!(warned(&r, "volumes.cache.driver_opts"));
+        assert_eq!(
+            r.stack["spec"]["volumes"]["cache"],
+            json!({"driver": "local", "driverOpts": {"type": "nfs"}}),
+            "the Stack declares the volume as the file does"
+        );
     }
 
     #[test]
@@ -2097,7 +2486,11 @@ secrets:
         assert_eq!(r.files["nginx_conf"].content, "worker_processes 1;\n");
         assert!(!r.files["nginx_conf"].sensitive);
         assert!(r.files["tls_key"].sensitive);
-        assert!(warned(&r, "configs.external_conf.external"));
+        assert_eq!(
+            r.stack["spec"]["files"]["tls_key"]["sensitive"],
+            json!(true),
+            "the files belong to the Stack"
+        );
         let web = spec_of(&r, "web");
         assert_eq!(
             web.configs,
@@ -2105,12 +2498,18 @@ secrets:
                 FileMount {
                     file: "nginx_conf".into(),
                     target: None,
-                    mode: None
+                    mode: None,
+                    uid: None,
+                    gid: None,
+                    external: None,
                 },
                 FileMount {
                     file: "site_conf".into(),
                     target: Some("/etc/nginx/sites/site.conf".into()),
-                    mode: Some("0440".into())
+                    mode: Some("0440".into()),
+                    uid: None,
+                    gid: None,
+                    external: None,
                 },
             ])
         );
@@ -2119,19 +2518,11 @@ secrets:
             Some(vec![FileMount {
                 file: "tls_key".into(),
                 target: Some("server.key".into()),
-                mode: Some("0400".into())
+                mode: Some("0400".into()),
+                uid: Some("101".into()),
+                gid: None,
+                external: None,
             }])
-        );
-        assert!(warned(&r, "services.web.secrets[0].uid"));
-        assert_eq!(
-            r.configuration.as_ref().map(|c| &c["metadata"]["name"]),
-            Some(&json!("main"))
-        );
-        assert_eq!(
-            r.configuration
-                .as_ref()
-                .map(|c| &c["spec"]["files"]["tls_key"]["sensitive"]),
-            Some(&json!(true))
         );
     }
 
@@ -2176,12 +2567,16 @@ secrets:
             spec_of(&r, "api").networks,
             Some(vec!["internal".to_string()])
         );
-        assert!(warned(&r, "networks.internal"), "stack-local network");
-        assert!(warned(&r, "services.api.networks.internal.aliases"));
-        assert!(
-            warned(&r, "services.Worker_1.networks[0]"),
-            "default network"
+        assert_eq!(
+            r.stack["spec"]["networks"],
+            json!({"internal": {"driver": "overlay"}, "default": {}}),
+            "the stack's own networks, and Docker's default one"
         );
+        assert_eq!(
+            spec_of(&r, "worker-1").networks,
+            Some(vec!["default".to_string()])
+        );
+        assert!(spec_of(&r, "api").network_aliases.is_some());
     }
 
     #[test]
@@ -2273,7 +2668,7 @@ secrets:
         assert_eq!(web.user.as_deref(), Some("101:101"));
         assert_eq!(web.working_dir.as_deref(), Some("/usr/share/nginx"));
         assert_eq!(web.stop_grace_period.as_deref(), Some("20s"));
-        assert_eq!(web.depends_on, Some(vec!["api".to_string()]));
+        assert_eq!(web.depends_on, Some(vec!["shop-api".to_string()]));
         assert!(
             warned(&r, "services.web.depends_on"),
             "the behaviour change is reported"
@@ -2288,9 +2683,6 @@ secrets:
             "services.web.container_name",
             "services.web.links",
             "services.web.privileged",
-            "services.web.cap_add",
-            "services.web.logging",
-            "services.web.extra_hosts",
         ] {
             assert!(warned(&r, path), "{path} not warned: {:#?}", r.warnings);
         }
@@ -2378,6 +2770,17 @@ volumes:
                 assert!(parsed.is_ok(), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn shell_split_keeps_a_variable_reference_whole() {
+        assert_eq!(
+            shell_split("--acme.email=${EMAIL?Variable EMAIL not set} --api"),
+            Ok(vec![
+                "--acme.email=${EMAIL?Variable EMAIL not set}".to_string(),
+                "--api".to_string()
+            ])
+        );
     }
 
     #[test]

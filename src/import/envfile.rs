@@ -46,7 +46,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::api::{DynamicObject, EnvironmentSpec, Kind, NetworkNames, NodeSettings, StackSpec};
+use crate::api::{
+    DynamicObject, EnvironmentSpec, Kind, NetworkNames, NodeSettings, StackSpec, UnsetVariables,
+};
 use crate::manifest::interpolate::{self, InterpolationError};
 use crate::manifest::load::{MAX_FILE_BYTES, read_text_bounded};
 
@@ -136,7 +138,9 @@ pub fn import_env_sources(
         assignments.extend(Lexer::new(index, text, &mut notes).file());
     }
     let (templates, places) = build_templates(&assignments, &mut notes);
-    let (spec, stacks) = map_environment(&templates, &places, &mut notes);
+    let (mut spec, stacks) = map_environment(&templates, &places, &mut notes);
+    // Kargo deployed through `docker stack deploy`, which makes an unset variable empty.
+    spec.unset_variables = Some(UnsetVariables::Empty);
 
     let environment = document(Kind::Environment, name, &spec);
     let stacks = stacks
@@ -161,6 +165,29 @@ pub fn import_env_sources(
         stacks,
         warnings,
     })
+}
+
+/// One line of a compose `env_file`, as the service's environment takes it: `(KEY, value)`
+/// with the value escaped for interpolation (env files are read literally: no quotes, no
+/// expansion, so `$` is written `$$`); a line `KEY` alone takes the variable `${KEY}`, as
+/// Docker takes it from the environment. A leading `export ` is dropped (`export KEY=v` is
+/// `KEY=v`), as compose reads env files. Blank lines and `#` comments give `None`.
+pub fn env_file_entry(line: &str) -> Option<(String, String)> {
+    let line = line.trim_start();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let line = line
+        .strip_prefix("export")
+        .filter(|rest| rest.starts_with([' ', '\t']))
+        .map_or(line, str::trim_start);
+    match line.split_once('=') {
+        Some((k, v)) => Some((k.trim().to_string(), interpolate::escape(v))),
+        None => {
+            let k = line.trim();
+            Some((k.to_string(), format!("${{{k}}}")))
+        }
+    }
 }
 
 /// Whether `s` is a DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
@@ -1161,6 +1188,42 @@ fn parse_one(text: &str) -> (Vec<(String, String)>, Vec<String>) {
 }
 
 #[cfg(test)]
+mod env_file_tests {
+    use super::env_file_entry;
+
+    #[test]
+    fn export_lines_are_plain_assignments() {
+        assert_eq!(
+            env_file_entry("export DB_URL=mongodb://db:27017"),
+            Some(("DB_URL".into(), "mongodb://db:27017".into()))
+        );
+        assert_eq!(
+            env_file_entry("  export\tA=1"),
+            Some(("A".into(), "1".into()))
+        );
+        // A key that merely starts with "export" is a key.
+        assert_eq!(
+            env_file_entry("exported=yes"),
+            Some(("exported".into(), "yes".into()))
+        );
+    }
+
+    #[test]
+    fn values_are_literal_and_bare_keys_reference_the_variable() {
+        assert_eq!(
+            env_file_entry("HASH=$2y$05$abc"),
+            Some(("HASH".into(), "$$2y$$05$$abc".into()))
+        );
+        assert_eq!(
+            env_file_entry("TOKEN"),
+            Some(("TOKEN".into(), "${TOKEN}".into()))
+        );
+        assert_eq!(env_file_entry("# comment"), None);
+        assert_eq!(env_file_entry("   "), None);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::{Document, EnvironmentStatus, StackStatus};
@@ -1209,7 +1272,8 @@ WORKER_0_LABELS="mongodb=true tileservergl=true"
                     },
                     "nodes": {
                         "worker-0": {"labels": {"mongodb": "true", "tileservergl": "true"}}
-                    }
+                    },
+                    "unsetVariables": "empty"
                 }
             })
         );

@@ -1,6 +1,8 @@
 //! Bringing what users already have into kargo's model: a Kargo workspace's `.env`
-//! ([`envfile`]) and compose / Swarm stack files ([`compose`]). Apart from `manifest`,
+//! ([`envfile`]), compose / Swarm stack files ([`compose`]) and whole Kargo workspaces
+//! ([`kargo`]). Apart from `manifest`,
 //! which reads and checks kargo's own manifests.
 
 pub mod compose;
 pub mod envfile;
+pub mod kargo;

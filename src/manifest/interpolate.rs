@@ -4,7 +4,7 @@
 //!
 //! | form | value |
 //! | --- | --- |
-//! | `${VAR}`, `$VAR` | the variable; an error when it is not set |
+//! | `${VAR}`, `$VAR` | the variable; when it is not set, an error or an empty string ([`UnsetVariables`]) |
 //! | `${VAR:-default}` | the variable, or `default` when it is not set or empty |
 //! | `${VAR-default}` | the variable, or `default` when it is not set |
 //! | `${VAR:?message}` | the variable; an error carrying `message` when it is not set or empty |
@@ -15,8 +15,11 @@
 //!
 //! A default (or `other`) may itself hold references: `${A:-${B}}`. A `$` followed by
 //! anything else (`$5`, `$(`, a `$` at the end) is an error that says to write `$$`, as
-//! compose's is. Unlike compose, a variable that is not set is an error, never an empty
-//! string: kargo would rather refuse than deploy `image: ":"`.
+//! compose's is; a default may hold `$$` (`${HASH:-$$2y$$05$$x}` is `$2y$05$x`). What a
+//! plain `${VAR}` naming a variable that is not set becomes is the Environment's choice
+//! ([`UnsetVariables`]): an error naming it (the default: kargo would rather refuse than
+//! deploy `image: ":"`), or an empty string and a warning, as compose and Kargo do (the
+//! `_mode` functions). `${VAR:?message}` is an error either way.
 //!
 //! Interpolation is done in two steps. [`resolve_variables`] turns the Environment's
 //! variables, which may reference each other, into literal values (a cycle or a reference
@@ -34,6 +37,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+pub use crate::api::UnsetVariables;
 
 use super::limits::{MAX_OBJECT_BYTES, MAX_VALUE_BYTES, MAX_VARIABLES_BYTES, describe_bytes};
 
@@ -240,6 +245,22 @@ pub fn resolve_variables(
 pub fn resolve_variables_partial(
     vars: &BTreeMap<String, String>,
 ) -> (BTreeMap<String, String>, Vec<InterpolationError>) {
+    let (resolved, errors, _) = resolve_variables_mode(vars, UnsetVariables::Error);
+    (resolved, errors)
+}
+
+/// Like [`resolve_variables_partial`], with `unset` saying what a reference to a variable
+/// that is not set becomes. Under [`UnsetVariables::Empty`] it is an empty string, listed in
+/// the third part as [`InterpolationError::UnresolvedReference`]s (warnings, not errors).
+pub fn resolve_variables_mode(
+    vars: &BTreeMap<String, String>,
+    unset: UnsetVariables,
+) -> (
+    BTreeMap<String, String>,
+    Vec<InterpolationError>,
+    Vec<InterpolationError>,
+) {
+    let mut warnings = Vec::new();
     #[derive(Clone)]
     enum State {
         Pending,
@@ -298,14 +319,24 @@ pub fn resolve_variables_partial(
                         }
                     }
                 };
-                evaluate(template, &mut lookup, bound.limit().min(left))
+                let (outcome, empty) =
+                    evaluate_mode(template, &mut lookup, bound.limit().min(left), unset);
+                (outcome, empty)
             };
+            let (outcome, empty) = outcome;
             if let Some(next) = need {
                 // Resolve the dependency first, then evaluate `current` again.
                 stack.push(next);
                 continue;
             }
             let path = pointer_push("/spec/variables", current);
+            warnings.extend(empty.into_iter().map(|variable| {
+                InterpolationError::UnresolvedReference {
+                    variable,
+                    referenced_by: current.to_string(),
+                    message: None,
+                }
+            }));
             let value = match outcome {
                 Ok(v) => Some(v),
                 Err(issues) => {
@@ -354,7 +385,7 @@ pub fn resolve_variables_partial(
             _ => None,
         })
         .collect();
-    (resolved, errors)
+    (resolved, errors, warnings)
 }
 
 /// Interpolates every string value in `value`, recursively through maps and lists.
@@ -368,59 +399,88 @@ pub fn interpolate_value(
     vars: &BTreeMap<String, String>,
     path: &str,
 ) -> Result<serde_json::Value, Vec<InterpolationError>> {
+    interpolate_value_mode(value, vars, path, UnsetVariables::Error).map(|(v, _)| v)
+}
+
+/// [`interpolate_value`] with `unset` saying what a reference to a variable that is not set
+/// becomes. Under [`UnsetVariables::Empty`] it is an empty string, and the second part of
+/// the result lists each such reference as an [`InterpolationError::Unset`] (a warning:
+/// the value was interpolated).
+pub fn interpolate_value_mode(
+    value: &serde_json::Value,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+    unset: UnsetVariables,
+) -> Result<(serde_json::Value, Vec<InterpolationError>), Vec<InterpolationError>> {
     let mut errors = Vec::new();
-    let mut left = MAX_OBJECT_BYTES;
-    let out = interpolate_into(value, vars, path, &mut left, &mut errors);
+    let mut ctx = Walk {
+        vars,
+        unset,
+        left: MAX_OBJECT_BYTES,
+        errors: &mut errors,
+        warnings: Vec::new(),
+    };
+    let out = ctx.walk(value, path);
+    let warnings = ctx.warnings;
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, warnings))
     } else {
         Err(errors)
     }
 }
 
-/// Interpolates `value` into a new value; `left` is what its strings may still hold together.
-fn interpolate_into(
-    value: &serde_json::Value,
-    vars: &BTreeMap<String, String>,
-    path: &str,
-    left: &mut usize,
-    errors: &mut Vec<InterpolationError>,
-) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => {
-            let bound = if *left < MAX_VALUE_BYTES {
-                Bound::Object
-            } else {
-                Bound::Value
-            };
-            match interpolate_within(s, vars, path, bound, (*left).min(MAX_VALUE_BYTES)) {
-                Ok(v) => {
-                    *left = left.saturating_sub(v.len());
-                    Value::String(v)
-                }
-                Err(mut e) => {
-                    errors.append(&mut e);
-                    value.clone()
+/// State of one [`interpolate_value_mode`] walk.
+struct Walk<'a> {
+    vars: &'a BTreeMap<String, String>,
+    unset: UnsetVariables,
+    /// What the strings may still hold together.
+    left: usize,
+    errors: &'a mut Vec<InterpolationError>,
+    warnings: Vec<InterpolationError>,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, value: &serde_json::Value, path: &str) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => {
+                let bound = if self.left < MAX_VALUE_BYTES {
+                    Bound::Object
+                } else {
+                    Bound::Value
+                };
+                let limit = self.left.min(MAX_VALUE_BYTES);
+                match interpolate_mode(s, self.vars, path, bound, limit, self.unset) {
+                    Ok((v, empty)) => {
+                        self.left = self.left.saturating_sub(v.len());
+                        self.warnings.extend(empty.into_iter().map(|variable| {
+                            InterpolationError::Unset {
+                                path: path.to_string(),
+                                variable,
+                            }
+                        }));
+                        Value::String(v)
+                    }
+                    Err(mut e) => {
+                        self.errors.append(&mut e);
+                        value.clone()
+                    }
                 }
             }
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.walk(v, &format!("{path}/{i}")))
+                    .collect(),
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.walk(v, &pointer_push(path, k))))
+                    .collect(),
+            ),
+            Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| interpolate_into(v, vars, &format!("{path}/{i}"), left, errors))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let child = pointer_push(path, k);
-                    (k.clone(), interpolate_into(v, vars, &child, left, errors))
-                })
-                .collect(),
-        ),
-        Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
     }
 }
 
@@ -434,6 +494,17 @@ pub fn interpolate_str(
     interpolate_within(text, vars, path, Bound::Value, MAX_VALUE_BYTES)
 }
 
+/// [`interpolate_str`] with `unset` saying what a reference to a variable that is not set
+/// becomes; also returns the variables substituted as empty strings, once each.
+pub fn interpolate_str_mode(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+    unset: UnsetVariables,
+) -> Result<(String, Vec<String>), Vec<InterpolationError>> {
+    interpolate_mode(text, vars, path, Bound::Value, MAX_VALUE_BYTES, unset)
+}
+
 /// [`interpolate_str`] with at most `limit` bytes of result, `bound` naming the limit.
 fn interpolate_within(
     text: &str,
@@ -442,11 +513,24 @@ fn interpolate_within(
     bound: Bound,
     limit: usize,
 ) -> Result<String, Vec<InterpolationError>> {
+    interpolate_mode(text, vars, path, bound, limit, UnsetVariables::Error).map(|(v, _)| v)
+}
+
+/// [`interpolate_within`] under `unset`, returning the variables substituted as empty.
+fn interpolate_mode(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+    bound: Bound,
+    limit: usize,
+    unset: UnsetVariables,
+) -> Result<(String, Vec<String>), Vec<InterpolationError>> {
     let mut lookup = |name: &str| match vars.get(name) {
         Some(v) => Lookup::Value(v.clone()),
         None => Lookup::Unset,
     };
-    evaluate(text, &mut lookup, limit).map_err(|issues| {
+    let (outcome, empty) = evaluate_mode(text, &mut lookup, limit, unset);
+    outcome.map(|v| (v, empty)).map_err(|issues| {
         issues
             .into_iter()
             .map(|issue| match issue {
@@ -528,7 +612,7 @@ pub(crate) enum Lookup {
     Failed,
 }
 
-/// A problem found by [`evaluate`], before it is given a path.
+/// A problem found by [`evaluate_mode`], before it is given a path.
 #[derive(Debug)]
 enum Issue {
     Unset(String),
@@ -555,15 +639,20 @@ enum Op {
     AlternativeIfSet,
 }
 
-/// Evaluates a template into at most `limit` bytes; returns the text, or every issue found.
-/// Past the limit evaluation stops at once (one [`Issue::TooLarge`]).
-fn evaluate(
+/// Evaluates a template into at most `limit` bytes; returns the text or every issue found,
+/// and the variables substituted as empty strings (`unset` says what a reference to a
+/// variable that is not set becomes). Past the limit evaluation stops at once (one
+/// [`Issue::TooLarge`]).
+fn evaluate_mode(
     text: &str,
     lookup: &mut dyn FnMut(&str) -> Lookup,
     limit: usize,
-) -> Result<String, Vec<Issue>> {
+    unset: UnsetVariables,
+) -> (Result<String, Vec<Issue>>, Vec<String>) {
     let mut eval = Evaluator {
         lookup,
+        unset,
+        empty: Vec::new(),
         issues: Vec::new(),
         failed: false,
         over: None,
@@ -572,15 +661,20 @@ fn evaluate(
     if let Some(variable) = eval.over {
         eval.issues.push(Issue::TooLarge(variable));
     }
-    if eval.issues.is_empty() && !eval.failed {
+    let result = if eval.issues.is_empty() && !eval.failed {
         Ok(out)
     } else {
         Err(eval.issues)
-    }
+    };
+    (result, eval.empty)
 }
 
 struct Evaluator<'l> {
     lookup: &'l mut dyn FnMut(&str) -> Lookup,
+    /// What a plain reference to a variable that is not set becomes.
+    unset: UnsetVariables,
+    /// Variables substituted as empty strings ([`UnsetVariables::Empty`]), in order, once each.
+    empty: Vec<String>,
     issues: Vec<Issue>,
     failed: bool,
     /// Set when the output would have passed its limit: the variable being substituted then.
@@ -673,6 +767,21 @@ impl Evaluator<'_> {
                     let name = &text[i + 1..j];
                     self.substitute(name, None, "", base + i, depth, limit, &mut out);
                     i = j;
+                }
+                Some(b'(') => {
+                    // The shell's `$(cmd)` and `$((i+1))`: say how to pass them through.
+                    let opening = if bytes.get(i + 2) == Some(&b'(') {
+                        "(("
+                    } else {
+                        "("
+                    };
+                    self.issues.push(Issue::Syntax(
+                        base + dollar,
+                        format!(
+                            "`${opening}` is not interpolation: write `$${opening}` so the command gets a literal `${opening}`"
+                        ),
+                    ));
+                    i += 1;
                 }
                 Some(_) => {
                     self.issues.push(Issue::Syntax(
@@ -792,6 +901,10 @@ impl Evaluator<'_> {
             None => {
                 if set {
                     self.append(out, &value, limit, Some(name));
+                } else if self.unset == UnsetVariables::Empty {
+                    if !self.empty.iter().any(|n| n == name) {
+                        self.empty.push(name.to_string());
+                    }
                 } else {
                     self.issues.push(Issue::Unset(name.to_string()));
                 }
@@ -1223,6 +1336,91 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].variable(), Some("K"));
+    }
+
+    #[test]
+    fn double_dollars_in_defaults_are_literal_dollars() {
+        assert_eq!(
+            interp("${HASH:-$$2y$$05$$abc}", &[]).ok().as_deref(),
+            Some("$2y$05$abc")
+        );
+        assert_eq!(
+            interp("${HASH:-$$2y$$05}", &[("HASH", "set")])
+                .ok()
+                .as_deref(),
+            Some("set")
+        );
+        // A reference in a default is substituted, as compose does.
+        assert_eq!(
+            interp("${WEACAST_DB_URL:-$DB_URL}", &[("DB_URL", "mongodb://db")])
+                .ok()
+                .as_deref(),
+            Some("mongodb://db")
+        );
+        // A lone `$` in a default is the same error as anywhere else.
+        assert!(interp("${HASH:-$2y}", &[]).is_err());
+    }
+
+    #[test]
+    fn an_unset_variable_is_empty_with_a_warning_when_the_environment_says_so() {
+        let r = interpolate_str_mode(
+            "${IMAGE}:${TAG} $NOPE ${IMAGE}",
+            &vars(&[("TAG", "1")]),
+            "/x",
+            UnsetVariables::Empty,
+        );
+        assert_eq!(
+            r,
+            Ok((
+                ":1  ".to_string(),
+                vec!["IMAGE".to_string(), "NOPE".to_string()]
+            ))
+        );
+        // The default mode is today's: an error naming the variable.
+        let e = interpolate_str_mode("${IMAGE}", &BTreeMap::new(), "/x", UnsetVariables::Error)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e[0].to_string(), "/x: variable IMAGE is not set");
+        // `:?` stays an error: it asks for the variable.
+        assert!(
+            interpolate_str_mode(
+                "${P:?give P}",
+                &BTreeMap::new(),
+                "/x",
+                UnsetVariables::Empty
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn empty_mode_values_warn_by_pointer() {
+        let value = json!({"env": {"A": "${X}", "B": "b"}, "deploy": {"replicas": "${R:-2}"}});
+        let (out, warnings) =
+            interpolate_value_mode(&value, &BTreeMap::new(), "/spec", UnsetVariables::Empty)
+                .unwrap_or_default();
+        assert_eq!(out["env"]["A"], "");
+        assert_eq!(out["deploy"]["replicas"], "2");
+        let shown: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["/spec/env/A: variable X is not set"]);
+    }
+
+    #[test]
+    fn empty_mode_variables_resolve_references_to_unset_ones() {
+        let v = vars(&[("URL", "https://${HOST}/x"), ("B", "${URL}")]);
+        let (r, errors, warnings) = resolve_variables_mode(&v, UnsetVariables::Empty);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(r["URL"], "https:///x");
+        assert_eq!(r["B"], "https:///x");
+        assert_eq!(
+            warnings
+                .iter()
+                .filter_map(InterpolationError::unresolved_entry)
+                .collect::<Vec<_>>(),
+            ["HOST (in URL)"]
+        );
+        let (_, errors, _) = resolve_variables_mode(&v, UnsetVariables::Error);
+        assert_eq!(errors.len(), 1);
     }
 
     fn interp_with(

@@ -52,12 +52,23 @@ fn image_without_tag(image: &str) -> &str {
 }
 
 /// Merges the layers of one service spec, lowest first; `null` in a layer deletes.
+///
+/// A layer that says `defaults: none` takes nothing from the layers below it (a Service
+/// that opts out of the catalog gets no catalog entry under it); layers above still apply.
 pub fn merge_layers<'a>(layers: impl IntoIterator<Item = &'a Value>) -> Value {
     let mut out = Value::Object(Map::new());
     for layer in layers {
+        if takes_no_defaults(layer) {
+            out = Value::Object(Map::new());
+        }
         json_patch::merge(&mut out, layer);
     }
     out
+}
+
+/// True when a spec layer opts out of the layers below it (`defaults: none`).
+pub fn takes_no_defaults(layer: &Value) -> bool {
+    layer.get("defaults").and_then(Value::as_str) == Some("none")
 }
 
 #[cfg(test)]
@@ -101,6 +112,26 @@ mod tests {
         assert_eq!(
             merged["deploy"],
             json!({"placement": {"constraints": ["node.role==worker"]}, "replicas": 1})
+        );
+    }
+
+    #[test]
+    fn a_service_with_defaults_none_takes_nothing_from_the_catalog() {
+        let catalog = json!({"image": "grafana/grafana:7", "env": {"GF_ADMIN": "${X}"}});
+        let user = json!({"defaults": "none", "image": "grafana/grafana:latest"});
+        let s = ServiceSettings {
+            replicas: Some(2),
+            ..ServiceSettings::default()
+        };
+        let below = merge_layers([&catalog, &user]);
+        assert_eq!(
+            below,
+            json!({"defaults": "none", "image": "grafana/grafana:latest"})
+        );
+        let merged = merge_layers([&below, &settings_patch(&s, None)]);
+        assert_eq!(
+            merged["deploy"]["replicas"], 2,
+            "Environment settings still apply"
         );
     }
 }

@@ -2,6 +2,7 @@
 //! stacks, each Stack's services merged and rendered. Pure: the CLI's `render` and the
 //! controller call this same function, so they cannot disagree.
 
+use crate::api::annotations::RESTARTED_AT_ANNOTATION;
 use crate::api::conditions::reasons;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,9 +20,6 @@ use crate::swarm::{DesiredService, RenderContext, render_service, with_force_upd
 
 pub mod intent;
 
-/// Annotation `kargo rollout restart` sets; a new value forces a redeploy.
-pub const RESTARTED_AT_ANNOTATION: &str = "kargo.dev/restartedAt";
-
 /// Swarm's ForceUpdate counter for a restart requested at `t`: its milliseconds, so two
 /// restarts within a second differ; a time written to the whole second (as earlier builds
 /// wrote it) keeps its seconds, so upgrading redeploys nothing.
@@ -33,9 +31,6 @@ fn force_update_counter(t: &chrono::DateTime<chrono::FixedOffset>) -> u64 {
     };
     u64::try_from(counter).unwrap_or(0)
 }
-
-/// Annotation `kargo delete --cascade=orphan` sets: the Swarm objects stay, unlabelled.
-pub const CASCADE_ANNOTATION: &str = "kargo.dev/cascade";
 
 /// The objects of one installation as read at one revision, typed.
 #[derive(Clone, Debug, Default)]
@@ -185,6 +180,10 @@ pub struct Plan {
     /// Stacks in doubt (an object of theirs unusable, a member not found, a service
     /// claimed twice), with why: nothing of theirs is removed.
     pub frozen: BTreeMap<String, Doubt>,
+    /// The problems (of `errors`, a stack's `errors` or a service's `desired`) that name an
+    /// object or file not stored: it may simply not be applied yet, so `kargo apply` warns
+    /// about them instead of refusing (files can be applied in any order).
+    pub pending: BTreeSet<String>,
 }
 
 /// Why the desired state cannot be trusted to remove anything.
@@ -325,13 +324,17 @@ pub fn plan_scoped(
                         reasons::INVALID_OBJECT,
                         format!("Environment {env_name:?} is invalid: {why}"),
                     ),
-                    None => Doubt::new(
-                        reasons::ENVIRONMENT_NOT_FOUND,
-                        format!(
-                            "Environment {env_name:?} (named by Configuration {:?}) not found",
-                            cfg.name()
-                        ),
-                    ),
+                    None => {
+                        let doubt = Doubt::new(
+                            reasons::ENVIRONMENT_NOT_FOUND,
+                            format!(
+                                "Environment {env_name:?} (named by Configuration {:?}) not found",
+                                cfg.name()
+                            ),
+                        );
+                        out.pending.insert(doubt.message.clone());
+                        doubt
+                    }
                 };
                 out.errors.push(doubt.message.clone());
                 out.doubt = Some(doubt);
@@ -360,7 +363,12 @@ pub fn plan_scoped(
     // Resolved once for the whole plan. A variable past the bounds (the doubling bomb) makes
     // the Environment itself unusable: doubt, not a service-by-service "not set".
     let (variables, variable_errors) = env
-        .map(|e| crate::manifest::interpolate::resolve_variables_partial(&e.spec.variables))
+        .map(|e| {
+            let unset = e.spec.unset_variables.unwrap_or_default();
+            let (v, errors, _) =
+                crate::manifest::interpolate::resolve_variables_mode(&e.spec.variables, unset);
+            (v, errors)
+        })
         .unwrap_or_default();
     let too_large: Vec<String> = variable_errors
         .iter()
@@ -379,45 +387,18 @@ pub fn plan_scoped(
     }
     if let Some(cfg) = cfg {
         for (file, spec) in &cfg.spec.files {
-            let content = if spec.template {
-                let path = format!("/spec/files/{file}/content");
-                match crate::manifest::interpolate::interpolate_str(
-                    &spec.content,
-                    &variables,
-                    &path,
-                ) {
-                    Ok(c) => c,
-                    Err(errors) => {
-                        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                        let message =
-                            format!("Configuration {:?}: {}", cfg.name(), list.join("; "));
-                        out.errors.push(message.clone());
-                        out.doubt
-                            .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
-                        continue;
-                    }
+            match planned_file(installation, file, spec, &variables) {
+                Ok(planned) => {
+                    ctx.files.insert(file.clone(), planned.swarm_name.clone());
+                    out.files.insert(file.clone(), planned);
                 }
-            } else {
-                spec.content.clone()
-            };
-            let (swarm_name, previous_name) = if spec.sensitive {
-                (content_name(file, &content), None)
-            } else {
-                (
-                    config_name(installation, file, &content),
-                    Some(content_name(file, &content)),
-                )
-            };
-            ctx.files.insert(file.clone(), swarm_name.clone());
-            out.files.insert(
-                file.clone(),
-                PlannedFile {
-                    swarm_name,
-                    previous_name,
-                    content,
-                    sensitive: spec.sensitive,
-                },
-            );
+                Err(list) => {
+                    let message = format!("Configuration {:?}: {list}", cfg.name());
+                    out.errors.push(message.clone());
+                    out.doubt
+                        .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
+                }
+            }
         }
     }
     let stack_names: Vec<String> = match env {
@@ -452,6 +433,7 @@ pub fn plan_scoped(
                 // A listed Stack that is not there may be a typo in the list: the list is
                 // in doubt, so nothing it leaves out is removed.
                 let message = format!("Stack {stack_name:?} is listed but not found");
+                out.pending.insert(message.clone());
                 out.errors.push(message.clone());
                 out.doubt
                     .get_or_insert(Doubt::new(reasons::STACK_NOT_FOUND, message));
@@ -473,6 +455,25 @@ pub fn plan_scoped(
         {
             planned.waits_for.insert(0, p.clone());
         }
+        // The Stack's own files (docs/compose.md): keyed `<stack>/<file>` in the plan, by
+        // file name for its services.
+        let mut stack_files = BTreeMap::new();
+        for (file, spec) in &stack.spec.files {
+            match planned_file(installation, file, spec, &variables) {
+                Ok(p) => {
+                    stack_files.insert(file.clone(), p.swarm_name.clone());
+                    out.files.insert(format!("{stack_name}/{file}"), p);
+                }
+                Err(list) => {
+                    let message = format!("Stack {stack_name:?}: {list}");
+                    planned.errors.push(message.clone());
+                    out.frozen
+                        .entry(stack_name.clone())
+                        .or_insert_with(|| Doubt::new(reasons::INVALID_SPEC, message));
+                }
+            }
+        }
+        let stack_ctx = ctx.for_stack(&stack.spec, &stack_files);
         for svc_name in &stack.spec.services {
             let claimants = claims.entry(svc_name.clone()).or_default();
             claimants.push(stack_name.clone());
@@ -504,10 +505,21 @@ pub fn plan_scoped(
                             reasons::INVALID_OBJECT,
                             format!("service {svc_name:?} is invalid: {why}"),
                         ),
-                        None => Doubt::new(
-                            reasons::SERVICE_NOT_FOUND,
-                            format!("service {svc_name:?} not found"),
-                        ),
+                        // A catalog entry the Configuration's `defaults: none` leaves out is
+                        // no missing object: the Stack names what this Configuration refuses.
+                        None if cfg.is_some() && !use_defaults && catalog(svc_name).is_some() => {
+                            Doubt::new(
+                                reasons::SERVICE_NOT_FOUND,
+                                format!(
+                                    "service {svc_name:?} not found: it is a built-in default, but Configuration {configuration:?} has `defaults: none` (set `defaults: builtin`, or apply a Service named {svc_name:?})"
+                                ),
+                            )
+                        }
+                        None => {
+                            let message = format!("service {svc_name:?} not found");
+                            out.pending.insert(message.clone());
+                            Doubt::new(reasons::SERVICE_NOT_FOUND, message)
+                        }
                     };
                     planned.errors.push(doubt.message.clone());
                     out.frozen.entry(stack_name.clone()).or_insert(doubt);
@@ -536,16 +548,25 @@ pub fn plan_scoped(
                 let builtin = default
                     .as_ref()
                     .and_then(|_| crate::policy::catalog_exemption(svc_name));
-                let findings =
-                    crate::policy::check(policy, svc_name, &spec, &|n| ctx.network(n), builtin);
+                let findings = crate::policy::check(
+                    policy,
+                    svc_name,
+                    &spec,
+                    &|n| stack_ctx.network(stack_name, n),
+                    builtin,
+                );
                 if !findings.is_empty() {
                     let why =
                         crate::policy::describe(crate::policy::level(policy), svc_name, &findings);
                     refused = Some(why.clone());
                     return Err(why);
                 }
-                let d =
-                    render_service(&ctx, stack_name, svc_name, &spec).map_err(|e| e.to_string())?;
+                let d = render_service(&stack_ctx, stack_name, svc_name, &spec).map_err(|e| {
+                    if matches!(e, crate::swarm::RenderError::UnknownFile { .. }) {
+                        out.pending.insert(e.to_string());
+                    }
+                    e.to_string()
+                })?;
                 Ok(
                     match restarted.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
                         Some(t) => with_force_update(d, force_update_counter(&t)),
@@ -604,6 +625,42 @@ pub fn plan_scoped(
     out
 }
 
+/// A Configuration or Stack file as its Swarm config ([`config_name`], scoped to the
+/// installation) or secret ([`content_name`]), after interpolation for templates; `Err`
+/// lists the interpolation errors.
+fn planned_file(
+    installation: &str,
+    file: &str,
+    spec: &crate::api::ConfigFile,
+    variables: &BTreeMap<String, String>,
+) -> Result<PlannedFile, String> {
+    let content = if spec.template {
+        let path = format!("/spec/files/{file}/content");
+        crate::manifest::interpolate::interpolate_str(&spec.content, variables, &path).map_err(
+            |errors| {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                list.join("; ")
+            },
+        )?
+    } else {
+        spec.content.clone()
+    };
+    let (swarm_name, previous_name) = if spec.sensitive {
+        (content_name(file, &content), None)
+    } else {
+        (
+            config_name(installation, file, &content),
+            Some(content_name(file, &content)),
+        )
+    };
+    Ok(PlannedFile {
+        swarm_name,
+        previous_name,
+        content,
+        sensitive: spec.sensitive,
+    })
+}
+
 /// default ⊕ user ⊕ settings → typed spec; `Err` says why the service cannot be deployed.
 fn merged_spec(
     user: Option<&Value>,
@@ -626,11 +683,14 @@ fn merged_spec(
         }
         None => below,
     };
-    let merged = crate::manifest::interpolate::interpolate_value(&merged, variables, "/spec")
-        .map_err(|errors| {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            format!("service {name:?}: {}", list.join("; "))
-        })?;
+    let unset = env.and_then(|e| e.spec.unset_variables).unwrap_or_default();
+    let merged =
+        crate::manifest::interpolate::interpolate_value_mode(&merged, variables, "/spec", unset)
+            .map(|(v, _)| v)
+            .map_err(|errors| {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                format!("service {name:?}: {}", list.join("; "))
+            })?;
     // etcd's request limit, checked again here: the rendered spec lands in Swarm and the
     // merged one in statuses.
     crate::manifest::limits::check_object_size(&format!("service/{name}"), &merged)

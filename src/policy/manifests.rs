@@ -121,7 +121,7 @@ pub fn findings(
             continue;
         };
         let builtin = default.and_then(|_| super::catalog_exemption(name));
-        for f in super::check(policy, name, &spec, &|n| ctx.network(n), builtin) {
+        for f in super::check(policy, name, &spec, &|n| ctx.network("", n), builtin) {
             out.push((name.to_string(), f));
         }
     }

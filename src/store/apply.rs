@@ -14,9 +14,7 @@ use crate::api::{API_VERSION, DynamicObject, Kind};
 
 use super::patch::Patch;
 use super::{Store, StoreError};
-
-/// The annotation holding the configuration applied last, as compact JSON.
-pub const LAST_APPLIED_ANNOTATION: &str = "kargo.dev/last-applied-configuration";
+use crate::api::annotations::LAST_APPLIED_ANNOTATION;
 
 /// Shown (and stored in the last-applied annotation) in place of a sensitive file's content.
 pub const REDACTED: &str = "<redacted>";

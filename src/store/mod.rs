@@ -25,9 +25,7 @@ use serde_json::Value;
 
 use crate::api::{DynamicObject, Kind};
 
-pub use apply::{
-    Applied, ApplyResult, LAST_APPLIED_ANNOTATION, PreparedApply, REDACTED, redact_spec,
-};
+pub use apply::{Applied, ApplyResult, PreparedApply, REDACTED, redact_spec};
 pub use applyset::{ApplySet, ObjectRef};
 pub use election::{Deposer, Election, Leadership};
 pub use etcd::{EtcdConfig, EtcdKv, EtcdTls};

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use super::{Fence, HistoryRecord, Store, StoreError};
+use crate::api::annotations::LAST_APPLIED_ANNOTATION;
 use crate::api::{DynamicObject, Kind};
 
 /// Who asks for the rollback.
@@ -45,6 +46,61 @@ pub fn same_spec(recorded: &Value, stored: &Value) -> bool {
     recorded == stored || (recorded.is_null() && stored.as_object().is_some_and(|m| m.is_empty()))
 }
 
+/// Records in the object's last-applied annotation (when it has one) the fields a
+/// rollback to `to` changes, as if `to` had been applied: the three-way merge of a later
+/// `kargo apply` or `kargo diff` then sees that the file differs from what runs (without
+/// this, the file's unchanged fields read as "unchanged" while the spec went back). Fields
+/// the rollback leaves alone (a `kargo scale`) are left alone in the annotation too.
+fn carry_into_last_applied(obj: &mut DynamicObject, to: &Value) {
+    let Some(text) = obj.metadata.annotations.get(LAST_APPLIED_ANNOTATION) else {
+        return;
+    };
+    let Ok(mut doc) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let Some(map) = doc.as_object_mut() else {
+        return;
+    };
+    let last = map.entry("spec").or_insert_with(|| json!({}));
+    carry(last, &obj.spec, to);
+    obj.metadata
+        .annotations
+        .insert(LAST_APPLIED_ANNOTATION.to_string(), doc.to_string());
+}
+
+/// Brings into `last` every change from `from` to `to`: a changed value is set, a removed
+/// one removed; maps are followed key by key, anything else is replaced whole.
+fn carry(last: &mut Value, from: &Value, to: &Value) {
+    if from == to {
+        return;
+    }
+    let (Value::Object(f), Value::Object(t)) = (from, to) else {
+        *last = to.clone();
+        return;
+    };
+    if !last.is_object() {
+        *last = json!({});
+    }
+    let Some(l) = last.as_object_mut() else {
+        return;
+    };
+    let keys: std::collections::BTreeSet<&String> = f.keys().chain(t.keys()).collect();
+    for k in keys {
+        match (f.get(k), t.get(k)) {
+            (a, b) if a == b => {}
+            (_, None) => {
+                l.remove(k);
+            }
+            (Some(a @ Value::Object(_)), Some(b @ Value::Object(_))) => {
+                carry(l.entry(k.clone()).or_insert_with(|| json!({})), a, b);
+            }
+            (_, Some(b)) => {
+                l.insert(k.clone(), b.clone());
+            }
+        }
+    }
+}
+
 /// Writes `record` back as the specs of its Services (or of `only`), unless `dry_run`.
 /// Returns each Service's step, or why it failed; an unreachable store fails the whole call.
 pub async fn roll_back(
@@ -78,7 +134,10 @@ pub async fn roll_back(
                 } else {
                     let to = target.clone();
                     match store
-                        .modify(Kind::Service, name, fence, |obj| obj.spec = to.clone())
+                        .modify(Kind::Service, name, fence, |obj| {
+                            carry_into_last_applied(obj, &to);
+                            obj.spec = to.clone();
+                        })
                         .await
                     {
                         Ok(_) => Ok(RollbackStep::Restored {
@@ -162,6 +221,56 @@ mod tests {
             .expect("get")
             .expect("web");
         assert_eq!(web.spec, json!({"image": "web:1.0"}));
+    }
+
+    #[tokio::test]
+    async fn an_undo_leaves_the_file_applied_since_different_from_the_stored_spec() {
+        let store = Store::in_memory();
+        let applied = DynamicObject::new(
+            Kind::Service,
+            "web",
+            json!({"image": "web:2.0", "env": {"A": "1"}}),
+        );
+        store.apply(&applied).await.expect("apply");
+        // A `kargo scale` the file does not name survives both the undo and the re-apply.
+        store
+            .modify(Kind::Service, "web", None, |o| {
+                o.spec["deploy"] = json!({"replicas": 3})
+            })
+            .await
+            .expect("scale");
+        let record = HistoryRecord {
+            stack: "apps".into(),
+            revision: 1,
+            time: String::new(),
+            services: BTreeMap::from([(
+                "web".to_string(),
+                json!({"image": "web:1.0", "deploy": {"replicas": 3}}),
+            )]),
+        };
+        roll_back(&store, &record, None, RollbackBy::Person, false, None)
+            .await
+            .expect("undo");
+        let prepared = store.prepare_apply(&applied).await.expect("prepare");
+        let preview = prepared.preview().expect("preview");
+        assert_eq!(preview.outcome, crate::store::Applied::Configured);
+        assert_eq!(
+            preview.object.spec,
+            json!({"image": "web:2.0", "env": {"A": "1"}, "deploy": {"replicas": 3}})
+        );
+    }
+
+    #[test]
+    fn carrying_a_rollback_sets_changed_and_removes_dropped_fields_only() {
+        let mut last = json!({"image": "a:2", "env": {"A": "1", "B": "2"}, "args": ["x"]});
+        let from = json!({"image": "a:2", "env": {"A": "1", "B": "2"}, "args": ["x"], "deploy": {"replicas": 3}});
+        let to =
+            json!({"image": "a:1", "env": {"A": "1"}, "args": ["x"], "deploy": {"replicas": 3}});
+        carry(&mut last, &from, &to);
+        assert_eq!(
+            last,
+            json!({"image": "a:1", "env": {"A": "1"}, "args": ["x"]})
+        );
     }
 
     #[tokio::test]

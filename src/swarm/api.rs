@@ -44,6 +44,13 @@ pub trait Swarm: Send + Sync {
     /// Makes sure an attachable overlay network exists; returns its ID.
     async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError>;
 
+    /// The networks labelled as this installation's (those it created), as (ID, name).
+    async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError>;
+
+    /// Removes a network; refused (an `Api` error) while a service or container uses it;
+    /// one that is already gone counts as removed.
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError>;
+
     /// The tasks of a service, newest first.
     async fn tasks(&self, service_id: &str) -> Result<Vec<TaskInfo>, SwarmError> {
         let mut by_service = self.tasks_of(&[service_id.to_string()]).await?;
@@ -131,6 +138,14 @@ impl Swarm for SwarmClient {
 
     async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
         SwarmClient::ensure_network(self, name, installation).await
+    }
+
+    async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
+        SwarmClient::list_networks(self, installation).await
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        SwarmClient::remove_network(self, id).await
     }
 
     async fn tasks(&self, service_id: &str) -> Result<Vec<TaskInfo>, SwarmError> {

@@ -54,6 +54,97 @@ pub fn first_difference(live: &Value, desired: &Value, path: &str) -> Option<Str
     }
 }
 
+/// Every field of `desired` that `live` lacks or holds differently, as JSON pointers (a
+/// list of another length counts as one difference, at the list).
+pub fn differences(live: &Value, desired: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(live, desired, "", &mut out);
+    out
+}
+
+fn collect(live: &Value, desired: &Value, path: &str, out: &mut Vec<String>) {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => {
+            for (k, dv) in d {
+                let p = format!("{path}/{k}");
+                match l.get(k) {
+                    Some(lv) => collect(lv, dv, &p, out),
+                    None if is_empty(dv) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
+            for (i, (dv, lv)) in d.iter().zip(l).enumerate() {
+                collect(lv, dv, &format!("{path}/{i}"), out);
+            }
+        }
+        (d, l) if d == l => {}
+        _ => out.push(path.to_string()),
+    }
+}
+
+/// Most fields an update event names; the rest are counted.
+const NAMED_FIELDS: usize = 5;
+
+/// Which fields of the Swarm spec an update of `live` to `desired` changes, for events and
+/// logs: `TaskTemplate.ContainerSpec.Image, Mode.Replicated.Replicas changed`. The spec-hash label
+/// is left out (it only says that something changed); when nothing else differs, the
+/// change is in what the engine does not read back (the healthcheck) or in a field the
+/// new spec no longer sets, and the text says so.
+pub fn changed_fields(live: &Value, desired: &Value) -> String {
+    let hash = format!(
+        "/Labels/{}",
+        super::names::SPEC_HASH_LABEL
+            .replace('~', "~0")
+            .replace('/', "~1")
+    );
+    let fields: Vec<String> = differences(live, &comparable(desired))
+        .into_iter()
+        .filter(|p| *p != hash)
+        .map(|p| dotted(&p))
+        .collect();
+    if fields.is_empty() {
+        let healthcheck = desired
+            .pointer(UNREADABLE.first().copied().unwrap_or_default())
+            .is_some();
+        return if healthcheck {
+            "the healthcheck changed (the engine does not read it back) or a field was removed"
+                .to_string()
+        } else {
+            "a field was removed".to_string()
+        };
+    }
+    let more = fields.len().saturating_sub(NAMED_FIELDS);
+    let mut text = fields
+        .into_iter()
+        .take(NAMED_FIELDS)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text.push_str(" changed");
+    text
+}
+
+/// A JSON pointer as a person reads a field: `/TaskTemplate/Env/2` → `TaskTemplate.Env[2]`.
+fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part);
+        }
+    }
+    out
+}
+
 /// The engine drops empty values and `false` flags; their absence is no difference.
 fn is_empty(v: &Value) -> bool {
     match v {
@@ -92,6 +183,29 @@ mod tests {
         let desired = json!({"Env": ["A=1"]});
         let live = json!({"Env": ["A=1", "B=2"]});
         assert!(!covers(&live, &desired));
+    }
+
+    #[test]
+    fn an_update_names_the_fields_that_changed_not_the_hash_label() {
+        let live = json!({"Labels": {"dev.kargo.spec-hash": "old"},
+                          "TaskTemplate": {"ContainerSpec": {"Image": "a:1", "Env": ["A=1"]}},
+                          "Mode": {"Replicated": {"Replicas": 1}}});
+        let desired = json!({"Labels": {"dev.kargo.spec-hash": "new"},
+                             "TaskTemplate": {"ContainerSpec": {"Image": "a:2", "Env": ["A=1"]}},
+                             "Mode": {"Replicated": {"Replicas": 3}}});
+        assert_eq!(
+            changed_fields(&live, &desired),
+            "Mode.Replicated.Replicas, TaskTemplate.ContainerSpec.Image changed"
+        );
+        let healthcheck = json!({"Labels": {"dev.kargo.spec-hash": "new"},
+                                 "TaskTemplate": {"ContainerSpec": {"Image": "a:1", "Env": ["A=1"],
+                                     "HealthCheck": {"Test": ["CMD", "true"]}}},
+                                 "Mode": {"Replicated": {"Replicas": 1}}});
+        assert!(changed_fields(&live, &healthcheck).starts_with("the healthcheck"));
+        assert_eq!(
+            dotted("/TaskTemplate/ContainerSpec/Env/2"),
+            "TaskTemplate.ContainerSpec.Env[2]"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::api::DeployMode;
+use crate::api::conditions::reasons;
 
 use super::compare::{comparable, covers};
 use super::docker::{LiveService, TaskInfo};
@@ -100,17 +101,17 @@ pub fn assess(
     let (ready, reason, message) = match update {
         "paused" | "rollback_paused" => (
             false,
-            "UpdatePaused",
+            reasons::UPDATE_PAUSED,
             format!("Swarm paused the update: {update_message}"),
         ),
         "rollback_started" | "rollback_completed" => (
             false,
-            "RolledBack",
+            reasons::ROLLED_BACK,
             format!("Swarm rolled the update back: {update_message}"),
         ),
         "updating" => (
             false,
-            "Progressing",
+            reasons::PROGRESSING,
             format!("update in progress: {running}/{desired} tasks"),
         ),
         _ if running >= desired && desired > 0
@@ -123,22 +124,22 @@ pub fn assess(
             };
             (
                 true,
-                "Converged",
+                reasons::CONVERGED,
                 format!("{running}/{desired} tasks {word}"),
             )
         }
         _ if !errors.is_empty() => (
             false,
-            "TasksFailing",
+            reasons::TASKS_FAILING,
             format!("{running}/{desired} tasks running; {}", errors[0]),
         ),
         _ => (
             false,
-            "TasksPending",
+            reasons::TASKS_PENDING,
             format!("{running}/{desired} tasks running"),
         ),
     };
-    let message = if !ready && reason != "TasksFailing" && !errors.is_empty() {
+    let message = if !ready && reason != reasons::TASKS_FAILING && !errors.is_empty() {
         format!("{message}; {}", errors[0])
     } else {
         message

@@ -111,6 +111,8 @@ pub enum WriteKind {
     ServiceRemove,
     /// `POST /networks/create`.
     NetworkCreate,
+    /// `DELETE /networks/{id}`.
+    NetworkRemove,
     /// `POST /configs/create`.
     ConfigCreate,
     /// `DELETE /configs/{id}`.
@@ -131,6 +133,7 @@ impl WriteKind {
             WriteKind::ServiceUpdate => "service_update",
             WriteKind::ServiceRemove => "service_remove",
             WriteKind::NetworkCreate => "network_create",
+            WriteKind::NetworkRemove => "network_remove",
             WriteKind::ConfigCreate => "config_create",
             WriteKind::ConfigRemove => "config_remove",
             WriteKind::SecretCreate => "secret_create",
@@ -717,6 +720,52 @@ impl SwarmClient {
             .into_iter()
             .find(|n| n.name.as_deref() == Some(name))
             .and_then(|n| n.id))
+    }
+
+    /// The networks labelled as this installation's (those it created), as (ID, name).
+    pub async fn list_networks(
+        &self,
+        installation: &str,
+    ) -> Result<Vec<(String, String)>, SwarmError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{INSTALLATION_LABEL}={installation}")],
+        )]);
+        let filters = &filters;
+        let networks = self
+            .call("list networks", move |d| async move {
+                d.list_networks(Some(ListNetworksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+            })
+            .await?;
+        Ok(networks
+            .into_iter()
+            .filter(|n| {
+                n.labels
+                    .as_ref()
+                    .and_then(|l| l.get(INSTALLATION_LABEL))
+                    .map(String::as_str)
+                    == Some(installation)
+            })
+            .filter_map(|n| Some((n.id?, n.name?)))
+            .collect())
+    }
+
+    /// Removes a network; the engine refuses while a service or container uses it; one
+    /// that is already gone counts as removed.
+    pub async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        self.count(WriteKind::NetworkRemove)?;
+        match self
+            .call(&format!("remove network {id}"), move |d| async move {
+                d.remove_network(id).await
+            })
+            .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
     }
 
     /// Makes sure an attachable overlay network exists; returns its ID.

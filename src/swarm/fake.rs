@@ -652,6 +652,56 @@ impl Swarm for FakeSwarm {
         Ok(id)
     }
 
+    async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
+        let e = self.reach()?;
+        Ok(e.networks
+            .iter()
+            .filter(|(_, (_, labels))| {
+                labels.get(INSTALLATION_LABEL).map(String::as_str) == Some(installation)
+            })
+            .map(|(name, (id, _))| (id.clone(), name.clone()))
+            .collect())
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        let mut e = self.reach()?;
+        self.count(WriteKind::NetworkRemove)?;
+        let users: Vec<String> = e
+            .services
+            .values()
+            .filter(|s| {
+                s.spec
+                    .pointer("/TaskTemplate/Networks")
+                    .and_then(Value::as_array)
+                    .is_some_and(|nets| {
+                        nets.iter()
+                            .any(|n| n.get("Target").and_then(Value::as_str) == Some(id))
+                    })
+            })
+            .map(|s| service_name(&s.spec))
+            .collect();
+        if !users.is_empty() {
+            return Err(api(
+                format!("remove network {id}"),
+                403,
+                format!(
+                    "rpc error: code = FailedPrecondition desc = network {id} is in use by service {}",
+                    users.join(", ")
+                ),
+            ));
+        }
+        let name = e
+            .networks
+            .iter()
+            .find(|(_, (nid, _))| nid == id)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = name {
+            e.networks.remove(&name);
+            e.emit("network", "remove", &name);
+        }
+        Ok(())
+    }
+
     async fn tasks_of(
         &self,
         service_ids: &[String],

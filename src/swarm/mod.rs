@@ -18,7 +18,7 @@ pub use placement::node_trouble;
 pub use api::Swarm;
 pub use fake::{FAKE_NODE_HOSTNAME, FAKE_NODE_ID, FakeSwarm};
 
-pub use compare::{comparable, covers, first_difference};
+pub use compare::{changed_fields, comparable, covers, first_difference};
 pub use convergence::{Convergence, assess};
 pub use docker::{
     DockerConfig, LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,

@@ -14,7 +14,8 @@ use crate::api::quantity::{
     QuantityError, parse_duration_nanos, parse_memory_bytes, parse_nano_cpus,
 };
 use crate::api::{
-    DeployMode, EndpointMode, PublishMode, ResourceAmounts, ServiceSpec, UpdatePolicy, VolumeType,
+    DeployMode, EndpointMode, PublishMode, ResourceAmounts, ServiceSpec, StackNetwork, StackSpec,
+    StackVolume, UpdatePolicy, VolumeType,
 };
 
 use super::names::{
@@ -36,8 +37,13 @@ pub struct RenderContext {
     pub front_network: String,
     /// Real name of the `back` network.
     pub back_network: String,
-    /// Swarm config/secret names of the Configuration's files, by file name.
+    /// Swarm config/secret names of the Configuration's files (and the Stack's own, which
+    /// hide them), by file name.
     pub files: BTreeMap<String, String>,
+    /// The networks the Stack being rendered declares.
+    pub stack_networks: BTreeMap<String, StackNetwork>,
+    /// The volumes the Stack being rendered declares.
+    pub stack_volumes: BTreeMap<String, StackVolume>,
 }
 
 impl RenderContext {
@@ -48,12 +54,32 @@ impl RenderContext {
             front_network: DEFAULT_FRONT_NETWORK.to_string(),
             back_network: DEFAULT_BACK_NETWORK.to_string(),
             files: BTreeMap::new(),
+            stack_networks: BTreeMap::new(),
+            stack_volumes: BTreeMap::new(),
         }
     }
 
-    /// The real name of a network as a spec names it (logical `front`/`back`, or real).
-    pub fn network(&self, logical: &str) -> String {
-        match logical {
+    /// This context for the services of one Stack: its declared networks and volumes, and
+    /// its own files (Swarm names by file name) over the Configuration's.
+    pub fn for_stack(&self, stack: &StackSpec, stack_files: &BTreeMap<String, String>) -> Self {
+        let mut ctx = self.clone();
+        ctx.stack_networks = stack.networks.clone();
+        ctx.stack_volumes = stack.volumes.clone();
+        ctx.files
+            .extend(stack_files.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ctx
+    }
+
+    /// The real name of a network a service names: the Stack's own first, then the
+    /// logical `front`/`back`, then a real name as is (docs/compose.md, "A Stack's own networks").
+    pub fn network(&self, stack: &str, name: &str) -> String {
+        if let Some(declared) = self.stack_networks.get(name) {
+            return declared
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_{name}", swarm_stack(stack)));
+        }
+        match name {
             "front" => self.front_network.clone(),
             "back" => self.back_network.clone(),
             other => other.to_string(),
@@ -123,8 +149,16 @@ pub enum RenderError {
         /// The file.
         file: String,
     },
-    /// A volume of type volume or bind without a source.
-    #[error("service {service:?}: volume at {target:?} needs a source")]
+    /// A combination Swarm refuses (Docker refuses it at deploy).
+    #[error("service {service:?}: {reason}")]
+    Refused {
+        /// The service.
+        service: String,
+        /// What Swarm refuses, and what to do.
+        reason: String,
+    },
+    /// A bind mount without a source.
+    #[error("service {service:?}: bind mount at {target:?} needs a source (a host path)")]
     MissingVolumeSource {
         /// The service.
         service: String,
@@ -174,7 +208,8 @@ pub fn render_service(
     service: &str,
     spec: &ServiceSpec,
 ) -> Result<DesiredService, RenderError> {
-    let name = swarm_service(stack, service);
+    let short = spec.service_name.as_deref().unwrap_or(service);
+    let name = swarm_service(stack, short);
     if name.len() > MAX_SERVICE_NAME {
         return Err(RenderError::NameTooLong {
             stack: stack.to_string(),
@@ -222,6 +257,7 @@ pub fn render_service(
             json!(r.duration("stopGracePeriod", v)?),
         );
     }
+    container_extras(spec, &mut container);
     if let Some(hc) = &spec.healthcheck {
         let mut h = Map::new();
         h.insert("Test".into(), json!(hc.test));
@@ -249,23 +285,86 @@ pub fn render_service(
                     service: service.to_string(),
                     target: v.target.clone(),
                 };
+                // A volume whose source is a host path is a bind mount, as in Docker.
+                let host_path = v.type_ == VolumeType::Volume
+                    && v.source.as_deref().is_some_and(|s| s.starts_with('/'));
                 match v.type_ {
-                    VolumeType::Volume => {
-                        let src = v.source.as_deref().ok_or_else(need_source)?;
+                    VolumeType::Volume if !host_path => {
                         m.insert("Type".into(), json!("volume"));
-                        m.insert("Source".into(), json!(swarm_volume(stack, src)));
-                        m.insert(
-                            "VolumeOptions".into(),
-                            json!({"Labels": {STACK_NAMESPACE_LABEL: namespace}}),
-                        );
+                        let nocopy = v.volume.as_ref().and_then(|o| o.nocopy);
+                        match v.source.as_deref() {
+                            // Anonymous: Docker sends only the nocopy option.
+                            None => {
+                                if let Some(n) = nocopy {
+                                    m.insert("VolumeOptions".into(), json!({"NoCopy": n}));
+                                }
+                            }
+                            Some(src) => {
+                                let declared = ctx.stack_volumes.get(src);
+                                let real = declared
+                                    .and_then(|d| d.name.clone())
+                                    .unwrap_or_else(|| swarm_volume(stack, src));
+                                m.insert("Source".into(), json!(real));
+                                let mut opts = Map::new();
+                                if let Some(n) = nocopy {
+                                    opts.insert("NoCopy".into(), json!(n));
+                                }
+                                if declared.and_then(|d| d.external) != Some(true) {
+                                    let mut labels =
+                                        declared.and_then(|d| d.labels.clone()).unwrap_or_default();
+                                    labels.insert(STACK_NAMESPACE_LABEL.into(), namespace.clone());
+                                    opts.insert("Labels".into(), json!(labels));
+                                    if let Some(d) = declared
+                                        .filter(|d| d.driver.is_some() || d.driver_opts.is_some())
+                                    {
+                                        let mut driver = Map::new();
+                                        if let Some(n) = &d.driver {
+                                            driver.insert("Name".into(), json!(n));
+                                        }
+                                        if let Some(o) = &d.driver_opts {
+                                            driver.insert("Options".into(), json!(o));
+                                        }
+                                        opts.insert("DriverConfig".into(), Value::Object(driver));
+                                    }
+                                }
+                                if !opts.is_empty() {
+                                    m.insert("VolumeOptions".into(), Value::Object(opts));
+                                }
+                            }
+                        }
                     }
-                    VolumeType::Bind => {
+                    VolumeType::Volume | VolumeType::Bind => {
                         let src = v.source.as_deref().ok_or_else(need_source)?;
                         m.insert("Type".into(), json!("bind"));
                         m.insert("Source".into(), json!(src));
+                        if let Some(p) = v.bind.as_ref().and_then(|b| b.propagation.as_ref()) {
+                            m.insert("BindOptions".into(), json!({"Propagation": p}));
+                        }
                     }
                     VolumeType::Tmpfs => {
                         m.insert("Type".into(), json!("tmpfs"));
+                        if let Some(t) = &v.tmpfs {
+                            let mut opts = Map::new();
+                            if let Some(size) = &t.size {
+                                opts.insert(
+                                    "SizeBytes".into(),
+                                    json!(r.quantity(
+                                        "volumes.tmpfs.size",
+                                        parse_memory_bytes(size)
+                                    )?),
+                                );
+                            }
+                            if let Some(mode) = t
+                                .mode
+                                .as_deref()
+                                .and_then(|m| u32::from_str_radix(m, 8).ok())
+                            {
+                                opts.insert("Mode".into(), json!(mode));
+                            }
+                            if !opts.is_empty() {
+                                m.insert("TmpfsOptions".into(), Value::Object(opts));
+                            }
+                        }
                     }
                 }
                 if v.read_only == Some(true) {
@@ -286,13 +385,16 @@ pub fn render_service(
         let refs = list
             .iter()
             .map(|f| {
-                let swarm_name =
+                let swarm_name = if f.external == Some(true) {
+                    &f.file
+                } else {
                     ctx.files
                         .get(&f.file)
                         .ok_or_else(|| RenderError::UnknownFile {
                             service: service.to_string(),
                             file: f.file.clone(),
-                        })?;
+                        })?
+                };
                 let target = f.target.clone().unwrap_or_else(|| f.file.clone());
                 let mode = f
                     .mode
@@ -306,7 +408,12 @@ pub fn render_service(
                 };
                 Ok(json!({
                     name_key: swarm_name,
-                    "File": {"Name": target, "UID": "0", "GID": "0", "Mode": mode},
+                    "File": {
+                        "Name": target,
+                        "UID": f.uid.as_deref().unwrap_or("0"),
+                        "GID": f.gid.as_deref().unwrap_or("0"),
+                        "Mode": mode,
+                    },
                 }))
             })
             .collect::<Result<Vec<_>, RenderError>>()?;
@@ -318,14 +425,31 @@ pub fn render_service(
         .clone()
         .unwrap_or_default()
         .iter()
-        .map(|n| ctx.network(n))
+        .map(|n| ctx.network(stack, n))
         .collect();
     let mut task = Map::new();
     task.insert("ContainerSpec".into(), Value::Object(container));
+    if let Some(logging) = &spec.logging {
+        let mut driver = Map::new();
+        driver.insert("Name".into(), json!(logging.driver));
+        if let Some(o) = logging.options.as_ref().filter(|o| !o.is_empty()) {
+            driver.insert("Options".into(), json!(o));
+        }
+        task.insert("LogDriver".into(), Value::Object(driver));
+    }
     if !networks.is_empty() {
-        let attach: Vec<Value> = networks
+        let extra = spec.network_aliases.clone().unwrap_or_default();
+        let attach: Vec<Value> = spec
+            .networks
             .iter()
-            .map(|n| json!({"Target": n, "Aliases": [service]}))
+            .flatten()
+            .zip(&networks)
+            .map(|(logical, real)| {
+                // Docker's order: the extra aliases, then the service's own name.
+                let mut aliases = extra.get(logical).cloned().unwrap_or_default();
+                aliases.push(short.to_string());
+                json!({"Target": real, "Aliases": aliases})
+            })
             .collect();
         task.insert("Networks".into(), json!(attach));
     }
@@ -392,6 +516,24 @@ pub fn render_service(
     }
 
     let mode = deploy.mode.unwrap_or(DeployMode::Replicated);
+    if matches!(mode, DeployMode::Global | DeployMode::GlobalJob) && deploy.replicas.is_some() {
+        return Err(RenderError::Refused {
+            service: service.to_string(),
+            reason: "deploy.replicas is for replicated modes: a global service runs one task per node (remove replicas)".into(),
+        });
+    }
+    if spec.endpoint_mode == Some(EndpointMode::Dnsrr)
+        && spec
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.mode.unwrap_or(PublishMode::Ingress) == PublishMode::Ingress)
+    {
+        return Err(RenderError::Refused {
+            service: service.to_string(),
+            reason: "endpointMode dnsrr cannot publish through the ingress routing mesh: publish with mode: host, or use vip".into(),
+        });
+    }
     let replicas = deploy.replicas.unwrap_or(1);
     let mode_json = match mode {
         DeployMode::Replicated => json!({"Replicated": {"Replicas": replicas}}),
@@ -470,6 +612,59 @@ pub fn render_service(
         mode,
         replicas,
     })
+}
+
+/// The container settings compose carries one to one (ContainerSpec fields).
+fn container_extras(spec: &ServiceSpec, container: &mut Map<String, Value>) {
+    if let Some(v) = &spec.stop_signal {
+        container.insert("StopSignal".into(), json!(v));
+    }
+    for (field, key) in [
+        (spec.init, "Init"),
+        (spec.read_only, "ReadOnly"),
+        (spec.tty, "TTY"),
+        (spec.stdin_open, "OpenStdin"),
+    ] {
+        if let Some(v) = field {
+            container.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(v) = spec.sysctls.as_ref().filter(|v| !v.is_empty()) {
+        container.insert("Sysctls".into(), json!(v));
+    }
+    if let Some(v) = spec.ulimits.as_ref().filter(|v| !v.is_empty()) {
+        let list: Vec<Value> = v
+            .iter()
+            .map(|(name, u)| json!({"Name": name, "Soft": u.soft, "Hard": u.hard}))
+            .collect();
+        container.insert("Ulimits".into(), json!(list));
+    }
+    for (field, key) in [
+        (&spec.cap_add, "CapabilityAdd"),
+        (&spec.cap_drop, "CapabilityDrop"),
+    ] {
+        if let Some(v) = field.as_ref().filter(|v| !v.is_empty()) {
+            container.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(v) = spec.extra_hosts.as_ref().filter(|v| !v.is_empty()) {
+        // Swarm's notation is `IP host`; compose writes `host:IP`.
+        let hosts: Vec<String> = v
+            .iter()
+            .filter_map(|h| h.split_once(':').map(|(host, ip)| format!("{ip} {host}")))
+            .collect();
+        container.insert("Hosts".into(), json!(hosts));
+    }
+    let mut dns = Map::new();
+    if let Some(v) = spec.dns.as_ref().filter(|v| !v.is_empty()) {
+        dns.insert("Nameservers".into(), json!(v));
+    }
+    if let Some(v) = spec.dns_search.as_ref().filter(|v| !v.is_empty()) {
+        dns.insert("Search".into(), json!(v));
+    }
+    if !dns.is_empty() {
+        container.insert("DNSConfig".into(), Value::Object(dns));
+    }
 }
 
 struct Renderer<'a> {
@@ -569,5 +764,44 @@ mod tests {
                 "service \"web\": field deploy.resources.limits.memory: memory size \"309485009821345068724781056T\" is too large: at most 8388607T"
             )
         );
+    }
+
+    #[test]
+    fn a_stack_network_called_front_stays_the_stacks_own() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "image": "redis:7",
+            "serviceName": "redis",
+            "networks": ["front", "default"],
+            "networkAliases": {"front": ["cache"]},
+        }))
+        .unwrap_or_default();
+        let stack: StackSpec = serde_json::from_value(json!({
+            "networks": {"front": {"internal": true}, "default": {}},
+        }))
+        .unwrap_or_default();
+        let ctx = RenderContext::new("kargo").for_stack(&stack, &BTreeMap::new());
+        let d = render_service(&ctx, "vote", "vote-redis", &spec).map_err(|e| e.to_string());
+        let d = d.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            d.name, "kargo-vote_redis",
+            "scoped by the Stack, as Docker does"
+        );
+        assert_eq!(
+            d.spec["TaskTemplate"]["Networks"],
+            json!([
+                {"Target": "kargo-vote_front", "Aliases": ["cache", "redis"]},
+                {"Target": "kargo-vote_default", "Aliases": ["redis"]},
+            ])
+        );
+    }
+
+    #[test]
+    fn global_with_replicas_is_refused() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "image": "busybox", "deploy": {"mode": "global", "replicas": 2}
+        }))
+        .unwrap_or_default();
+        let r = render_service(&RenderContext::new("kargo"), "apps", "web", &spec);
+        assert!(matches!(r, Err(RenderError::Refused { .. })), "{r:?}");
     }
 }

@@ -362,6 +362,64 @@ pub async fn networks_are_ensured_once(s: &Subject<'_>) {
     );
 }
 
+/// The installation's networks are listed by its label; one a service attaches is refused
+/// removal (kargo collects it on a later pass), then removed once unused (twice is fine).
+pub async fn networks_in_use_are_not_removed(s: &Subject<'_>) {
+    let name = format!("kargo-{}-usednet", s.tag);
+    let id = s
+        .swarm
+        .ensure_network(&name, s.installation)
+        .await
+        .expect("ensure");
+    let listed = |installation: &'static str| async move {
+        s.swarm
+            .list_networks(if installation.is_empty() {
+                s.installation
+            } else {
+                installation
+            })
+            .await
+            .expect("list networks")
+    };
+    assert!(
+        listed("").await.iter().any(|(i, n)| *i == id && *n == name),
+        "the installation's network is listed"
+    );
+    assert!(
+        listed("/another-installation")
+            .await
+            .iter()
+            .all(|(i, _)| *i != id),
+        "listed for another installation"
+    );
+    let mut spec = s.spec("netuser", &s.image, 1);
+    spec["TaskTemplate"]["Networks"] = json!([{"Target": id}]);
+    let svc = s
+        .swarm
+        .create_service(&s.name("netuser"), &spec)
+        .await
+        .expect("create a service on the network");
+    let refused = s.swarm.remove_network(&id).await;
+    assert!(
+        matches!(refused, Err(SwarmError::Api { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        listed("").await.iter().any(|(i, _)| *i == id),
+        "a network in use was removed"
+    );
+    s.swarm.remove_service(&svc).await.expect("remove service");
+    s.eventually(s.settle, "the network removable once unused", async || {
+        s.swarm.remove_network(&id).await.ok()
+    })
+    .await;
+    s.swarm
+        .remove_network(&id)
+        .await
+        .expect("removing a removed network is done");
+    assert!(listed("").await.iter().all(|(i, _)| *i != id));
+}
+
 /// Configs and secrets: listed by installation, each in its own list; one in use by a
 /// service is refused removal (kargo collects it on a later pass), then removed.
 pub async fn files_in_use_are_not_removed(s: &Subject<'_>) {

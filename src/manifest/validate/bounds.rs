@@ -16,7 +16,9 @@ use crate::api::quantity::{
 };
 use crate::api::schema::{self, Mode};
 use crate::api::{CPUS_PATTERN, DURATION_PATTERN, Kind, MEMORY_PATTERN};
-use crate::manifest::interpolate::{InterpolationError, pointer_push, resolve_variables_partial};
+use crate::manifest::interpolate::{
+    InterpolationError, has_interpolation, interpolate_str, pointer_push, resolve_variables_partial,
+};
 use crate::manifest::yaml::tree;
 
 /// A document as the walk reads it: a `serde_json` value or a fast reader's node.
@@ -25,6 +27,8 @@ pub(super) trait Doc<'a>: Copy {
     fn member(self, key: &str) -> Option<Self>;
     /// The text of a string.
     fn text(self) -> Option<&'a str>;
+    /// The value of a boolean.
+    fn flag(self) -> Option<bool>;
     /// Calls `f` with each member of a map (nothing for other nodes).
     fn each_member(self, f: &mut dyn FnMut(&'a str, Self));
     /// Calls `f` with each item of a list (nothing for other nodes).
@@ -38,6 +42,10 @@ impl<'a> Doc<'a> for &'a Value {
 
     fn text(self) -> Option<&'a str> {
         self.as_str()
+    }
+
+    fn flag(self) -> Option<bool> {
+        self.as_bool()
     }
 
     fn each_member(self, f: &mut dyn FnMut(&'a str, Self)) {
@@ -64,6 +72,13 @@ impl<'a> Doc<'a> for tree::Node<'a> {
 
     fn text(self) -> Option<&'a str> {
         self.as_str()
+    }
+
+    fn flag(self) -> Option<bool> {
+        match self.slot() {
+            tree::Slot::Bool(b) => Some(*b),
+            _ => None,
+        }
     }
 
     fn each_member(self, f: &mut dyn FnMut(&'a str, Self)) {
@@ -94,12 +109,14 @@ pub(super) struct Passed {
     pub(super) message: String,
 }
 
-/// Every bound the document `root` of `kind` passes (none for a sound document).
+/// Every bound the document `root` of `kind` passes (none for a sound document), and the
+/// interpolation syntax errors its interpolated strings hold (known without any variable).
 pub(super) fn check<'a, D: Doc<'a>>(kind: Kind, root: D) -> Vec<Passed> {
     let mut out = Vec::new();
     if kind == Kind::Environment {
         variables(root, &mut out);
     }
+    interpolated(kind, root, &mut out);
     if let Some(schema) = stored_schema(kind) {
         quantities(schema, root, &mut Vec::new(), &mut out);
     }
@@ -170,14 +187,89 @@ fn variables<'a, D: Doc<'a>>(root: D, out: &mut Vec<Passed>) {
     }
     let (_, errors) = resolve_variables_partial(&map);
     for error in errors {
-        if let InterpolationError::TooLarge { path, .. } = &error {
-            out.push(Passed {
+        match &error {
+            InterpolationError::TooLarge { path, .. } => out.push(Passed {
                 pointer: path.clone(),
                 rule: Rule::Length,
                 message: error.message(),
-            });
+            }),
+            InterpolationError::Syntax { path, .. } => out.push(Passed {
+                pointer: path.clone(),
+                rule: Rule::Pattern,
+                message: error.message(),
+            }),
+            _ => {}
         }
     }
+}
+
+/// The strings the controller interpolates — a Service's whole spec, an Environment's
+/// per-service settings, a Configuration's `template: true` files — checked for what is
+/// wrong whatever the variables hold: a `$` that starts no reference (the shell's `$((`).
+/// Variables that are not set are the controller's (and `kargo apply`'s) to report.
+fn interpolated<'a, D: Doc<'a>>(kind: Kind, root: D, out: &mut Vec<Passed>) {
+    let Some(spec) = root.member("spec") else {
+        return;
+    };
+    let mut path = vec![Step::Key("spec")];
+    match kind {
+        Kind::Service => syntax(spec, &mut path, out),
+        Kind::Environment => {
+            if let Some(services) = spec.member("services") {
+                path.push(Step::Key("services"));
+                syntax(services, &mut path, out);
+            }
+        }
+        Kind::Configuration => {
+            let Some(files) = spec.member("files") else {
+                return;
+            };
+            path.push(Step::Key("files"));
+            files.each_member(&mut |name, file| {
+                if file.member("template").and_then(Doc::flag) != Some(true) {
+                    return;
+                }
+                if let Some(content) = file.member("content") {
+                    path.push(Step::Key(name));
+                    path.push(Step::Key("content"));
+                    syntax(content, &mut path, out);
+                    path.truncate(path.len() - 2);
+                }
+            });
+        }
+        Kind::Stack => {}
+    }
+}
+
+/// Reports the interpolation syntax errors of every string under `node`.
+fn syntax<'a, D: Doc<'a>>(node: D, path: &mut Vec<Step<'a>>, out: &mut Vec<Passed>) {
+    if let Some(text) = node.text() {
+        if !has_interpolation(text) {
+            return;
+        }
+        let pointer = pointer_of(path);
+        let errors = interpolate_str(text, &BTreeMap::new(), &pointer).err();
+        for error in errors.into_iter().flatten() {
+            if matches!(error, InterpolationError::Syntax { .. }) {
+                out.push(Passed {
+                    pointer: pointer.clone(),
+                    rule: Rule::Pattern,
+                    message: error.message(),
+                });
+            }
+        }
+        return;
+    }
+    node.each_member(&mut |key, child| {
+        path.push(Step::Key(key));
+        syntax(child, path, out);
+        path.pop();
+    });
+    node.each_item(&mut |i, child| {
+        path.push(Step::Index(i));
+        syntax(child, path, out);
+        path.pop();
+    });
 }
 
 /// One step of the path to a node: a map key or a list index.

@@ -107,6 +107,10 @@ impl Facts {
             Kind::Stack => {
                 strings(Field::StackMember, "services");
                 strings(Field::StackDependsOn, "dependsOn");
+                // A Stack's own files (docs/compose.md) are mountable like a Configuration's.
+                if let Some(files) = field_of("files").and_then(View::keys) {
+                    facts.files = files.map(str::to_string).collect();
+                }
             }
             Kind::Service => {
                 strings(Field::ServiceDependsOn, "dependsOn");
@@ -115,7 +119,11 @@ impl Facts {
                         continue;
                     };
                     for (i, item) in items.enumerate() {
-                        if let Some(file) = item.get("file").and_then(View::as_str) {
+                        // An external mount names an existing Swarm object, not a file.
+                        let external = item.get("external").is_some_and(View::is_true);
+                        if let Some(file) = item.get("file").and_then(View::as_str)
+                            && !external
+                        {
                             let pointer = format!("/spec/{key}/{i}/file");
                             let display = format!("spec.{key}[{i}].file");
                             let at = place(positions, &pointer, false);
@@ -240,6 +248,8 @@ pub(crate) trait View<'a>: Copy {
     fn items(self) -> Option<impl Iterator<Item = Self>>;
     /// The keys of a map.
     fn keys(self) -> Option<impl Iterator<Item = &'a str>>;
+    /// True when the node is the boolean `true`.
+    fn is_true(self) -> bool;
 }
 
 impl<'a> View<'a> for &'a Value {
@@ -258,6 +268,10 @@ impl<'a> View<'a> for &'a Value {
     fn keys(self) -> Option<impl Iterator<Item = &'a str>> {
         self.as_object().map(|map| map.keys().map(String::as_str))
     }
+
+    fn is_true(self) -> bool {
+        self == &Value::Bool(true)
+    }
 }
 
 impl<'a> View<'a> for tree::Node<'a> {
@@ -275,6 +289,10 @@ impl<'a> View<'a> for tree::Node<'a> {
 
     fn keys(self) -> Option<impl Iterator<Item = &'a str>> {
         self.is_map().then(|| self.children().map(|(k, _)| k))
+    }
+
+    fn is_true(self) -> bool {
+        self.to_value() == Value::Bool(true)
     }
 }
 

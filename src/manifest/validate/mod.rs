@@ -13,6 +13,10 @@
 //! that declines or finds a problem is the file read again as above, so every error still
 //! has its position; the answer is the same either way.
 //!
+//! The strings the controller interpolates (a Service's spec, an Environment's service
+//! settings, a Configuration's `template: true` files) are checked for interpolation
+//! syntax, which is wrong whatever the variables hold (`validate::bounds`).
+//!
 //! Every error of every file is reported, not only the first; files are checked in
 //! parallel. `kargo validate` and `kargo apply` both call [`validate_inputs`] /
 //! [`validate_sources`], so they accept and refuse the same manifests. Nothing here does

@@ -274,6 +274,37 @@ fn word(
             let message = format!("{instance} is out of range: expected a number {range}");
             out.push(violation(Rule::Range, value_at(&pointer), shown, message));
         }
+        ValidationErrorKind::AnyOf { .. } if node.get("anyOf").is_some() => {
+            // A number that may be written as a string to interpolate (`replicas`, ports):
+            // say what the number branch wants.
+            let number = node
+                .get("anyOf")
+                .and_then(Value::as_array)
+                .and_then(|b| b.iter().find(|b| schema::has_type(b, "integer")))
+                .unwrap_or(&Value::Null);
+            let (rule, message) = match (&**instance, instance.as_i64()) {
+                (Value::Number(_), Some(n)) => {
+                    let range = match (number.get("minimum"), number.get("maximum")) {
+                        (Some(min), Some(max)) => format!("from {min} to {max}"),
+                        (Some(min), None) => format!("of at least {min}"),
+                        (None, Some(max)) => format!("of at most {max}"),
+                        (None, None) => "in range".into(),
+                    };
+                    (
+                        Rule::Range,
+                        format!("{n} is out of range: expected a number {range}"),
+                    )
+                }
+                _ => (
+                    Rule::Type,
+                    format!(
+                        "expected a whole number, or a string with a ${{VAR}} reference, got {}",
+                        describe(instance, source)
+                    ),
+                ),
+            };
+            out.push(violation(rule, value_at(&pointer), shown, message));
+        }
         ValidationErrorKind::MaxLength { limit } => {
             let length = instance.as_str().map_or(0, |s| s.chars().count());
             let message = format!(

@@ -404,3 +404,28 @@ fn a_list_without_items_is_one_problem() {
         vec!["list.yaml:1:1: items: a List needs `items`: a list of objects".to_string()],
     );
 }
+
+#[test]
+fn interpolation_syntax_is_checked_offline_where_the_controller_interpolates() {
+    let text = "apiVersion: kargo.dev/v1alpha1\nkind: Service\nmetadata: {name: loop}\nspec:\n  image: busybox\n  command: [sh, -c, 'i=$((i+1)); echo $i $$HOME']\n---\napiVersion: kargo.dev/v1alpha1\nkind: Configuration\nmetadata: {name: main}\nspec:\n  files:\n    raw.sh: {content: 'echo $(date)'}\n    tpl.sh: {content: 'echo $(date)', template: true}\n---\napiVersion: kargo.dev/v1alpha1\nkind: Stack\nmetadata: {name: shell}\nspec: {services: [loop]}\n";
+    let report = run(&[("shell.yaml", text)]);
+    assert_eq!(
+        messages(&report),
+        [
+            "shell.yaml:6:21: service/loop: spec.command[2]: invalid interpolation at byte 2: `$((` is not interpolation: write `$$((` so the command gets a literal `$((`",
+            "shell.yaml:14:23: configuration/main: spec.files[\"tpl.sh\"].content: invalid interpolation at byte 5: `$(` is not interpolation: write `$$(` so the command gets a literal `$(`",
+        ],
+        "an unset `$i` is the controller's to report; a file that is no template is literal"
+    );
+    let full = validate_sources(
+        &[Source {
+            name: "shell.yaml".into(),
+            bytes: text.as_bytes().to_vec(),
+        }],
+        &Options {
+            fast_path: false,
+            ..Options::default()
+        },
+    );
+    assert_eq!(messages(&full), messages(&report), "both readers agree");
+}
