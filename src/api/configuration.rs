@@ -39,8 +39,14 @@ pub enum DefaultsMode {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigFile {
-    /// The file's content.
+    /// The file's content (plaintext). A sensitive file holds `sealed` instead once
+    /// applied or sealed (`kargo seal`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub content: String,
+    /// The content of a sensitive file sealed with the installation's public key (an age
+    /// ASCII armor, made by `kargo seal` or `kargo apply`); only the controller opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     /// Interpolate `${VAR}` in the content with the Environment's variables.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub template: bool,

@@ -773,6 +773,7 @@ impl Tables {
                     content,
                     template: false,
                     sensitive,
+                    ..ConfigFile::default()
                 },
             );
             if sensitive {
