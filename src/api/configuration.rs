@@ -35,9 +35,10 @@ pub enum DefaultsMode {
     None,
 }
 
-/// One configuration file.
+/// One configuration file: its `content`, or (sensitive) its `sealed` content.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("if" = {"required": ["sealed"]}, "else" = {"required": ["content"]}))]
 pub struct ConfigFile {
     /// The file's content (plaintext). A sensitive file holds `sealed` instead once
     /// applied or sealed (`kargo seal`).

@@ -30,17 +30,24 @@ enum KeysCommand {
     /// Make the key pair: the public key goes into etcd (`<prefix>/keys/public`), the
     /// private key into FILE (mode 0600), which only the controller is given. Refuses when
     /// the installation has a key already or FILE exists.
+    #[command(after_help = "Example:\n  kargo keys create --out /etc/kargo/secret.key")]
     Create {
         /// Where to write the private key.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Print the public key stored for the installation.
+    #[command(
+        after_help = "Example:\n  kargo seal -f secrets.yaml --public-key \"$(kargo keys show)\""
+    )]
     Show,
     /// Add a new key, reseal every stored sealed value (and any plaintext left by an
     /// earlier kargo) to it, and store its public key. Runs where the private key is. The
     /// older keys stay in FILE so a controller still running opens what it has; with
     /// --drop-old they are removed (restart the controller with the new FILE).
+    #[command(
+        after_help = "Examples:\n  kargo keys rotate --key-file /etc/kargo/secret.key\n  kargo keys rotate --key-file /etc/kargo/secret.key --drop-old"
+    )]
     Rotate {
         /// The private key file (rewritten in place, mode 0600).
         #[arg(long, value_name = "FILE", env = "KARGO_SECRET_KEY_FILE")]

@@ -139,12 +139,13 @@ pub fn open_object(obj: &mut DynamicObject, keys: &Keyring) -> Result<(), Secret
     Ok(())
 }
 
+/// What [`transform`] calls on each value: (what, plaintext, sealed) → the new sealed text.
+type Transform<'a> =
+    dyn FnMut(&str, Option<&str>, Option<&str>) -> Result<Option<String>, SecretsError> + 'a;
+
 /// Calls `f(what, plaintext, sealed)` on each sensitive value; `Some(text)` replaces it
 /// by the sealed shape holding `text`. Returns how many were replaced.
-fn transform(
-    obj: &mut DynamicObject,
-    f: &mut dyn FnMut(&str, Option<&str>, Option<&str>) -> Result<Option<String>, SecretsError>,
-) -> Result<usize, SecretsError> {
+fn transform(obj: &mut DynamicObject, f: &mut Transform<'_>) -> Result<usize, SecretsError> {
     let kind = obj.kind;
     let mut n = 0;
     for slot in slots(kind, &mut obj.spec) {
