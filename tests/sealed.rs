@@ -245,6 +245,17 @@ async fn sealed_secrets_reach_the_container_and_nothing_else() {
     );
     assert!(again.contains("configuration/main unchanged"), "{again}");
     assert!(again.contains("environment/sealed unchanged"), "{again}");
+    // `diff` has no key, yet finds nothing to change: the controller recorded which
+    // secret each sealed value became.
+    common::converge(&controller, Duration::from_secs(90)).await;
+    let out = common::kargo(PREFIX, &["diff", "-f", sealed_arg], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        common::text(&out.stdout),
+        common::text(&out.stderr)
+    );
     let plain_again = common::expect_code(
         &common::kargo(PREFIX, &["apply", "-f", plain_arg], None),
         0,

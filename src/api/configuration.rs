@@ -72,4 +72,18 @@ pub struct ConfigurationStatus {
     /// Services deployed, as `stack/service`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<String>,
+    /// The Swarm secret each sealed file became, by file name: what `render` and `diff`
+    /// (which have no key) show while the sealed value stays the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sealed_files: BTreeMap<String, SealedFileRecord>,
+}
+
+/// The Swarm secret a sealed file became, and which sealed value it came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedFileRecord {
+    /// sha256 of the sealed text (of the ciphertext: it says nothing of the content).
+    pub sealed_digest: String,
+    /// The Swarm secret's name.
+    pub swarm_name: String,
 }

@@ -218,11 +218,15 @@ pub struct PlannedFile {
     pub content: String,
     /// A Swarm secret instead of a config; the content is never printed.
     pub sensitive: bool,
-    /// Sealed, and not opened by this plan (no keys): the content and real name are unknown.
+    /// Sealed, and not opened by this plan (no keys): the content is unknown, the name is
+    /// the one the controller recorded for the same sealed value, else a stand-in.
     pub unopened: bool,
+    /// sha256 of the sealed text, for a sealed file.
+    pub sealed_digest: Option<String>,
 }
 
-/// What stands for a sealed file's Swarm name where the keys are not (`render`, `diff`).
+/// What stands for a sealed file's Swarm name where the keys are not (`render`, `diff`)
+/// and the controller has recorded none for its sealed value.
 pub const SEALED_NAME_SUFFIX: &str = "sealed";
 
 impl std::fmt::Debug for PlannedFile {
@@ -385,6 +389,7 @@ pub fn plan_scoped(
                 &variables,
                 sensitive_vars.as_ref(),
                 keys,
+                cfg.status.sealed_files.get(file),
             );
             match planned {
                 Ok(p) => {

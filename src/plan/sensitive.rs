@@ -50,8 +50,13 @@ pub(super) fn plan_file(
     variables: &BTreeMap<String, String>,
     sensitive_vars: Option<&BTreeMap<String, String>>,
     keys: Option<&Keyring>,
+    recorded: Option<&crate::api::SealedFileRecord>,
 ) -> Result<PlannedFile, String> {
     let path = format!("/spec/files/{file}/content");
+    let sealed_digest = spec
+        .sealed
+        .as_ref()
+        .map(|s| hex::encode(sha2::Sha256::digest(s.as_bytes())));
     let (raw, sealed) = match (&spec.sealed, keys) {
         (Some(_), _) if !spec.sensitive => {
             return Err(format!(
@@ -64,11 +69,18 @@ pub(super) fn plan_file(
             true,
         ),
         (Some(_), None) => {
+            let swarm_name = recorded
+                .filter(|r| Some(&r.sealed_digest) == sealed_digest.as_ref())
+                .map_or_else(
+                    || format!("{file}-{SEALED_NAME_SUFFIX}"),
+                    |r| r.swarm_name.clone(),
+                );
             return Ok(PlannedFile {
-                swarm_name: format!("{file}-{SEALED_NAME_SUFFIX}"),
+                swarm_name,
                 content: String::new(),
                 sensitive: true,
                 unopened: true,
+                sealed_digest,
             });
         }
         (None, _) => (spec.content.clone(), false),
@@ -113,6 +125,7 @@ pub(super) fn plan_file(
         content,
         sensitive: spec.sensitive,
         unopened: false,
+        sealed_digest,
     })
 }
 
