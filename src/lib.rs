@@ -14,5 +14,6 @@ pub mod controller;
 pub mod import;
 pub mod manifest;
 pub mod plan;
+pub mod secrets;
 pub mod store;
 pub mod swarm;

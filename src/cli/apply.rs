@@ -114,7 +114,7 @@ async fn record_members(
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let objects = manifests::load(&args.files, args.recursive)?;
+    let mut objects = manifests::load(&args.files, args.recursive)?;
     if let Some(name) = &args.applyset
         && !valid_set_name(name)
     {
@@ -129,6 +129,7 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         _ => "",
     };
     let store = g.store().await?;
+    super::seal::seal_before_apply(&store, &mut objects).await?;
     let wanted = refs_of(&objects);
 
     // Every object is merged with what is stored first, and the result checked as the

@@ -1,6 +1,8 @@
 //! Status of what no stack reconcile covers (undeployed Services and Stacks,
 //! Environments, Configurations), and the one place statuses are written.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -164,6 +166,7 @@ pub(super) fn installation_statuses<'s>(
             ..ConfigurationStatus::default()
         };
         if plan.configuration.as_deref() == Some(name.as_str()) {
+            status.sealed_files = sealed_files(plan);
             status.stacks = plan.stacks.iter().map(|s| s.name.clone()).collect();
             status.services = plan
                 .stacks
@@ -287,6 +290,23 @@ impl Reconciler<'_> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The Swarm secret of each sealed file the plan opened (names only: HMACs).
+fn sealed_files(plan: &Plan) -> BTreeMap<String, crate::api::SealedFileRecord> {
+    plan.files
+        .iter()
+        .filter(|(_, f)| !f.unopened)
+        .filter_map(|(name, f)| {
+            Some((
+                name.clone(),
+                crate::api::SealedFileRecord {
+                    sealed_digest: f.sealed_digest.clone()?,
+                    swarm_name: f.swarm_name.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn set_ready(
