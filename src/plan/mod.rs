@@ -638,7 +638,7 @@ fn planned_file(
     } else {
         spec.content.clone()
     };
-    let digest = sha2::Sha256::digest(content.as_bytes());
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(content.as_bytes());
     Ok(PlannedFile {
         swarm_name: format!("{file}-{}", &hex::encode(digest)[..10]),
         content,
