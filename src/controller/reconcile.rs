@@ -391,7 +391,7 @@ impl Reconciler<'_> {
         snapshot: &Snapshot,
         plan: &Plan,
         stack: &PlannedStack,
-        revision: i64,
+        _revision: i64,
         is_ready: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<StackOutcome, ControllerError> {
         let now = Utc::now();
@@ -576,6 +576,7 @@ impl Reconciler<'_> {
         }
         let total = stack.services.len() as u64;
         let ready = stack.errors.is_empty() && ready_services.len() == stack.services.len();
+        let rollout = super::revision::advance(snapshot, stack, &mut outcomes);
         for (name, outcome) in outcomes {
             if let Some(svc) = snapshot.services.get(&name) {
                 etcd_writes += self
@@ -598,6 +599,8 @@ impl Reconciler<'_> {
             swarm_stack: Some(namespace),
             services_ready: ready_services.len() as u64,
             services_total: total,
+            rollout_revision: rollout.number,
+            spec_hash: rollout.hash,
         };
         if ready {
             let specs: BTreeMap<String, Value> = stack
@@ -616,7 +619,7 @@ impl Reconciler<'_> {
                 .collect();
             if let Some(rev) = self
                 .store
-                .record_ready(&stack.name, specs, revision, self.fence)
+                .record_ready(&stack.name, specs, rollout.number as i64, self.fence)
                 .await?
             {
                 status.last_ready_revision = Some(rev);

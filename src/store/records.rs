@@ -1,7 +1,8 @@
 //! What the controller records outside the registry, in one place: the key layouts, the
 //! record types and their reads and writes. Events live at
 //! `<prefix>/events/<kind>/<name>/<time>` (on a lease), stack history at
-//! `<prefix>/history/stacks/<stack>/<revision, 20 digits>`.
+//! `<prefix>/history/stacks/<stack>/<revision, 20 digits>`, one record per rollout revision
+//! of the Stack that became Ready (a revision that never did has none).
 
 use std::collections::BTreeMap;
 
@@ -44,7 +45,8 @@ fn one() -> u64 {
 pub struct HistoryRecord {
     /// The Stack.
     pub stack: String,
-    /// The revision (the etcd revision at which the set was seen Ready).
+    /// The Stack's rollout revision (`status.rolloutRevision`) that was Ready with this set.
+    /// Records written before rollout revisions were counted hold an etcd revision.
     pub revision: i64,
     /// When, RFC 3339.
     #[serde(default)]
@@ -97,17 +99,35 @@ impl Store {
 
     /// The history of a stack, oldest first; unreadable records are skipped.
     pub async fn history(&self, stack: &str) -> Result<Vec<HistoryRecord>, StoreError> {
+        Ok(self
+            .history_entries(stack)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// The history records with their keys, oldest first. By time, then revision: records
+    /// numbered by etcd revisions (before rollout revisions) are older than the first new one.
+    async fn history_entries(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<(String, HistoryRecord)>, StoreError> {
         let (entries, _) = self.kv().range(&self.history_prefix(stack)).await?;
-        let mut records: Vec<HistoryRecord> = entries
+        let mut records: Vec<(String, HistoryRecord)> = entries
             .iter()
-            .filter_map(|e| serde_json::from_slice(&e.value).ok())
+            .filter_map(|e| Some((e.key.clone(), serde_json::from_slice(&e.value).ok()?)))
             .collect();
-        records.sort_by_key(|r| r.revision);
+        records.sort_by_cached_key(|(_, r)| {
+            let time = chrono::DateTime::parse_from_rfc3339(&r.time).ok();
+            (time, r.revision)
+        });
         Ok(records)
     }
 
-    /// Records `services` as the stack's last Ready set, unless it equals the latest record.
-    /// Returns the new record's revision when one was written.
+    /// Records `services` as the set the stack was Ready with at rollout `revision`, unless
+    /// the latest record is of that revision already (a restart is a revision of its own,
+    /// with the same specs). Returns the revision when a record was written.
     pub async fn record_ready(
         &self,
         stack: &str,
@@ -115,8 +135,8 @@ impl Store {
         revision: i64,
         fence: Option<&Fence>,
     ) -> Result<Option<i64>, StoreError> {
-        let existing = self.history(stack).await?;
-        if existing.last().map(|r| &r.services) == Some(&services) {
+        let existing = self.history_entries(stack).await?;
+        if existing.last().is_some_and(|(_, r)| r.revision == revision) {
             return Ok(None);
         }
         let record = HistoryRecord {
@@ -130,14 +150,10 @@ impl Store {
         if let TxnResult::Fenced = self.kv().put(&key, bytes, Precondition::Any, fence).await? {
             return Err(StoreError::Fenced);
         }
-        if existing.len() + 1 > HISTORY_KEEP {
-            let (entries, _) = self.kv().range(&self.history_prefix(stack)).await?;
-            for e in entries
-                .iter()
-                .take(entries.len().saturating_sub(HISTORY_KEEP))
-            {
-                self.kv().delete(&e.key, Precondition::Any, fence).await?;
-            }
+        // The oldest go; `existing` is oldest first and the new record is the newest.
+        let excess = (existing.len() + 1).saturating_sub(HISTORY_KEEP);
+        for (old_key, _) in existing.iter().take(excess).filter(|(k, _)| *k != key) {
+            self.kv().delete(old_key, Precondition::Any, fence).await?;
         }
         Ok(Some(revision))
     }
