@@ -249,7 +249,9 @@ pub(super) fn progress_of(o: &DynamicObject) -> String {
         Some(c) => {
             let get = |f: &str| c.get(f).and_then(Value::as_str).unwrap_or("");
             let mut ready = format!("Ready={} {}", get("status"), get("reason"));
-            if get("status") != "True" && !get("message").is_empty() {
+            // A Progressing message repeats the counts: only other causes are worth the room.
+            let says_more = !matches!(get("reason"), "Progressing" | "Converged");
+            if get("status") != "True" && says_more && !get("message").is_empty() {
                 ready.push_str(&format!(" ({})", get("message")));
             }
             parts.push(ready);
@@ -461,6 +463,8 @@ pub(super) async fn wait_for(
         let behind = asked.stacks_behind(&refs, want);
         let mut pending: Vec<&DynamicObject> = Vec::new();
         let mut lines = Vec::new();
+        // A Service also shown under its Stack gets one line.
+        let mut shown: Vec<ObjectRef> = Vec::new();
         let mut met = Vec::new();
         for r in refs.iter().chain(&behind) {
             match (find(r), want) {
@@ -491,10 +495,18 @@ pub(super) async fn wait_for(
                     }
                     pending.push(o);
                     for (i, w) in watched(o, &list.items).into_iter().enumerate() {
+                        let r = ObjectRef {
+                            kind: w.kind,
+                            name: w.metadata.name.clone(),
+                        };
+                        if shown.contains(&r) {
+                            continue;
+                        }
+                        shown.push(r);
                         let indent = if i == 0 { "" } else { "  " };
                         let mut line = format!("{indent}{}", progress_of(w));
                         if !asked.taken(w, &list.items) {
-                            line.push_str(" [the controller has not taken the change yet]");
+                            line.push_str(" [waiting for the controller to see the change]");
                         }
                         lines.push(line);
                     }

@@ -126,8 +126,9 @@ impl Store {
     }
 
     /// Records `services` as the set the stack was Ready with at rollout `revision`, unless
-    /// the latest record is of that revision already (a restart is a revision of its own,
-    /// with the same specs). Returns the revision when a record was written.
+    /// the latest record is that one already (a restart is a revision of its own,
+    /// with the same specs); drops records of an earlier Stack of the same name and keeps
+    /// the newest [`HISTORY_KEEP`]. Returns the revision when a record was written.
     pub async fn record_ready(
         &self,
         stack: &str,
@@ -136,7 +137,10 @@ impl Store {
         fence: Option<&Fence>,
     ) -> Result<Option<i64>, StoreError> {
         let existing = self.history_entries(stack).await?;
-        if existing.last().is_some_and(|(_, r)| r.revision == revision) {
+        if existing
+            .last()
+            .is_some_and(|(_, r)| r.revision == revision && r.services == services)
+        {
             return Ok(None);
         }
         let record = HistoryRecord {
@@ -150,11 +154,72 @@ impl Store {
         if let TxnResult::Fenced = self.kv().put(&key, bytes, Precondition::Any, fence).await? {
             return Err(StoreError::Fenced);
         }
-        // The oldest go; `existing` is oldest first and the new record is the newest.
-        let excess = (existing.len() + 1).saturating_sub(HISTORY_KEEP);
-        for (old_key, _) in existing.iter().take(excess).filter(|(k, _)| *k != key) {
+        // Revisions only grow while a Stack lives: a record numbered at or above the new one
+        // is of an earlier Stack of that name, or numbered by etcd revision before rollout
+        // revisions were counted. Those go, then the oldest beyond what is kept.
+        let (stale, kept): (Vec<_>, Vec<_>) = existing
+            .iter()
+            .filter(|(k, _)| *k != key)
+            .partition(|(_, r)| r.revision >= revision);
+        let excess = (kept.len() + 1).saturating_sub(HISTORY_KEEP);
+        for (old_key, _) in stale.into_iter().chain(kept.into_iter().take(excess)) {
             self.kv().delete(old_key, Precondition::Any, fence).await?;
         }
         Ok(Some(revision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn specs(image: &str) -> BTreeMap<String, Value> {
+        BTreeMap::from([("web".to_string(), json!({ "image": image }))])
+    }
+
+    async fn revisions(store: &Store) -> Vec<i64> {
+        let records = store.history("apps").await.expect("history");
+        records.iter().map(|r| r.revision).collect()
+    }
+
+    #[tokio::test]
+    async fn each_rollout_revision_is_recorded_once_and_an_earlier_stacks_records_go() {
+        let store = Store::in_memory();
+        let put = |services, revision| {
+            let store = store.clone();
+            async move {
+                store
+                    .record_ready("apps", services, revision, None)
+                    .await
+                    .expect("record")
+            }
+        };
+        // What an older kargo recorded, numbered by etcd revision.
+        assert_eq!(put(specs("web:0.9"), 5292).await, Some(5292));
+        assert_eq!(put(specs("web:1.0"), 1).await, Some(1));
+        assert_eq!(
+            revisions(&store).await,
+            [1],
+            "the etcd-numbered record goes"
+        );
+        // Seen Ready again at the same revision: nothing written.
+        assert_eq!(put(specs("web:1.0"), 1).await, None);
+        // A restart: same specs, a revision of its own.
+        assert_eq!(put(specs("web:1.0"), 2).await, Some(2));
+        assert_eq!(put(specs("web:1.1"), 4).await, Some(4));
+        assert_eq!(revisions(&store).await, [1, 2, 4]);
+        // The Stack deleted and created again counts from 1: the old life's records go.
+        assert_eq!(put(specs("web:2.0"), 1).await, Some(1));
+        assert_eq!(revisions(&store).await, [1]);
+        for r in 2..=12 {
+            put(specs(&format!("web:{r}")), r).await;
+        }
+        assert_eq!(
+            revisions(&store).await,
+            (3..=12).collect::<Vec<_>>(),
+            "the newest ten are kept"
+        );
     }
 }
