@@ -318,20 +318,26 @@ impl Asked {
         asked
     }
 
-    /// The Stacks a wait on `refs` waits for besides them: a Configuration in force and its
-    /// Environment are rolled out when every Stack they deploy is Ready at what was asked.
+    /// The Stacks a wait on `refs` waits for besides them. An applied Configuration in
+    /// force or its Environment (`apply --wait`) is rolled out when every Stack it deploys
+    /// is Ready at what was asked; so is the Configuration's own Ready, which says that
+    /// (read from the Stacks themselves, it cannot lag behind them).
     fn stacks_behind(&self, refs: &[ObjectRef], want: &Want) -> Vec<ObjectRef> {
-        let ready = match want {
+        let ready = |kind: Kind| match want {
             Want::Settled => true,
-            Want::Condition(t, v) => t == types::READY && v.eq_ignore_ascii_case("True"),
+            Want::Condition(t, v) => {
+                kind == Kind::Configuration && t == types::READY && v.eq_ignore_ascii_case("True")
+            }
             _ => false,
         };
         let in_force = refs.iter().any(|r| {
-            self.in_force
-                .iter()
-                .any(|(k, n)| *k == r.kind && *n == r.name)
+            ready(r.kind)
+                && self
+                    .in_force
+                    .iter()
+                    .any(|(k, n)| *k == r.kind && *n == r.name)
         });
-        if !ready || !in_force {
+        if !in_force {
             return Vec::new();
         }
         self.stacks
@@ -615,5 +621,42 @@ mod tests {
         ));
         assert!(Want::parse("ready").is_err());
         assert!(Want::parse("condition=").is_err());
+    }
+
+    fn ready_at(mut o: DynamicObject, hash: Option<&str>) -> DynamicObject {
+        o.status = Some(serde_json::json!({
+            "observedGeneration": o.metadata.generation,
+            "specHash": hash,
+            "rolloutRevision": 1,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Converged"}],
+        }));
+        o
+    }
+
+    #[test]
+    fn a_ready_status_of_an_earlier_revision_does_not_count() {
+        let stack = DynamicObject::new(
+            Kind::Stack,
+            "apps",
+            serde_json::json!({"services": ["web"]}),
+        );
+        let web = DynamicObject::new(
+            Kind::Service,
+            "web",
+            serde_json::json!({"image": "busybox:1.0", "command": ["sleep", "1d"]}),
+        );
+        let objects = vec![stack.clone(), web.clone()];
+        let asked = Asked::of(&objects, "main", "/kargo");
+        let want = Want::Condition(types::READY.into(), "True".into());
+        // Ready, but about a spec the plan no longer asks for (before a restart, an undo…).
+        let old = ready_at(web.clone(), Some("0123456789abcdef"));
+        assert!(want.met(&old) && !asked.taken(&old, &objects));
+        let stack_old = ready_at(stack.clone(), Some("0123456789abcdef"));
+        assert!(!asked.taken(&stack_old, &objects));
+        // Ready at the spec asked for: counts.
+        let now = ready_at(web, asked.services.get("web").map(String::as_str));
+        assert!(asked.taken(&now, &objects));
+        let stack_now = ready_at(stack, asked.stacks.get("apps").map(String::as_str));
+        assert!(asked.taken(&stack_now, &objects));
     }
 }
