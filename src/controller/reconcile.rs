@@ -382,7 +382,7 @@ impl Reconciler<'_> {
         snapshot: &Snapshot,
         plan: &Plan,
         stack: &PlannedStack,
-        revision: i64,
+        _revision: i64,
         is_ready: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<StackOutcome, ControllerError> {
         let now = Utc::now();
@@ -465,7 +465,7 @@ impl Reconciler<'_> {
         let decision = self.converge_stack(&desired, observed).await?;
         let ready = decision.stack.ready;
         etcd_writes += self
-            .write_stack(snapshot, &stack.name, decision, revision)
+            .write_stack(snapshot, &stack.name, decision)
             .await?;
         Ok(StackOutcome { ready, etcd_writes })
     }

@@ -78,6 +78,7 @@ pub(super) fn installation_statuses<'s>(
         }
         let mut status = ServiceStatus {
             common: svc.status.common.clone(),
+            rollout_revision: svc.status.rollout_revision,
             ..ServiceStatus::default()
         };
         let (reason, message) = match &plan.doubt {
@@ -101,6 +102,7 @@ pub(super) fn installation_statuses<'s>(
         let mut status = StackStatus {
             common: st.status.common.clone(),
             last_ready_revision: st.status.last_ready_revision,
+            rollout_revision: st.status.rollout_revision,
             services_total: st.spec.services.len() as u64,
             ..StackStatus::default()
         };
