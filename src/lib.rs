@@ -16,5 +16,6 @@ pub mod import;
 pub mod manifest;
 pub mod plan;
 pub mod policy;
+pub mod secrets;
 pub mod store;
 pub mod swarm;

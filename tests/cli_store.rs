@@ -47,6 +47,34 @@ async fn spec_of(store: &Store, kind: Kind, name: &str) -> Value {
 }
 
 /// Writes a status as the controller would: observed the current generation, Ready as given.
+/// The spec hash the plan asks of a Stack or Service now (what a controller's status
+/// carries once it has taken the stored objects): what `wait` and `rollout status` compare.
+async fn asked_hash(store: &Store, kind: Kind, name: &str) -> Option<String> {
+    let list = store.list_all().await.expect("list");
+    let snapshot = kargo::controller::Snapshot::from_list(&list);
+    let plan = kargo::controller::plan(
+        &snapshot,
+        "main",
+        store.prefix(),
+        &kargo::manifest::catalog_spec,
+    );
+    match kind {
+        Kind::Stack => plan
+            .stacks
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(kargo::controller::stack_spec_hash),
+        _ => plan
+            .stacks
+            .iter()
+            .flat_map(|s| &s.services)
+            .find(|p| p.name == name)
+            .and_then(|p| p.desired.as_ref().ok())
+            .map(|d| d.hash.clone()),
+    }
+}
+
+/// Writes a status as a controller that has taken the stored objects would.
 async fn set_ready(store: &Store, kind: Kind, name: &str, ready: &str, reason: &str) {
     let obj = store.get(kind, name).await.expect("get").expect("exists");
     let status = json!({
@@ -55,6 +83,8 @@ async fn set_ready(store: &Store, kind: Kind, name: &str, ready: &str, reason: &
                         "message": format!("{reason} for the test"),
                         "lastTransitionTime": "2024-01-01T00:00:00Z"}],
         "runningTasks": 1, "desiredTasks": 1, "stack": "shop",
+        "specHash": asked_hash(store, kind, name).await,
+        "rolloutRevision": 200,
     });
     store
         .update_status(kind, name, &status, None)
@@ -1061,6 +1091,8 @@ async fn rollout_restart_status_history_and_undo() {
         .modify(Kind::Service, "web", None, |o| o.spec = new_web.clone())
         .await
         .expect("update to 1.1");
+    // The Stack is at rollout revision 200: CURRENT marks it.
+    set_ready(&store, Kind::Stack, "shop", "True", "Converged").await;
     let table = expect_code(
         &kargo(prefix, &["rollout", "history", "stack", "shop"], None),
         0,
@@ -1111,7 +1143,7 @@ async fn rollout_restart_status_history_and_undo() {
     let out = kargo(prefix, &["rollout", "status", "stack", "shop"], None);
     assert_eq!(
         expect_code(&out, 0, "status"),
-        "stack \"shop\" successfully rolled out\n"
+        "stack \"shop\" successfully rolled out (revision 200)\n"
     );
     set_ready(&store, Kind::Stack, "shop", "False", "RolledBack").await;
     let out = kargo(

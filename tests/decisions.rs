@@ -63,6 +63,7 @@ impl World {
             catalog: &no_catalog,
             events: &self.events,
             metrics: None,
+            keys: None,
         }
     }
 

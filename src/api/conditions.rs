@@ -57,6 +57,10 @@ pub mod reasons {
     pub const OWNED_BY_ANOTHER_INSTALLATION: &str = "OwnedByAnotherInstallation";
     /// A same-named Swarm service exists that kargo does not own.
     pub const NOT_ADOPTED: &str = "NotAdopted";
+    /// The installation holds sealed values and the controller has no private key.
+    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+    /// The stored public key is not the controller's (or is missing while values are sealed).
+    pub const SECRET_KEY_MISMATCH: &str = "SecretKeyMismatch";
     /// Every variable of an Environment resolves.
     pub const RESOLVED: &str = "Resolved";
     /// Some variables of an Environment do not resolve.

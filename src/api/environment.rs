@@ -17,6 +17,11 @@ pub struct EnvironmentSpec {
     /// Variables for `${VAR}` interpolation; values may reference each other.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// Variables whose values are secrets: plaintext (sealed by `kargo apply`) or
+    /// `{sealed: …}` (made by `kargo seal`). They may feed only a sensitive file's content
+    /// (mounted as a Swarm secret, read through a `*_FILE` variable), never env or labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sensitive_variables: BTreeMap<String, SensitiveValue>,
     /// Stack names to deploy, in order (Kargo's `STACKS`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<String>,
@@ -50,6 +55,33 @@ pub enum UnsetVariables {
     Error,
     /// An empty string and a warning naming the variable, as `docker stack deploy` does.
     Empty,
+}
+
+/// A sensitive variable's value: plaintext (sealed before it is stored) or sealed.
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SensitiveValue {
+    /// Sealed with the installation's public key.
+    Sealed(SealedText),
+    /// Plaintext, as written in a manifest before `kargo seal` or `kargo apply` seals it.
+    Plain(String),
+}
+
+impl std::fmt::Debug for SensitiveValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SensitiveValue::Sealed(_) => f.write_str("Sealed(..)"),
+            SensitiveValue::Plain(_) => f.write_str("Plain(<redacted>)"),
+        }
+    }
+}
+
+/// The sealed shape of a sensitive value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedText {
+    /// An age ASCII armor sealed to the installation's public key.
+    pub sealed: String,
 }
 
 /// How Stacks roll out.

@@ -765,7 +765,10 @@ mod tests {
         let port = field(Kind::Service, "spec.ports.published").expect("field");
         assert_eq!(type_name(&port.schema), "integer or string");
         let content = field(Kind::Configuration, "spec.files.app.content").expect("field");
-        assert!(content.required);
+        // Not required on its own: a sensitive file may hold `sealed` instead.
+        assert!(!content.required);
+        let name = field(Kind::Configuration, "metadata.name").expect("field");
+        assert!(name.required);
         let err = field(Kind::Service, "spec.imag").err();
         assert!(matches!(err, Some(ExplainError::UnknownField { .. })));
         assert_eq!(

@@ -582,6 +582,16 @@ pub struct ServiceStatus {
     /// When kargo last created or updated the Swarm service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_push_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rollout revision (1, 2, 3...): advances with every change that rolls the service
+    /// (spec, `rollout restart`, `rollout undo`, a new configuration file); the conditions
+    /// are about this revision, whose spec is `specHash`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rollout_revision: u64,
+}
+
+/// Serde's skip test for a counter that has not started.
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Numbers that may be written as strings to interpolate (`replicas: ${REPLICAS}`,

@@ -117,4 +117,12 @@ pub struct StackStatus {
     /// The history revision of the last set of specs that was Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ready_revision: Option<i64>,
+    /// Rollout revision (1, 2, 3...): advances whenever what its services should run
+    /// changes; the numbers `kargo rollout history` shows. The conditions are about it.
+    #[serde(default, skip_serializing_if = "super::service::is_zero")]
+    pub rollout_revision: u64,
+    /// Hash over its services' desired specs at `rolloutRevision` (what `kargo rollout
+    /// status` compares with the plan it computes, to wait for the current revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
 }

@@ -62,12 +62,16 @@ pub struct Args {
     /// The Configuration in force (for --dry-run=server and the --prune guard).
     #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
     configuration: String,
-    /// Wait until every applied object is Ready (or not deployed) at its new generation.
+    /// Wait until every applied object is Ready (or not deployed) at the rollout revision
+    /// the apply asked for, showing progress (see `kargo rollout status`).
     #[arg(long)]
     wait: bool,
     /// How long --wait waits.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     timeout: Duration,
+    /// With --wait: no progress while waiting.
+    #[arg(short, long)]
+    quiet: bool,
     /// Print the resulting objects instead of a line each: yaml, json, name or jsonpath=...
     #[arg(short, long, value_parser = OutputFormat::parse, add = super::complete::output_formats())]
     output: Option<OutputFormat>,
@@ -114,7 +118,7 @@ async fn record_members(
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
-    let objects = manifests::load(&args.files, args.recursive)?;
+    let mut objects = manifests::load(&args.files, args.recursive)?;
     if let Some(name) = &args.applyset
         && !valid_set_name(name)
     {
@@ -129,6 +133,7 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         _ => "",
     };
     let store = g.store().await?;
+    super::seal::seal_before_apply(&store, &mut objects).await?;
     let wanted = refs_of(&objects);
 
     // Every object is merged with what is stored first, and the result checked as the
@@ -254,11 +259,15 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             args.timeout,
             WaitOptions {
                 fail_fast: true,
-                print: false,
+                quiet: args.quiet,
+                configuration: Some(args.configuration.clone()),
+                ..WaitOptions::default()
             },
         )
         .await?;
-        output::note("all applied objects are Ready");
+        if !args.quiet {
+            output::note("all applied objects are Ready");
+        }
     }
     Ok(status)
 }

@@ -43,6 +43,10 @@ pub struct Args {
     /// Ready, 1 otherwise): for scripts and benchmarks. No election, no metrics server.
     #[arg(long)]
     once: bool,
+    /// The private key file made by `kargo keys create`: opens sealed values, in memory
+    /// only. Without it the controller changes nothing in Swarm while any value is sealed.
+    #[arg(long, env = "KARGO_SECRET_KEY_FILE", value_name = "FILE")]
+    secret_key_file: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
@@ -53,7 +57,14 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         format!("{}-{}", host.trim(), std::process::id())
     });
     let etcd = g.etcd_config()?;
+    let keys = match &args.secret_key_file {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::secrets::Keyring::read(path).map_err(|e| CliError::usage(e.to_string()))?,
+        )),
+        None => None,
+    };
     let options = ControllerOptions {
+        keys,
         configuration: args.configuration,
         resync: args.resync_period,
         workers: args.workers,

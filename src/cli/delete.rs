@@ -187,10 +187,7 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             &Targets::Refs(deleted),
             &Want::Deleted,
             args.timeout,
-            WaitOptions {
-                fail_fast: false,
-                print: false,
-            },
+            WaitOptions::default(),
         )
         .await?;
     }

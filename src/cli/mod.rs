@@ -16,6 +16,7 @@ mod explain;
 mod get;
 mod import;
 mod jsonpath;
+mod keys;
 mod logs;
 mod manifests;
 mod output;
@@ -25,6 +26,7 @@ mod render;
 mod rollout;
 mod scale;
 mod schema;
+mod seal;
 mod selector;
 mod swarmref;
 mod target;
@@ -70,6 +72,8 @@ enum Command {
     Logs(logs::Args),
     Completion(completion::Args),
     Controller(controller::Args),
+    Keys(keys::Args),
+    Seal(seal::Args),
     Validate(validate::Args),
     Explain(explain::Args),
     Schema(schema::Args),
@@ -168,6 +172,8 @@ async fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Logs(a) => logs::run(g, a).await,
         Command::Completion(a) => completion::run(a),
         Command::Controller(a) => controller::run(g, a).await,
+        Command::Keys(a) => keys::run(g, a).await,
+        Command::Seal(a) => seal::run(g, a).await,
         Command::Validate(a) => validate::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Schema(a) => schema::run(a),

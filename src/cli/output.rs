@@ -125,43 +125,81 @@ pub fn note(line: impl Display) {
     let _ = writeln!(e, "{line}");
 }
 
-/// A one-line progress display on stderr, redrawn in place; silent when stderr is not a terminal.
+/// Progress of a wait on stderr. On a terminal: a block of lines (a header, then one line
+/// per object) redrawn in place. Not on a terminal: each line that changed, once (a log a
+/// CI job can read). Quiet: nothing.
 #[derive(Debug)]
 pub struct Progress {
     tty: bool,
-    shown: bool,
+    quiet: bool,
+    /// Lines of the block on screen (terminal), or the lines last printed (not a terminal).
+    shown: Vec<String>,
 }
 
 impl Default for Progress {
     fn default() -> Self {
-        Progress::new()
+        Progress::new(false)
     }
 }
 
 impl Progress {
-    /// A progress line for this terminal (or none).
-    pub fn new() -> Self {
+    /// Progress for this stderr; `quiet` shows nothing.
+    pub fn new(quiet: bool) -> Self {
         Progress {
             tty: std::io::stderr().is_terminal(),
-            shown: false,
+            quiet,
+            shown: Vec::new(),
         }
     }
 
-    /// Replaces the progress line.
-    pub fn show(&mut self, line: &str) {
+    /// Shows where things are: `header` (a countdown, terminal only) and `lines`.
+    pub fn show(&mut self, header: &str, lines: &[String]) {
+        if self.quiet {
+            return;
+        }
+        let mut e = std::io::stderr().lock();
         if self.tty {
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[K{line}").and_then(|()| e.flush());
-            self.shown = true;
+            // A line that wraps would throw the redraw off: each is cut to the width.
+            let width = std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse::<usize>().ok())
+                .unwrap_or(120)
+                .max(20);
+            let block: Vec<String> = std::iter::once(header)
+                .chain(lines.iter().map(String::as_str))
+                .map(|l| l.chars().take(width - 1).collect())
+                .collect();
+            let mut text = Self::erase(self.shown.len());
+            for l in &block {
+                text.push_str(l);
+                text.push('\n');
+            }
+            let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+            self.shown = block;
+        } else {
+            for l in lines.iter().filter(|l| !self.shown.contains(l)) {
+                let _ = writeln!(e, "{l}");
+            }
+            self.shown = lines.to_vec();
         }
     }
 
-    /// Removes the progress line.
+    /// Removes the block from a terminal (a log off a terminal stays).
     pub fn clear(&mut self) {
-        if self.tty && self.shown {
+        if self.tty && !self.shown.is_empty() {
             let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[K").and_then(|()| e.flush());
-            self.shown = false;
+            let _ = e
+                .write_all(Self::erase(self.shown.len()).as_bytes())
+                .and_then(|()| e.flush());
+            self.shown.clear();
+        }
+    }
+
+    /// Escape codes that move up over `lines` lines and erase them and what follows.
+    fn erase(lines: usize) -> String {
+        match lines {
+            0 => "\r\x1b[J".to_string(),
+            n => format!("\x1b[{n}F\x1b[J"),
         }
     }
 }

@@ -23,12 +23,14 @@ const EXAMPLES: &str = "Examples:
   kargo rollout status stack apps --timeout 5m
   kargo rollout history stack apps
   kargo rollout undo stack apps
-  kargo rollout undo service web --to-revision 1234";
+  kargo rollout undo service web --to-revision 3";
 
 /// Manage rollouts: restart (a forced redeploy), status, undo (back to a recorded spec), history.
 ///
-/// The controller records the Service specs of a Stack each time it becomes Ready with a
-/// new set; `undo` writes a recorded set back as the Services' specs.
+/// Every change that rolls a service (a spec, a restart, an undo, a new configuration file)
+/// is a new rollout revision of its Stack (1, 2, 3...: `status.rolloutRevision`). The
+/// controller records the Service specs of each revision that becomes Ready; `history`
+/// lists them and `undo` writes one back as the Services' specs (a new revision).
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -43,8 +45,12 @@ enum Sub {
     /// Sets the annotation kargo.dev/restartedAt; the controller turns a new value into a forced update.
     /// Example: kargo rollout restart stack apps
     Restart(Named),
-    /// Wait until a Stack or Service is Ready at its current generation, showing progress.
+    /// Wait until the rollout revision current now is Ready, showing progress per service.
     ///
+    /// The revision is the one the stored objects ask for when the command starts (a
+    /// restart, an undo or an apply just written counts); a Ready or a failure of an
+    /// earlier revision does not end the wait. On a terminal the progress is redrawn in
+    /// place; otherwise one line per change (-q: none). On failure it names the cause.
     /// Exit codes: 0 rolled out, 1 failed (rolled back, paused, past its deadline) or timed out, 2 usage.
     /// Example: kargo rollout status stack apps --timeout 5m
     Status(StatusArgs),
@@ -53,8 +59,10 @@ enum Sub {
     /// Without --to-revision: the newest record that differs from what is stored now.
     /// Example: kargo rollout undo stack apps
     Undo(UndoArgs),
-    /// List the recorded spec sets of a Stack (or of the Stack deploying a Service).
+    /// List the rollout revisions of a Stack that became Ready (or of the Stack deploying a Service).
     ///
+    /// A revision missing from the list never became Ready. CURRENT marks the revision
+    /// the Stack is at now.
     /// Example: kargo rollout history stack apps
     History(Named),
 }
@@ -73,6 +81,12 @@ struct StatusArgs {
     /// Give up after this long.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     timeout: Duration,
+    /// The Configuration in force (whose plan says which rollout revision is current).
+    #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
+    configuration: String,
+    /// Print nothing but errors: no progress, no success line.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,7 +176,7 @@ async fn restart(g: &GlobalArgs, named: &Named) -> Result<ExitStatus, CliError> 
 async fn status(g: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatus, CliError> {
     let (kind, name) = stack_or_service(&args.named)?;
     let store = g.store().await?;
-    wait_for(
+    let done = wait_for(
         &store,
         &Targets::Refs(vec![ObjectRef {
             kind,
@@ -172,14 +186,25 @@ async fn status(g: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatus, CliErro
         args.timeout,
         WaitOptions {
             fail_fast: true,
-            print: false,
+            quiet: args.quiet,
+            configuration: Some(args.configuration.clone()),
+            ..WaitOptions::default()
         },
     )
     .await?;
-    output::out(format_args!(
-        "{} {name:?} successfully rolled out",
-        kind.singular()
-    ))?;
+    if !args.quiet {
+        let revision = done
+            .first()
+            .and_then(|o| o.status.as_ref())
+            .and_then(|s| s.get("rolloutRevision"))
+            .and_then(Value::as_u64)
+            .map(|r| format!(" (revision {r})"))
+            .unwrap_or_default();
+        output::out(format_args!(
+            "{} {name:?} successfully rolled out{revision}",
+            kind.singular()
+        ))?;
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -345,10 +370,11 @@ async fn show_history(g: &GlobalArgs, named: &Named) -> Result<ExitStatus, CliEr
         output::note(format_args!("stack {stack:?} has no recorded history yet"));
         return Ok(ExitStatus::Success);
     }
-    let latest = records
-        .last()
-        .map(|r| r.services.keys().cloned().collect::<Vec<_>>());
-    let current = current_specs(&store, latest.iter().flatten()).await?;
+    let at = store
+        .get(Kind::Stack, &stack)
+        .await?
+        .and_then(|s| s.status)
+        .and_then(|s| s.get("rolloutRevision").and_then(Value::as_i64));
     let mut rows = Vec::new();
     let mut previous: Option<&HistoryRecord> = None;
     for r in &records {
@@ -359,11 +385,7 @@ async fn show_history(g: &GlobalArgs, named: &Named) -> Result<ExitStatus, CliEr
             .filter(|(svc, _)| kind == Kind::Stack || *svc == &name)
             .map(|(svc, _)| svc.as_str())
             .collect();
-        let is_current = r.services.iter().all(|(svc, spec)| {
-            current
-                .get(svc)
-                .is_some_and(|(stored, _)| same_spec(spec, stored))
-        });
+        let is_current = at == Some(r.revision);
         rows.push(vec![
             r.revision.to_string(),
             r.time.clone(),

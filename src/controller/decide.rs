@@ -289,6 +289,7 @@ pub fn decide(desired: &Desired<'_>, observed: &Observed) -> Decision {
     let total = stack.services.len() as u64;
     let ready = stack.errors.is_empty() && ready_services.len() == stack.services.len();
     decision.stack.ready = ready;
+    let rollout = super::revision::advance(snapshot, stack, &mut decision.services);
     let Some(stack_obj) = stack_obj else {
         return decision;
     };
@@ -298,6 +299,8 @@ pub fn decide(desired: &Desired<'_>, observed: &Observed) -> Decision {
         swarm_stack: Some(swarm_stack(&stack.name)),
         services_ready: ready_services.len() as u64,
         services_total: total,
+        rollout_revision: rollout.number,
+        spec_hash: rollout.hash,
     };
     let conditions = if ready {
         decision.stack.record_ready = Some(

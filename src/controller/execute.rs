@@ -96,7 +96,6 @@ impl Reconciler<'_> {
         snapshot: &Snapshot,
         stack: &str,
         decision: Decision,
-        revision: i64,
     ) -> Result<u64, ControllerError> {
         let mut etcd_writes = 0;
         for e in &decision.events {
@@ -120,6 +119,9 @@ impl Reconciler<'_> {
         else {
             return Ok(etcd_writes);
         };
+        // History is numbered by the Stack's rollout revision (what `rollout history`
+        // lists and `--to-revision` takes).
+        let revision = i64::try_from(status.rollout_revision).unwrap_or(i64::MAX);
         if let Some(specs) = decision.stack.record_ready
             && let Some(rev) = self
                 .store

@@ -11,6 +11,7 @@ mod ownership;
 mod queue;
 mod quorum;
 mod reconcile;
+mod revision;
 mod run;
 mod status;
 mod swarm_objects;
@@ -21,6 +22,7 @@ pub use metrics::Metrics;
 pub use queue::WorkQueue;
 pub use quorum::NO_LEADER_REASON;
 pub use reconcile::{Action, INSTALLATION_KEY, PassReport, Reconciler, StackOutcome};
+pub use revision::stack_spec_hash;
 pub use run::{Catalog, Controller, ControllerOptions, ElectionOptions};
 pub use status::HasCommon;
 

@@ -35,6 +35,10 @@ use crate::plan::{Doubt, Plan, PlannedStack, Snapshot, plan_scoped};
 /// How soon to look again at a stack that is converging.
 pub const CONVERGING_REQUEUE: Duration = Duration::from_secs(1);
 
+/// How soon to look again while the keys do not fit (the key file may be fixed by a restart
+/// only, but the stored public key may be corrected meanwhile).
+pub const KEY_PROBLEM_REQUEUE: Duration = Duration::from_secs(30);
+
 /// What to do after a reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -74,6 +78,8 @@ pub struct Reconciler<'a> {
     pub events: &'a EventRecorder,
     /// The controller's metrics, when it keeps them.
     pub metrics: Option<&'a super::Metrics>,
+    /// The private keys that open sealed values (`--secret-key-file`), when given.
+    pub keys: Option<&'a crate::secrets::Keyring>,
 }
 
 /// The result of reconciling one stack.
@@ -221,6 +227,7 @@ impl Reconciler<'_> {
             self.installation(),
             self.catalog,
             only,
+            self.keys,
         )
     }
 
@@ -229,6 +236,9 @@ impl Reconciler<'_> {
     pub async fn pass(&self) -> Result<PassReport, ControllerError> {
         let writes_before = self.swarm.total_writes();
         let (snapshot, revision) = self.snapshot().await?;
+        if self.refuse_without_keys(&snapshot).await? {
+            return Ok(PassReport::default());
+        }
         let plan = self.plan(&snapshot);
         let mut etcd_writes = self.reconcile_installation_gc(&snapshot, &plan).await?;
         let mut ready: BTreeSet<String> = BTreeSet::new();
@@ -255,6 +265,9 @@ impl Reconciler<'_> {
     /// Reconciles one key: `installation` or `stack/<name>`, reading a fresh snapshot.
     pub async fn reconcile_key(&self, key: &str) -> Result<Action, ControllerError> {
         let (snapshot, revision) = self.snapshot().await?;
+        if self.refuse_without_keys(&snapshot).await? {
+            return Ok(Action::RequeueAfter(KEY_PROBLEM_REQUEUE));
+        }
         let plan = match key.strip_prefix("stack/") {
             Some(stack) => self.plan_for(&snapshot, Some(stack)),
             None => self.plan(&snapshot),
@@ -369,7 +382,7 @@ impl Reconciler<'_> {
         snapshot: &Snapshot,
         plan: &Plan,
         stack: &PlannedStack,
-        revision: i64,
+        _revision: i64,
         is_ready: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<StackOutcome, ControllerError> {
         let now = Utc::now();
@@ -455,12 +468,87 @@ impl Reconciler<'_> {
         self.observe_foreign(&desired, &mut observed).await?;
         let decision = self.converge_stack(&desired, observed).await?;
         let ready = decision.stack.ready;
-        etcd_writes += self
-            .write_stack(snapshot, &stack.name, decision, revision)
-            .await?;
+        etcd_writes += self.write_stack(snapshot, &stack.name, decision).await?;
         Ok(StackOutcome { ready, etcd_writes })
     }
 }
 
 /// The queue key of installation-wide work.
 pub const INSTALLATION_KEY: &str = "installation";
+
+impl Reconciler<'_> {
+    /// Whether the keys forbid any Swarm change now: the installation holds sealed values
+    /// and this controller has no private key, or the stored public key is not one of its
+    /// keys (someone replaced it: values sealed to it could not be opened, or a key not
+    /// the installation's would be trusted). Says so in the Configuration's Ready
+    /// condition and a Warning event; changes nothing in Swarm.
+    async fn refuse_without_keys(&self, snapshot: &Snapshot) -> Result<bool, ControllerError> {
+        let problem = match self.keys {
+            None if holds_sealed(snapshot) => Some((
+                reasons::SECRET_KEY_MISSING,
+                format!(
+                    "the installation holds sealed values and this controller has no private key (--secret-key-file or KARGO_SECRET_KEY_FILE); nothing in Swarm is changed until it has one ({})",
+                    crate::secrets::CREATE_KEYS_HINT
+                ),
+            )),
+            None => None,
+            Some(keys) => match crate::secrets::load_public(self.store).await {
+                Ok(Some((public, _))) if keys.holds(&public) => None,
+                Ok(Some(_)) => Some((
+                    reasons::SECRET_KEY_MISMATCH,
+                    "the public key stored for this installation does not match the controller's private key: nothing in Swarm is changed until they match (see docs/security.md)".to_string(),
+                )),
+                Ok(None) if holds_sealed(snapshot) => Some((
+                    reasons::SECRET_KEY_MISMATCH,
+                    "the installation holds sealed values but no public key is stored: nothing in Swarm is changed until `kargo keys` restores it".to_string(),
+                )),
+                Ok(None) => None,
+                Err(crate::secrets::LoadError::Store(e)) => return Err(e.into()),
+                Err(e) => Some((reasons::SECRET_KEY_MISMATCH, e.to_string())),
+            },
+        };
+        let Some((reason, message)) = problem else {
+            return Ok(false);
+        };
+        tracing::warn!(%reason, "{message}");
+        self.events
+            .record_once(
+                Kind::Configuration,
+                self.configuration,
+                super::events::EventType::Warning,
+                reason,
+                &message,
+                self.fence,
+            )
+            .await;
+        let now = Utc::now();
+        let stored = snapshot.configurations.get(self.configuration);
+        if let Some(cfg) = stored {
+            let mut status = cfg.status.clone();
+            super::status::set_ready(&mut status.common, false, reason, message, now);
+            self.put_status(
+                Kind::Configuration,
+                self.configuration,
+                cfg.metadata.generation,
+                &cfg.status,
+                status,
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+}
+
+/// Whether any object of the snapshot holds a sealed value.
+fn holds_sealed(snapshot: &Snapshot) -> bool {
+    snapshot
+        .configurations
+        .values()
+        .any(|c| c.spec.files.values().any(|f| f.sealed.is_some()))
+        || snapshot.environments.values().any(|e| {
+            e.spec
+                .sensitive_variables
+                .values()
+                .any(|v| matches!(v, crate::api::SensitiveValue::Sealed(_)))
+        })
+}

@@ -58,6 +58,9 @@ pub struct ControllerOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Leader election (none: this replica acts alone).
     pub election: Option<ElectionOptions>,
+    /// The private keys that open sealed values (none: sealed values stay closed and
+    /// the controller changes nothing in Swarm while the installation holds any).
+    pub keys: Option<Arc<crate::secrets::Keyring>>,
 }
 
 impl Default for ControllerOptions {
@@ -68,6 +71,7 @@ impl Default for ControllerOptions {
             workers: 4,
             metrics_addr: None,
             election: None,
+            keys: None,
         }
     }
 }
@@ -97,6 +101,8 @@ struct WorkerContext {
     /// Gives leadership up at once (a fenced write proved another replica leads).
     step_down: Option<Deposer>,
     cache: SnapshotCache,
+    /// The private keys, when given.
+    keys: Option<Arc<crate::secrets::Keyring>>,
     /// Docker endpoint moves already reported in an event.
     endpoint_switches: std::sync::atomic::AtomicU64,
 }
@@ -146,6 +152,7 @@ impl WorkerContext {
             catalog: &*self.catalog,
             events: &self.events,
             metrics: Some(&self.metrics),
+            keys: self.keys.as_deref(),
         }
     }
 }
@@ -194,6 +201,7 @@ impl Controller {
             catalog: &*self.catalog,
             events: &self.events,
             metrics: Some(&self.metrics),
+            keys: self.options.keys.as_deref(),
         }
         .pass()
         .await
@@ -349,6 +357,7 @@ impl Controller {
             endpoint_switches: std::sync::atomic::AtomicU64::new(0),
             step_down,
             cache: self.cache.clone(),
+            keys: self.options.keys.clone(),
         });
         (0..self.options.workers.max(1))
             .map(|_| tokio::spawn(worker(ctx.clone(), stop.clone())))

@@ -1,6 +1,8 @@
 //! Status of what no stack reconcile covers (undeployed Services and Stacks,
 //! Environments, Configurations), and the one place statuses are written.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -76,6 +78,7 @@ pub(super) fn installation_statuses<'s>(
         }
         let mut status = ServiceStatus {
             common: svc.status.common.clone(),
+            rollout_revision: svc.status.rollout_revision,
             ..ServiceStatus::default()
         };
         let (reason, message) = match &plan.doubt {
@@ -99,6 +102,7 @@ pub(super) fn installation_statuses<'s>(
         let mut status = StackStatus {
             common: st.status.common.clone(),
             last_ready_revision: st.status.last_ready_revision,
+            rollout_revision: st.status.rollout_revision,
             services_total: st.spec.services.len() as u64,
             ..StackStatus::default()
         };
@@ -164,6 +168,7 @@ pub(super) fn installation_statuses<'s>(
             ..ConfigurationStatus::default()
         };
         if plan.configuration.as_deref() == Some(name.as_str()) {
+            status.sealed_files = sealed_files(plan);
             status.stacks = plan.stacks.iter().map(|s| s.name.clone()).collect();
             status.services = plan
                 .stacks
@@ -287,6 +292,23 @@ impl Reconciler<'_> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The Swarm secret of each sealed file the plan opened (names only: HMACs).
+fn sealed_files(plan: &Plan) -> BTreeMap<String, crate::api::SealedFileRecord> {
+    plan.files
+        .iter()
+        .filter(|(_, f)| !f.unopened)
+        .filter_map(|(name, f)| {
+            Some((
+                name.clone(),
+                crate::api::SealedFileRecord {
+                    sealed_digest: f.sealed_digest.clone()?,
+                    swarm_name: f.swarm_name.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn set_ready(

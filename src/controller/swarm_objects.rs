@@ -21,7 +21,9 @@ use crate::plan::{Plan, PlannedStack, Snapshot};
 
 impl Reconciler<'_> {
     /// Creates the Swarm configs and secrets this stack's services mount (content-named,
-    /// so a changed file is a new object) and records their IDs in `ids`.
+    /// so a changed file is a new object) and records their IDs in `ids`. A sealed file's
+    /// content was opened in memory by the plan; it goes to Docker and nowhere else (no
+    /// log, event or error holds it), and its name is an HMAC that says nothing of it.
     pub(super) async fn ensure_files(
         &self,
         plan: &Plan,
@@ -43,7 +45,12 @@ impl Reconciler<'_> {
                 let id = match existing.iter().find(|f| &f.name == name) {
                     Some(f) => f.id.clone(),
                     None => {
-                        let Some(file) = plan.files.values().find(|f| &f.swarm_name == name) else {
+                        // A sealed file the plan could not open has no content to give.
+                        let Some(file) = plan
+                            .files
+                            .values()
+                            .find(|f| &f.swarm_name == name && !f.unopened)
+                        else {
                             continue;
                         };
                         let labels = BTreeMap::from([(

@@ -910,6 +910,7 @@ impl Tables {
                     content,
                     template: false,
                     sensitive,
+                    ..ConfigFile::default()
                 },
             );
             if sensitive {

@@ -15,10 +15,15 @@ use crate::api::{
 use crate::manifest::interpolate::InterpolationError;
 use crate::manifest::load::strip_nulls;
 use crate::manifest::merge::{merge_layers, settings_patch};
+use crate::secrets::Keyring;
 use crate::swarm::names::{config_name, content_name};
 use crate::swarm::{DesiredService, RenderContext, render_service, with_force_update};
 
 pub mod intent;
+mod sensitive;
+
+pub use sensitive::sensitive_misuse;
+use sensitive::{plan_file, sensitive_variables};
 
 /// Swarm's ForceUpdate counter for a restart requested at `t`: its milliseconds, so two
 /// restarts within a second differ; a time written to the whole second (as earlier builds
@@ -204,16 +209,28 @@ impl Doubt {
 /// A Configuration file as the Swarm config or secret it becomes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlannedFile {
-    /// Swarm name ([`config_name`] for a config), so a change makes a new object.
+    /// Swarm name, new for each content: for a config, [`config_name`] (scoped to the
+    /// installation); for a sensitive file stored in plaintext, [`content_name`] (the name
+    /// an earlier kargo gave it, so upgrading renames nothing); for a sealed file,
+    /// `<file>-<10 hex of an HMAC keyed with the controller's naming key>`.
     pub swarm_name: String,
-    /// The name an earlier kargo gave the same content ([`content_name`]): a live service
+    /// The name an earlier kargo gave the same config ([`content_name`]): a live service
     /// that mounts it by that name keeps it, so upgrading kargo rolls nothing.
     pub previous_name: Option<String>,
-    /// The content after interpolation (for `template: true`).
+    /// The content after interpolation (for `template: true`); empty when sealed and not opened.
     pub content: String,
     /// A Swarm secret instead of a config; the content is never printed.
     pub sensitive: bool,
+    /// Sealed, and not opened by this plan (no keys): the content is unknown, the name is
+    /// the one the controller recorded for the same sealed value, else a stand-in.
+    pub unopened: bool,
+    /// sha256 of the sealed text, for a sealed file.
+    pub sealed_digest: Option<String>,
 }
+
+/// What stands for a sealed file's Swarm name where the keys are not (`render`, `diff`)
+/// and the controller has recorded none for its sealed value.
+pub const SEALED_NAME_SUFFIX: &str = "sealed";
 
 impl std::fmt::Debug for PlannedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,6 +244,7 @@ impl std::fmt::Debug for PlannedFile {
             .field("previous_name", &self.previous_name)
             .field("content", &content)
             .field("sensitive", &self.sensitive)
+            .field("unopened", &self.unopened)
             .finish()
     }
 }
@@ -290,7 +308,7 @@ pub fn plan(
     installation: &str,
     catalog: &dyn Fn(&str) -> Option<Value>,
 ) -> Plan {
-    plan_scoped(snapshot, configuration, installation, catalog, None)
+    plan_scoped(snapshot, configuration, installation, catalog, None, None)
 }
 
 /// What a service of another Stack holds in a plan scoped to one Stack.
@@ -300,12 +318,16 @@ pub const NOT_RENDERED: &str = "not rendered: the plan covers another Stack";
 /// order, claims and doubt are still computed for every Stack (they are cheap), the merge,
 /// interpolation, validation and rendering of other Stacks' services are not. A Stack's
 /// reconcile costs what the Stack holds, not what the installation holds.
+///
+/// `keys` (the controller's) open sealed values in memory; without them (the CLI) a sealed
+/// file's content stays unknown and its Swarm secret is named [`SEALED_NAME_SUFFIX`].
 pub fn plan_scoped(
     snapshot: &Snapshot,
     configuration: &str,
     installation: &str,
     catalog: &dyn Fn(&str) -> Option<Value>,
     only: Option<&str>,
+    keys: Option<&Keyring>,
 ) -> Plan {
     let mut out = Plan::default();
     let cfg = snapshot.configurations.get(configuration);
@@ -386,19 +408,38 @@ pub fn plan_scoped(
             .get_or_insert(Doubt::new(reasons::INVALID_OBJECT, message));
     }
     if let Some(cfg) = cfg {
+        let sensitive_vars = env.map(|e| sensitive_variables(e, keys, &mut out));
         for (file, spec) in &cfg.spec.files {
-            match planned_file(installation, file, spec, &variables) {
-                Ok(planned) => {
-                    ctx.files.insert(file.clone(), planned.swarm_name.clone());
-                    out.files.insert(file.clone(), planned);
+            let planned = plan_file(
+                cfg.name(),
+                file,
+                spec,
+                &variables,
+                sensitive_vars.as_ref(),
+                keys,
+                cfg.status.sealed_files.get(file),
+            );
+            match planned {
+                Ok(mut p) => {
+                    if !p.sensitive {
+                        // A config of its own per installation; the earlier name is kept aside.
+                        let scoped = config_name(installation, file, &p.content);
+                        p.previous_name = Some(std::mem::replace(&mut p.swarm_name, scoped));
+                    }
+                    ctx.files.insert(file.clone(), p.swarm_name.clone());
+                    out.files.insert(file.clone(), p);
                 }
-                Err(list) => {
-                    let message = format!("Configuration {:?}: {list}", cfg.name());
+                Err(message) => {
                     out.errors.push(message.clone());
                     out.doubt
                         .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
                 }
             }
+        }
+    }
+    if let Some(e) = env {
+        for message in sensitive_misuse(snapshot, e) {
+            out.errors.push(message);
         }
     }
     let stack_names: Vec<String> = match env {
@@ -634,6 +675,13 @@ fn planned_file(
     spec: &crate::api::ConfigFile,
     variables: &BTreeMap<String, String>,
 ) -> Result<PlannedFile, String> {
+    if spec.sealed.is_some() {
+        // Sealed values are opened with the installation's keys, which only the
+        // Configuration's files are planned with.
+        return Err(format!(
+            "file {file}: a sealed file belongs in the Configuration's files, not a Stack's"
+        ));
+    }
     let content = if spec.template {
         let path = format!("/spec/files/{file}/content");
         crate::manifest::interpolate::interpolate_str(&spec.content, variables, &path).map_err(
@@ -658,6 +706,8 @@ fn planned_file(
         previous_name,
         content,
         sensitive: spec.sensitive,
+        unopened: false,
+        sealed_digest: None,
     })
 }
 

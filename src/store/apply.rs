@@ -186,7 +186,9 @@ fn last_applied_view(obj: &DynamicObject) -> Option<Value> {
     ))
 }
 
-/// A Configuration's spec with sensitive contents replaced by [`REDACTED`].
+/// A spec with sensitive plaintext replaced by [`REDACTED`]: a sensitive file's `content`
+/// and an Environment's plaintext `sensitiveVariables`. Sealed values are shown as they are
+/// (only the controller's key opens them).
 pub fn redact_spec(kind: Kind, spec: &Value) -> Value {
     let mut spec = spec.clone();
     if kind == Kind::Configuration
@@ -197,6 +199,17 @@ pub fn redact_spec(kind: Kind, spec: &Value) -> Value {
                 && let Some(c) = file.get_mut("content")
             {
                 *c = json!(REDACTED);
+            }
+        }
+    }
+    if kind == Kind::Environment
+        && let Some(vars) = spec
+            .get_mut("sensitiveVariables")
+            .and_then(Value::as_object_mut)
+    {
+        for v in vars.values_mut() {
+            if v.is_string() {
+                *v = json!(REDACTED);
             }
         }
     }

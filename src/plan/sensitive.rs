@@ -1,0 +1,228 @@
+//! Sensitive values in the plan: sealed files and variables opened with the controller's
+//! keys (in memory only), secret names, errors that never quote sensitive content, and
+//! the places a sensitive variable may not be used.
+
+use std::collections::BTreeMap;
+
+use sha2::Digest;
+
+use super::{Plan, Snapshot};
+use crate::api::Environment;
+use crate::manifest::interpolate::InterpolationError;
+use crate::secrets::Keyring;
+
+use super::{PlannedFile, SEALED_NAME_SUFFIX};
+
+/// The sensitive variables of an Environment, opened with `keys`; one that cannot be
+/// opened (no keys: the CLI) is left out, one sealed for another key is an error.
+pub(super) fn sensitive_variables(
+    env: &Environment,
+    keys: Option<&Keyring>,
+    out: &mut Plan,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for (name, value) in &env.spec.sensitive_variables {
+        match (value, keys) {
+            (crate::api::SensitiveValue::Plain(p), _) => {
+                vars.insert(name.clone(), p.clone());
+            }
+            (crate::api::SensitiveValue::Sealed(s), Some(k)) => {
+                match k.open_text(&format!("variable {name}"), &s.sealed) {
+                    Ok(p) => {
+                        vars.insert(name.clone(), p);
+                    }
+                    Err(e) => out
+                        .errors
+                        .push(format!("Environment {:?}: {e}", env.name())),
+                }
+            }
+            (crate::api::SensitiveValue::Sealed(_), None) => {}
+        }
+    }
+    vars
+}
+
+/// One Configuration file as planned, or why it cannot be (never quoting sensitive content).
+pub(super) fn plan_file(
+    configuration: &str,
+    file: &str,
+    spec: &crate::api::ConfigFile,
+    variables: &BTreeMap<String, String>,
+    sensitive_vars: Option<&BTreeMap<String, String>>,
+    keys: Option<&Keyring>,
+    recorded: Option<&crate::api::SealedFileRecord>,
+) -> Result<PlannedFile, String> {
+    let path = format!("/spec/files/{file}/content");
+    let sealed_digest = spec
+        .sealed
+        .as_ref()
+        .map(|s| hex::encode(sha2::Sha256::digest(s.as_bytes())));
+    let (raw, sealed) = match (&spec.sealed, keys) {
+        (Some(_), _) if !spec.sensitive => {
+            return Err(format!(
+                "Configuration {configuration:?}: file {file}: `sealed` needs `sensitive: true`"
+            ));
+        }
+        (Some(s), Some(k)) => (
+            k.open_text(&format!("file {file}"), s)
+                .map_err(|e| format!("Configuration {configuration:?}: {e}"))?,
+            true,
+        ),
+        (Some(_), None) => {
+            let swarm_name = recorded
+                .filter(|r| Some(&r.sealed_digest) == sealed_digest.as_ref())
+                .map_or_else(
+                    || format!("{file}-{SEALED_NAME_SUFFIX}"),
+                    |r| r.swarm_name.clone(),
+                );
+            return Ok(PlannedFile {
+                swarm_name,
+                previous_name: None,
+                content: String::new(),
+                sensitive: true,
+                unopened: true,
+                sealed_digest,
+            });
+        }
+        (None, _) => (spec.content.clone(), false),
+    };
+    let content = if spec.template {
+        let mut vars = variables.clone();
+        if spec.sensitive {
+            // Only a sensitive file's content may read sensitive variables.
+            vars.extend(
+                sensitive_vars
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        match crate::manifest::interpolate::interpolate_str(&raw, &vars, &path) {
+            Ok(c) => c,
+            Err(errors) => {
+                let list: Vec<String> = if spec.sensitive {
+                    errors.iter().map(sensitive_error).collect()
+                } else {
+                    errors.iter().map(ToString::to_string).collect()
+                };
+                return Err(format!(
+                    "Configuration {configuration:?}: {}",
+                    list.join("; ")
+                ));
+            }
+        }
+    } else {
+        raw
+    };
+    let swarm_name = match (sealed, keys) {
+        (true, Some(k)) => k.secret_name(file, content.as_bytes()),
+        _ => {
+            let digest = sha2::Sha256::digest(content.as_bytes());
+            format!("{file}-{}", &hex::encode(digest)[..10])
+        }
+    };
+    Ok(PlannedFile {
+        swarm_name,
+        previous_name: None,
+        content,
+        sensitive: spec.sensitive,
+        unopened: false,
+        sealed_digest,
+    })
+}
+
+/// An interpolation error of sensitive content, told without any of the content (no
+/// variable name, no message, no excerpt: each may be a piece of the secret).
+fn sensitive_error(e: &InterpolationError) -> String {
+    let what = match e {
+        InterpolationError::Unset { path, .. } | InterpolationError::Required { path, .. } => {
+            format!("{path}: references a variable that is not set")
+        }
+        InterpolationError::Syntax { path, offset, .. } => {
+            format!("{path}: invalid interpolation at byte {offset} (write `$$` for a literal `$`)")
+        }
+        InterpolationError::TooLarge { path, .. } => format!("{path}: too large once interpolated"),
+        InterpolationError::Cycle { .. } | InterpolationError::UnresolvedReference { .. } => {
+            "variables reference each other in a way that does not resolve".to_string()
+        }
+    };
+    format!("{what} (sensitive content: names and excerpts are not shown)")
+}
+
+/// Where an Environment's sensitive variables are used outside a sensitive file's content
+/// (service env, labels, any service field, a plain variable or a plain file): each is a
+/// validation error, since `docker service inspect` or `get` would show the value.
+pub fn sensitive_misuse(snapshot: &Snapshot, env: &Environment) -> Vec<String> {
+    let names: Vec<&String> = env.spec.sensitive_variables.keys().collect();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let mentions = |text: &str| -> Vec<&str> {
+        names
+            .iter()
+            .filter(|n| {
+                text.contains(&format!("${{{n}}}"))
+                    || text.contains(&format!("${{{n}:"))
+                    || text.contains(&format!("${{{n}-"))
+                    || text.contains(&format!("${{{n}?"))
+                    || contains_bare(text, n)
+            })
+            .map(|n| n.as_str())
+            .collect()
+    };
+    let mut both = Vec::new();
+    if env
+        .spec
+        .variables
+        .keys()
+        .any(|k| env.spec.sensitive_variables.contains_key(k))
+    {
+        both.push(format!(
+            "Environment {:?}: a variable is both plain and sensitive",
+            env.name()
+        ));
+    }
+    let mut out = both;
+    let mut report = |place: String, found: Vec<&str>| {
+        for n in found {
+            out.push(format!(
+                "{place}: references the sensitive variable {n}, which may feed only a sensitive file's content (mount that file as a secret and point a *_FILE variable at /run/secrets/<file>)"
+            ));
+        }
+    };
+    for (k, v) in &env.spec.variables {
+        report(
+            format!("Environment {:?} variable {k}", env.name()),
+            mentions(v),
+        );
+    }
+    let settings = serde_json::to_string(&env.spec.services).unwrap_or_default();
+    report(
+        format!("Environment {:?} services", env.name()),
+        mentions(&settings),
+    );
+    for (name, spec) in &snapshot.service_specs {
+        report(format!("Service {name:?}"), mentions(&spec.to_string()));
+    }
+    for (name, cfg) in &snapshot.configurations {
+        for (file, f) in &cfg.spec.files {
+            if f.template && !f.sensitive {
+                report(
+                    format!("Configuration {name:?} file {file} (not sensitive)"),
+                    mentions(&f.content),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` holds `$NAME` not followed by a name character.
+fn contains_bare(text: &str, name: &str) -> bool {
+    let needle = format!("${name}");
+    text.match_indices(&needle).any(|(i, _)| {
+        let before_escaped = i > 0 && text.as_bytes()[i - 1] == b'$';
+        let next = text[i + needle.len()..].chars().next();
+        !before_escaped && !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
