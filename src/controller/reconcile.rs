@@ -464,9 +464,7 @@ impl Reconciler<'_> {
         self.observe_foreign(&desired, &mut observed).await?;
         let decision = self.converge_stack(&desired, observed).await?;
         let ready = decision.stack.ready;
-        etcd_writes += self
-            .write_stack(snapshot, &stack.name, decision)
-            .await?;
+        etcd_writes += self.write_stack(snapshot, &stack.name, decision).await?;
         Ok(StackOutcome { ready, etcd_writes })
     }
 }
