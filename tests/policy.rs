@@ -102,7 +102,7 @@ async fn a_docker_socket_mount_is_refused_everywhere_unless_exempted() {
     expect_code(&out, 1, "apply of a Docker socket mount");
     assert!(
         text(&out.stderr).contains("Docker socket")
-            && text(&out.stderr).contains("nothing was applied"),
+            && text(&out.stderr).contains("nothing was written"),
         "{}",
         text(&out.stderr)
     );

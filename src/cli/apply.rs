@@ -152,10 +152,10 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         .map(|r| r.object)
         .collect();
     // A client dry run shows only what would be sent, as kubectl's does.
+    let stored = store.list_all().await?;
     let check = if args.dry_run == "client" {
         planning::ApplyCheck::default()
     } else {
-        let stored = store.list_all().await?;
         planning::check_apply(
             &stored.items,
             &previews,
@@ -175,6 +175,19 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             check.refusals.len()
         )));
     }
+    // The policy refuses before anything is written, a Service no Stack lists yet too
+    // (docs/security.md, "Policy").
+    let refused =
+        planning::policy_refusals(&stored.items, &objects, &args.configuration, store.prefix());
+    if !refused.is_empty() {
+        for r in &refused {
+            output::note(format_args!("error: {r}"));
+        }
+        return Err(CliError::failure(format!(
+            "{} policy refusal(s); nothing was written",
+            refused.len()
+        )));
+    }
 
     let previous_members = match (&args.applyset, args.prune, dry_run) {
         (Some(set), _, false) => Some(record_members(&store, set, &wanted).await?),
@@ -185,18 +198,6 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
             .or(Some((BTreeSet::new(), 0))),
         _ => None,
     };
-
-    // The policy refuses before anything is written (docs/security.md, "Policy").
-    let stored = store.list_all().await?;
-    let refused =
-        planning::policy_refusals(&stored.items, &objects, &args.configuration, store.prefix());
-    if !refused.is_empty() {
-        for r in &refused {
-            output::note(format_args!("error: {r}"));
-        }
-        output::note("nothing was applied");
-        return Ok(ExitStatus::Failure);
-    }
 
     let mut status = ExitStatus::Success;
     let mut results = Vec::new();
