@@ -4,6 +4,7 @@ mod cache;
 mod converge;
 pub mod events;
 mod finalizers;
+mod live;
 mod metrics;
 mod queue;
 mod quorum;
