@@ -505,14 +505,16 @@ struct Seen {
 
 impl Seen {
     fn of(o: &DynamicObject) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut bare = o.clone();
-        bare.status = None;
-        bare.metadata.resource_version = None;
+        use std::hash::Hasher;
+        // Streamed into the hasher: no copy of the object and no JSON text of it (every
+        // object passes here at each list, every change at each watch event).
+        let mut meta = o.metadata.clone();
+        meta.resource_version = None;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&bare)
-            .unwrap_or_default()
-            .hash(&mut hasher);
+        let _ = serde_json::to_writer(
+            HashWriter(&mut hasher),
+            &(&o.api_version, o.kind, &meta, &o.spec),
+        );
         let ready = o
             .status
             .as_ref()
@@ -549,6 +551,20 @@ impl Seen {
     }
 }
 
+/// Feeds serialised bytes to a hasher.
+struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The cache: lists, then watches from the list's revision + 1, and turns changes into
 /// queue keys. Relists after a compaction or a lost watch. The only writer of the cache.
 async fn watch_etcd(
@@ -578,6 +594,9 @@ async fn watch_etcd(
             .iter()
             .map(|o| (o.reference(), Seen::of(o)))
             .collect();
+        // Typed in the snapshot and summed up in `cache`: the list itself (every object
+        // with its status, as JSON values) would otherwise live as long as the watch.
+        drop(list);
         known.set(&cache);
         let mut stream = match store.watch(revision + 1).await {
             Ok(s) => s,
