@@ -384,19 +384,23 @@ impl LiveCache {
                 if let Some(name) = &ev.name {
                     s.networks.remove(name);
                 }
-                c.stacks = Self::deployed(&s);
+                // The Stacks whose services are attached to it (a network removed by hand).
+                if let Some(id) = &ev.id {
+                    c.stacks = Self::using(&s, id, "/TaskTemplate/Networks", "Target");
+                }
             }
             "config" | "secret" => {
                 s.seq += 1;
                 s.files_touched = s.seq;
                 s.files = [None, None];
                 c.installation = true;
-                c.stacks = s
-                    .services
-                    .values()
-                    .filter(|e| e.service.as_ref().is_some_and(mounts_files))
-                    .filter_map(Entry::stack)
-                    .collect();
+                if let Some(id) = &ev.id {
+                    let (list, key) = match ev.kind.as_str() {
+                        "config" => ("/TaskTemplate/ContainerSpec/Configs", "ConfigID"),
+                        _ => ("/TaskTemplate/ContainerSpec/Secrets", "SecretID"),
+                    };
+                    c.stacks = Self::using(&s, id, list, key);
+                }
             }
             "node" => {
                 s.seq += 1;
@@ -422,15 +426,25 @@ impl LiveCache {
             .filter_map(Entry::stack)
             .collect()
     }
-}
 
-fn mounts_files(s: &LiveService) -> bool {
-    ["Configs", "Secrets"].iter().any(|k| {
-        s.spec
-            .pointer(&format!("/TaskTemplate/ContainerSpec/{k}"))
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    })
+    /// The Stacks with a service whose spec refers to `id` in `list` (by `key`).
+    fn using(s: &State, id: &str, list: &str, key: &str) -> BTreeSet<String> {
+        s.services
+            .values()
+            .filter(|e| {
+                e.service.as_ref().is_some_and(|svc| {
+                    svc.spec
+                        .pointer(list)
+                        .and_then(Value::as_array)
+                        .is_some_and(|refs| {
+                            refs.iter()
+                                .any(|r| r.get(key).and_then(Value::as_str) == Some(id))
+                        })
+                })
+            })
+            .filter_map(Entry::stack)
+            .collect()
+    }
 }
 
 /// The Swarm the workers use: reads of the installation from [`LiveCache`] while it is

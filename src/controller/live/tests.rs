@@ -371,23 +371,36 @@ async fn tasks_still_moving_are_read_afresh() {
 }
 
 #[tokio::test]
-async fn other_events_queue_only_stacks_with_services() {
+async fn other_events_queue_only_the_stacks_they_concern() {
     let f = Fixture::new();
-    f.service("web", "api", INSTALLATION).await;
+    let n1 = f.fake.ensure_network("front", INSTALLATION).await.unwrap();
+    let labels = BTreeMap::from([(INSTALLATION_LABEL.to_string(), INSTALLATION.to_string())]);
+    let c1 = f.fake.create_file("c", b"x", &labels, false).await.unwrap();
+    let mut attached = spec("web", "api", INSTALLATION, 1);
+    attached["TaskTemplate"]["Networks"] = json!([{"Target": n1}]);
+    attached["TaskTemplate"]["ContainerSpec"]["Configs"] = json!([{
+        "ConfigID": c1, "ConfigName": "c",
+        "File": {"Name": "/c", "UID": "0", "GID": "0", "Mode": 292}
+    }]);
+    f.fake
+        .create_service("kargo-web_api", &attached)
+        .await
+        .expect("create");
     f.service("jobs", "x", INSTALLATION).await;
     f.cache.sync(&f.counted).await.expect("sync");
-    let connect = event("network", "connect", "kargo_default", Some("n1"));
+    let connect = event("network", "connect", "front", Some(&n1));
     assert_eq!(f.cache.apply(&connect), Concerns::default());
-    let destroy = event("network", "destroy", "kargo_default", Some("n1"));
-    assert_eq!(
-        f.cache.apply(&destroy),
-        concerns(false, &["jobs", "web"], None)
-    );
+    let destroy = event("network", "destroy", "front", Some(&n1));
+    assert_eq!(f.cache.apply(&destroy), concerns(false, &["web"], None));
+    let unrelated = event("network", "destroy", "someone-elses", Some("n9"));
+    assert_eq!(f.cache.apply(&unrelated), Concerns::default());
+    let config = event("config", "remove", "c", Some(&c1));
+    assert_eq!(f.cache.apply(&config), concerns(true, &["web"], None));
+    // No service mounts it: only the installation (garbage collection).
+    let config = event("config", "create", "d", Some("c2"));
+    assert_eq!(f.cache.apply(&config), concerns(true, &[], None));
     let node = event("node", "update", "node-1", Some("x"));
     assert_eq!(f.cache.apply(&node), concerns(true, &["jobs", "web"], None));
-    // No service mounts a config: only the installation (garbage collection).
-    let config = event("config", "create", "c", Some("c1"));
-    assert_eq!(f.cache.apply(&config), concerns(true, &[], None));
 }
 
 #[tokio::test]
