@@ -216,7 +216,11 @@ async fn a_synced_cache_serves_a_converged_stack_without_docker() {
     let mut names: Vec<&str> = live.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["kargo-web_api", "kargo-web_db"]);
-    let tasks = f.swarm.tasks_of(&[api.clone()]).await.expect("tasks");
+    let tasks = f
+        .swarm
+        .tasks_of(std::slice::from_ref(&api))
+        .await
+        .expect("tasks");
     assert_eq!(tasks[&api].len(), 1);
     assert_eq!(
         f.swarm
@@ -251,7 +255,11 @@ async fn an_own_write_is_read_again_before_it_is_judged() {
         now.spec.pointer("/Mode/Replicated/Replicas"),
         Some(&json!(2))
     );
-    let tasks = f.swarm.tasks_of(&[api.clone()]).await.expect("tasks");
+    let tasks = f
+        .swarm
+        .tasks_of(std::slice::from_ref(&api))
+        .await
+        .expect("tasks");
     assert_eq!(tasks[&api].len(), 2);
     assert_eq!(f.reads(), before + 2, "one inspect, one task list");
 
@@ -360,13 +368,24 @@ async fn tasks_still_moving_are_read_afresh() {
     let api = f.service("web", "api", INSTALLATION).await;
     f.cache.sync(&f.counted).await.expect("sync");
     let before = f.reads();
-    let pending = f.swarm.tasks_of(&[api.clone()]).await.expect("tasks");
+    let pending = f
+        .swarm
+        .tasks_of(std::slice::from_ref(&api))
+        .await
+        .expect("tasks");
     assert_eq!(pending[&api][0].state, "pending");
     f.fake.hold_tasks(false);
-    let running = f.swarm.tasks_of(&[api.clone()]).await.expect("tasks");
+    let running = f
+        .swarm
+        .tasks_of(std::slice::from_ref(&api))
+        .await
+        .expect("tasks");
     assert_eq!(running[&api][0].state, "running");
     assert_eq!(f.reads(), before + 2);
-    f.swarm.tasks_of(&[api.clone()]).await.expect("tasks");
+    f.swarm
+        .tasks_of(std::slice::from_ref(&api))
+        .await
+        .expect("tasks");
     assert_eq!(f.reads(), before + 2, "settled: from memory");
 }
 
