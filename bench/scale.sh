@@ -15,8 +15,9 @@
 #     controller) and wall time, from the first reconcile of the resync until the queue
 #     is empty again and kargo_reconciles_total grew by at least every Stack + 1
 #   - CPU seconds over 60 s of idling with the default resync (two resyncs in it), with
-#     the reconciles and the Swarm network/config/secret/node events of that minute (any
-#     such event, whoever caused it, queues every Stack: other users of the Swarm count)
+#     the reconciles and the Swarm network/config/secret/node events of that minute (such
+#     an event, whoever caused it, queues the Stacks with services in Swarm — here the
+#     running ones — so other users of the Swarm count)
 #   - the controller's resident memory (VmRSS) and its peak (VmHWM)
 #
 # Environment:
@@ -208,8 +209,8 @@ done
 [[ -n "$resync_cpu" ]] || { echo "no full resync seen within 75 s" >&2; exit 1; }
 
 # 5. idle: 60 s with the default resync, nothing applied
-# The controller enqueues every Stack on any network, config, secret or node event of the
-# Swarm, whoever caused it: count them, since other users of the Swarm add to this figure.
+# The controller queues the Stacks with services in Swarm on a network, config, secret or
+# node event, whoever caused it: count them, since other users of the Swarm add to this figure.
 timeout 60 docker events --format '{{.Type}}' --filter type=network --filter type=config \
   --filter type=secret --filter type=node >"$WORK/idle-events" 2>/dev/null &
 events_pid=$!

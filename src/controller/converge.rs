@@ -155,7 +155,11 @@ pub(super) fn decide_service(
                 let differs =
                     l.labels.get(SPEC_HASH_LABEL) != Some(&desired.hash) || !covers(&l.spec, &seen);
                 (differs && !failed_before).then(|| {
-                    let why = changed_fields(&l.spec, &spec);
+                    let why = if l.labels.contains_key(SPEC_HASH_LABEL) {
+                        changed_fields(&l.spec, &spec)
+                    } else {
+                        "its spec-hash label was missing (removed outside kargo)".to_string()
+                    };
                     Push {
                         service: svc.to_string(),
                         operation: Operation::Update {

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod events;
 mod execute;
 mod finalizers;
+mod live;
 mod metrics;
 mod ownership;
 mod queue;

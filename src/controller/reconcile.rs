@@ -18,8 +18,7 @@ use crate::api::Kind;
 use crate::api::conditions::{events, reasons};
 use crate::store::{Fence, Store};
 use crate::swarm::names::{
-    INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL, swarm_service,
-    swarm_stack,
+    INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, swarm_service, swarm_stack,
 };
 use crate::swarm::{LiveService, Swarm};
 
@@ -392,10 +391,9 @@ impl Reconciler<'_> {
         let namespace = swarm_stack(&stack.name);
         let mut live: BTreeMap<String, LiveService> = self
             .swarm
-            .list_services(self.installation())
+            .list_stack_services(self.installation(), &namespace)
             .await?
             .into_iter()
-            .filter(|s| s.labels.get(STACK_NAMESPACE_LABEL) == Some(&namespace))
             .map(|s| (s.name.clone(), s))
             .collect();
         // Services of this stack that it no longer lists go first (removal in reverse order).

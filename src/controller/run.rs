@@ -1,6 +1,7 @@
-//! The controller process: a cache fed by the etcd watch, triggers (etcd changes, Docker
-//! events, periodic resync) feeding a work queue, workers reconciling keys, and — with
-//! several replicas — leader election so only one replica acts.
+//! The controller process: a cache fed by the etcd watch, a cache of the live Swarm fed
+//! by Docker events, triggers (etcd changes, Docker events, periodic resync) feeding a
+//! work queue, workers reconciling keys, and — with several replicas — leader election
+//! so only one replica acts.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,12 +18,12 @@ use tracing::{debug, error, info, warn};
 use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
 use crate::store::{Deposer, Election, EtcdConfig, Fence, Store, StoreError, WatchEvent};
-use crate::swarm::names::parse_swarm_service;
-use crate::swarm::{SwarmClient, SwarmError};
+use crate::swarm::{Swarm, SwarmClient, SwarmError, SwarmEvent};
 
 use super::ControllerError;
 use super::cache::SnapshotCache;
 use super::events::EventRecorder;
+use super::live::{CachedSwarm, LiveCache};
 use super::metrics::{Metrics, serve};
 use super::queue::WorkQueue;
 use super::reconcile::{Action, INSTALLATION_KEY, PassReport, Reconciler};
@@ -86,12 +87,15 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     queue: WorkQueue,
     cache: SnapshotCache,
+    live: LiveCache,
 }
 
 /// What a worker needs, owned, for one term of leadership.
 struct WorkerContext {
     store: Store,
     swarm: SwarmClient,
+    /// `swarm` read through the live cache: what reconciles use.
+    cached: Arc<dyn Swarm>,
     configuration: String,
     fence: Option<Fence>,
     catalog: Arc<Catalog>,
@@ -146,7 +150,7 @@ impl WorkerContext {
         Reconciler {
             store: &self.store,
             cache: Some(&self.cache),
-            swarm: &self.swarm,
+            swarm: &*self.cached,
             configuration: &self.configuration,
             fence: self.fence.as_ref(),
             catalog: &*self.catalog,
@@ -161,6 +165,7 @@ impl Controller {
     /// A controller over these clients, using the built-in default catalog.
     pub fn new(store: Store, swarm: SwarmClient, options: ControllerOptions) -> Self {
         Controller {
+            live: LiveCache::new(store.prefix()),
             events: EventRecorder::new(store.clone()),
             store,
             swarm,
@@ -234,11 +239,14 @@ impl Controller {
             self.swarm.clone(),
             self.queue.clone(),
             known.clone(),
+            self.live.clone(),
         )));
         background.push(tokio::spawn(resync(
             self.queue.clone(),
             self.options.resync,
             known,
+            self.swarm.clone(),
+            self.live.clone(),
         )));
         tokio::pin!(shutdown);
 
@@ -345,9 +353,12 @@ impl Controller {
         step_down: Option<Deposer>,
         stop: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        let cached: Arc<dyn Swarm> =
+            Arc::new(CachedSwarm::new(Arc::new(swarm.clone()), self.live.clone()));
         let ctx = Arc::new(WorkerContext {
             store: self.store.clone(),
             swarm,
+            cached,
             configuration: self.options.configuration.clone(),
             fence,
             catalog: self.catalog.clone(),
@@ -446,12 +457,24 @@ async fn enqueue_everything(store: &Store, queue: &WorkQueue) {
 /// Changes taken from the watch at once when they are already there.
 const WATCH_BATCH: usize = 1024;
 
-/// Every resync period, every key.
-async fn resync(queue: WorkQueue, period: Duration, known: KnownStacks) {
+/// Every resync period, every key, on a fresh list of the live Swarm (task changes on
+/// other nodes show in no event this controller receives).
+async fn resync(
+    queue: WorkQueue,
+    period: Duration,
+    known: KnownStacks,
+    swarm: SwarmClient,
+    live: LiveCache,
+) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if let Err(e) = live.refresh(&swarm).await {
+            // Reads go to Docker (and fail there) until the watcher has relisted.
+            warn!(error = %e, "relisting the Swarm failed");
+            live.unsync();
+        }
         queue.add(INSTALLATION_KEY);
         for k in known.get() {
             queue.add(&k);
@@ -491,14 +514,16 @@ struct Seen {
 
 impl Seen {
     fn of(o: &DynamicObject) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut bare = o.clone();
-        bare.status = None;
-        bare.metadata.resource_version = None;
+        use std::hash::Hasher;
+        // Streamed into the hasher: no copy of the object and no JSON text of it (every
+        // object passes here at each list, every change at each watch event).
+        let mut meta = o.metadata.clone();
+        meta.resource_version = None;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&bare)
-            .unwrap_or_default()
-            .hash(&mut hasher);
+        let _ = serde_json::to_writer(
+            HashWriter(&mut hasher),
+            &(&o.api_version, o.kind, &meta, &o.spec),
+        );
         let ready = o
             .status
             .as_ref()
@@ -535,6 +560,20 @@ impl Seen {
     }
 }
 
+/// Feeds serialised bytes to a hasher.
+struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The cache: lists, then watches from the list's revision + 1, and turns changes into
 /// queue keys. Relists after a compaction or a lost watch. The only writer of the cache.
 async fn watch_etcd(
@@ -564,6 +603,9 @@ async fn watch_etcd(
             .iter()
             .map(|o| (o.reference(), Seen::of(o)))
             .collect();
+        // Typed in the snapshot and summed up in `cache`: the list itself (every object
+        // with its status, as JSON values) would otherwise live as long as the watch.
+        drop(list);
         known.set(&cache);
         let mut stream = match store.watch(revision + 1).await {
             Ok(s) => s,
@@ -718,31 +760,95 @@ fn affected_keys(
     keys
 }
 
-/// Docker events: a service of ours changed by hand → its stack; anything else → everything.
-/// Reconnects when the daemon restarts.
-async fn watch_docker(swarm: SwarmClient, queue: WorkQueue, known: KnownStacks) {
+/// Docker events: keeps the live cache current and queues the keys each event concerns
+/// (a service of ours → its Stack; a network, node, config or secret → the Stacks with
+/// services in Swarm). On every (re)connection the cache is relisted before it is read
+/// again; events that arrive meanwhile are applied after the list.
+async fn watch_docker(swarm: SwarmClient, queue: WorkQueue, known: KnownStacks, live: LiveCache) {
+    let mut reconnection = false;
     loop {
         let mut events = swarm.events();
+        // The stream is polled first so that it is open before the list is read.
+        let mut pending = Vec::new();
+        let synced = {
+            let sync = live.sync(&swarm);
+            tokio::pin!(sync);
+            loop {
+                tokio::select! {
+                    biased;
+                    ev = events.next() => match ev {
+                        Some(Ok(ev)) => pending.push(ev),
+                        Some(Err(e)) => break Err(e),
+                        None => break Err(SwarmError::Unavailable {
+                            host: swarm.endpoint(),
+                            message: "event stream ended".into(),
+                        }),
+                    },
+                    r = &mut sync => break r,
+                }
+            }
+        };
+        if let Err(e) = synced {
+            warn!(error = %e, "Docker event stream or Swarm list failed; retrying");
+            live.unsync();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            reconnection = true;
+            continue;
+        }
+        if reconnection {
+            // Whatever happened while the stream was down was seen by no event.
+            info!("Docker event stream back; Swarm relisted");
+            queue.add(INSTALLATION_KEY);
+            for k in known.get() {
+                queue.add(&k);
+            }
+        }
+        for ev in pending {
+            on_docker_event(&swarm, &live, &queue, &ev).await;
+        }
         while let Some(ev) = events.next().await {
             match ev {
-                Ok(ev) if ev.kind == "service" => {
-                    if let Some((stack, _)) = ev.name.as_deref().and_then(parse_swarm_service) {
-                        queue.add(&format!("stack/{stack}"));
-                    }
-                    queue.add(INSTALLATION_KEY);
-                }
-                Ok(_) => {
-                    queue.add(INSTALLATION_KEY);
-                    for k in known.get() {
-                        queue.add(&k);
-                    }
-                }
+                Ok(ev) => on_docker_event(&swarm, &live, &queue, &ev).await,
                 Err(e) => {
                     warn!(error = %e, "Docker event stream lost; reconnecting");
                     break;
                 }
             }
         }
+        // Until the relist after reconnecting, reconciles read Docker.
+        live.unsync();
+        reconnection = true;
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Applies one Docker event to the live cache and queues what it concerns.
+async fn on_docker_event(
+    swarm: &SwarmClient,
+    live: &LiveCache,
+    queue: &WorkQueue,
+    ev: &SwarmEvent,
+) {
+    let mut concerns = live.apply(ev);
+    if let Some(id) = concerns.inspect.take() {
+        // A service the cache does not know: ours (created by hand with our labels, or
+        // by another writer) only if its labels say so.
+        let started = live.seq();
+        match swarm.inspect_service(&id).await {
+            Ok(Some(svc)) => {
+                if let Some(stack) = live.learn(started, &svc) {
+                    concerns.installation = true;
+                    concerns.stacks.insert(stack);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => debug!(%id, error = %e, "inspecting a service named by an event failed"),
+        }
+    }
+    if concerns.installation {
+        queue.add(INSTALLATION_KEY);
+    }
+    for stack in concerns.stacks {
+        queue.add(&format!("stack/{stack}"));
     }
 }

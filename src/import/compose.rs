@@ -1147,19 +1147,8 @@ impl Tables {
                     continue;
                 }
             };
-            for line in content.lines() {
-                let line = line.trim_start();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                // docker stack deploy reads env files literally: no quotes, no expansion.
-                let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-                let (k, v) = match line.split_once('=') {
-                    Some((k, v)) => (k.trim().to_string(), v.replace('$', "$$")),
-                    None => (line.trim().to_string(), format!("${{{}}}", line.trim())),
-                };
-                env.insert(k, v);
-            }
+            // docker stack deploy reads env files literally: no quotes, no expansion.
+            env.extend(content.lines().filter_map(super::envfile::env_file_entry));
         }
         env
     }

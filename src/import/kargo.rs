@@ -248,9 +248,42 @@ fn import_fragment(
             source,
         })
     })?;
-    match docker_yaml_escapes(&text) {
+    let mut import = match docker_yaml_escapes(&text) {
         Some(fixed) => import_compose_str(&fixed, base, stack).map_err(fail),
         None => import_compose_file(file, stack).map_err(fail),
+    }?;
+    plain_names(&mut import, stack);
+    Ok(import)
+}
+
+/// A Kargo workspace names each service once across all its stacks (one fragment a
+/// service), so its Services keep their plain names (`kano`, not `apps-kano` with a
+/// `serviceName`, which `import compose` writes so two stack files may share a name).
+fn plain_names(import: &mut ComposeImport, stack: &str) {
+    let prefix = format!("{stack}-");
+    let mut renamed = BTreeMap::new();
+    for doc in &mut import.services {
+        let Some(name) = doc["metadata"]["name"].as_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(plain) = name.strip_prefix(&prefix).map(str::to_string) else {
+            continue;
+        };
+        if doc["spec"]["serviceName"].as_str() != Some(plain.as_str()) {
+            continue;
+        }
+        if let Some(spec) = doc["spec"].as_object_mut() {
+            spec.remove("serviceName");
+        }
+        doc["metadata"]["name"] = Value::String(plain.clone());
+        renamed.insert(name, plain);
+    }
+    if let Some(list) = import.stack["spec"]["services"].as_array_mut() {
+        for entry in list.iter_mut() {
+            if let Some(plain) = entry.as_str().and_then(|n| renamed.get(n)) {
+                *entry = Value::String(plain.clone());
+            }
+        }
     }
 }
 

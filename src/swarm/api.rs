@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::docker::{
     LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
 };
+use super::names::STACK_NAMESPACE_LABEL;
 use super::objects::{FileObject, NodeInfo};
 
 /// What the controller asks of a Swarm manager. Every write is counted by kind and asks
@@ -22,6 +23,18 @@ use super::objects::{FileObject, NodeInfo};
 pub trait Swarm: Send + Sync {
     /// The services of one installation (by label), with their specs.
     async fn list_services(&self, installation: &str) -> Result<Vec<LiveService>, SwarmError>;
+
+    /// The services of one Swarm stack (`namespace`) of an installation, with their specs.
+    async fn list_stack_services(
+        &self,
+        installation: &str,
+        namespace: &str,
+    ) -> Result<Vec<LiveService>, SwarmError> {
+        let mut services = self.list_services(installation).await?;
+        services
+            .retain(|s| s.labels.get(STACK_NAMESPACE_LABEL).map(String::as_str) == Some(namespace));
+        Ok(services)
+    }
 
     /// One service by name or ID; `None` when there is none.
     async fn inspect_service(&self, name: &str) -> Result<Option<LiveService>, SwarmError>;
@@ -92,7 +105,7 @@ pub trait Swarm: Send + Sync {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), SwarmError>;
 
-    /// Changes on services, networks, configs, secrets and nodes, from now on.
+    /// Changes on services, networks, configs, secrets, nodes and containers, from now on.
     fn events(&self) -> BoxStream<'static, Result<SwarmEvent, SwarmError>>;
 
     /// Writes made so far, by kind (shared by every guarded view of the same Swarm).
@@ -112,6 +125,14 @@ pub trait Swarm: Send + Sync {
 impl Swarm for SwarmClient {
     async fn list_services(&self, installation: &str) -> Result<Vec<LiveService>, SwarmError> {
         SwarmClient::list_services(self, installation).await
+    }
+
+    async fn list_stack_services(
+        &self,
+        installation: &str,
+        namespace: &str,
+    ) -> Result<Vec<LiveService>, SwarmError> {
+        SwarmClient::list_stack_services(self, installation, namespace).await
     }
 
     async fn inspect_service(&self, name: &str) -> Result<Option<LiveService>, SwarmError> {

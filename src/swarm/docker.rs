@@ -18,7 +18,7 @@ use bollard::{ClientVersion, Docker};
 use serde_json::Value;
 
 use super::compare::first_difference;
-use super::names::INSTALLATION_LABEL;
+use super::names::{INSTALLATION_LABEL, STACK_NAMESPACE_LABEL};
 
 /// Failures talking to Docker.
 #[derive(Debug, thiserror::Error)]
@@ -191,12 +191,17 @@ pub type WriteGuard = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// A change Docker reports on an object kargo cares about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SwarmEvent {
-    /// `service`, `network`, `config`, `secret` or `node`.
+    /// `service`, `network`, `config`, `secret`, `node` or `container`.
     pub kind: String,
     /// What happened (`create`, `update`, `remove`...).
     pub action: String,
     /// The object's name, when Docker gives it.
     pub name: Option<String>,
+    /// The object's ID, when Docker gives it.
+    pub id: Option<String>,
+    /// The Swarm service a container event's task belongs to (engine API 1.41 gives a
+    /// service event no labels, but a task's container carries its service's ID).
+    pub service: Option<String>,
 }
 
 /// How long one request may take before the endpoint counts as unreachable: a manager
@@ -476,15 +481,23 @@ impl SwarmClient {
         }
     }
 
-    /// Docker events on services, networks, configs, secrets and nodes, from now on.
-    /// The stream ends when the daemon goes away; the caller reconnects.
+    /// Docker events on services, networks, configs, secrets, nodes and containers (a
+    /// task's state shows as its container's), from now on. The stream ends when the
+    /// daemon goes away; the caller reconnects.
     pub fn events(&self) -> futures::stream::BoxStream<'static, Result<SwarmEvent, SwarmError>> {
         use futures::StreamExt;
         let filters = HashMap::from([(
             "type".to_string(),
-            ["service", "network", "config", "secret", "node"]
-                .map(str::to_string)
-                .to_vec(),
+            [
+                "service",
+                "network",
+                "config",
+                "secret",
+                "node",
+                "container",
+            ]
+            .map(str::to_string)
+            .to_vec(),
         )]);
         let options = bollard::query_parameters::EventsOptions {
             filters: Some(filters),
@@ -509,14 +522,14 @@ impl SwarmClient {
                         .and_then(|t| serde_json::to_value(t).ok())
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default();
-                    let name = m
-                        .actor
-                        .and_then(|a| a.attributes)
-                        .and_then(|mut a| a.remove("name"));
+                    let actor = m.actor.unwrap_or_default();
+                    let mut attributes = actor.attributes.unwrap_or_default();
                     Ok(SwarmEvent {
                         kind,
                         action: m.action.unwrap_or_default(),
-                        name,
+                        name: attributes.remove("name"),
+                        id: actor.id.filter(|i| !i.is_empty()),
+                        service: attributes.remove("com.docker.swarm.service.id"),
                     })
                 }
                 Err(e) => {
@@ -620,6 +633,33 @@ impl SwarmClient {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{INSTALLATION_LABEL}={installation}")],
+        )]);
+        let options = ListServicesOptions {
+            filters: Some(filters),
+            status: Some(true),
+        };
+        let options = &options;
+        let services = self
+            .call("list services", move |d| async move {
+                d.list_services(Some(options.clone())).await
+            })
+            .await?;
+        Ok(services.into_iter().filter_map(live_service).collect())
+    }
+
+    /// The services of one Swarm stack of an installation (both labels), with their specs.
+    pub async fn list_stack_services(
+        &self,
+        installation: &str,
+        namespace: &str,
+    ) -> Result<Vec<LiveService>, SwarmError> {
+        // Values of one filter key are AND'ed for labels.
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{INSTALLATION_LABEL}={installation}"),
+                format!("{STACK_NAMESPACE_LABEL}={namespace}"),
+            ],
         )]);
         let options = ListServicesOptions {
             filters: Some(filters),

@@ -137,6 +137,8 @@ impl FakeSwarm {
             if let Some(s) = e.services.get_mut(&id) {
                 s.update_state = Some(state.to_string());
                 s.update_message = Some(message.to_string());
+                let name = service_name(&s.spec);
+                e.emit_with_id("service", "update", &name, Some(&id));
             }
         }
     }
@@ -145,12 +147,26 @@ impl FakeSwarm {
     pub fn fail_tasks(&self, name_or_id: &str, error: &str) {
         let mut e = self.engine();
         let now = e.bump();
+        let mut failed = Vec::new();
         if let Some(s) = e.find(name_or_id).and_then(|id| e.services.get_mut(&id)) {
             for t in s.tasks.iter_mut().filter(|t| t.state == "running") {
                 t.state = "failed".into();
                 t.error = Some(error.to_string());
                 t.timestamp = Some(timestamp(now));
+                failed.push((t.id.clone(), s.id.clone()));
             }
+        }
+        // As the engine reports it: a `die` of the task's container, naming its service.
+        for (task, service) in failed {
+            let event = SwarmEvent {
+                kind: "container".into(),
+                action: "die".into(),
+                name: Some(task),
+                id: None,
+                service: Some(service),
+            };
+            e.subscribers
+                .retain(|s| s.unbounded_send(Ok(event.clone())).is_ok());
         }
     }
 
@@ -266,10 +282,17 @@ impl Engine {
     }
 
     fn emit(&mut self, kind: &str, action: &str, name: &str) {
+        self.emit_with_id(kind, action, name, None);
+    }
+
+    /// As the engine reports a service: with its ID (and no labels).
+    fn emit_with_id(&mut self, kind: &str, action: &str, name: &str, id: Option<&str>) {
         let event = SwarmEvent {
             kind: kind.to_string(),
             action: action.to_string(),
             name: Some(name.to_string()),
+            id: id.map(str::to_string),
+            service: None,
         };
         self.subscribers
             .retain(|s| s.unbounded_send(Ok(event.clone())).is_ok());
@@ -568,7 +591,7 @@ impl Swarm for FakeSwarm {
         );
         e.roll(&id, true);
         e.settle(&id);
-        e.emit("service", "create", &swarm_name);
+        e.emit_with_id("service", "create", &swarm_name, Some(&id));
         Ok(id)
     }
 
@@ -622,7 +645,7 @@ impl Swarm for FakeSwarm {
         let swarm_name = service_name(&s.spec);
         e.roll(&key, template_changed);
         e.settle(&key);
-        e.emit("service", "update", &swarm_name);
+        e.emit_with_id("service", "update", &swarm_name, Some(&key));
         Ok(())
     }
 
@@ -634,7 +657,7 @@ impl Swarm for FakeSwarm {
         {
             e.bump();
             let name = service_name(&s.spec);
-            e.emit("service", "remove", &name);
+            e.emit_with_id("service", "remove", &name, Some(&key));
         }
         Ok(())
     }

@@ -246,7 +246,7 @@ fn hand_scaling_is_drift_and_the_event_names_the_field() {
     assert!(
         push.event
             .message
-            .contains("/Mode/Replicated/Replicas differed"),
+            .contains("Mode.Replicated.Replicas changed"),
         "{}",
         push.event.message
     );
@@ -269,7 +269,7 @@ fn a_hand_changed_image_is_drift() {
     assert!(
         push.event
             .message
-            .contains("/TaskTemplate/ContainerSpec/Image"),
+            .contains("TaskTemplate.ContainerSpec.Image changed"),
         "{}",
         push.event.message
     );
@@ -292,9 +292,7 @@ fn a_removed_spec_hash_label_is_drift() {
     let d = case.decide("web", &observed(vec![live], 2));
     let push = only_update(&d);
     assert!(
-        push.event
-            .message
-            .contains(&format!("/Labels/{SPEC_HASH_LABEL} differed")),
+        push.event.message.contains("spec-hash label was missing"),
         "{}",
         push.event.message
     );
