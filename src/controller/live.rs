@@ -603,6 +603,20 @@ impl Swarm for CachedSwarm {
         Ok(id)
     }
 
+    async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
+        self.inner.list_networks(installation).await
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        let result = self.inner.remove_network(id).await;
+        // Gone or not, the cached name → ID may be old: the next ensure asks the engine.
+        let mut s = self.cache.lock();
+        s.networks.retain(|_, cached| cached != id);
+        s.networks_touched = s.seq;
+        drop(s);
+        result
+    }
+
     async fn tasks_of(
         &self,
         service_ids: &[String],
