@@ -603,6 +603,21 @@ impl Swarm for CachedSwarm {
         Ok(id)
     }
 
+    async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
+        // Only the installation's cleanup asks, after deciding on its own reads.
+        self.inner.list_networks(installation).await
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        let result = self.inner.remove_network(id).await;
+        // Whatever the engine answered, the cached name → ID may be wrong now.
+        let mut s = self.cache.lock();
+        s.seq += 1;
+        s.networks_touched = s.seq;
+        s.networks.retain(|_, v| v != id);
+        result
+    }
+
     async fn tasks_of(
         &self,
         service_ids: &[String],

@@ -60,6 +60,13 @@ impl Swarm for Counted {
         self.read();
         self.fake.ensure_network(name, installation).await
     }
+    async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
+        self.read();
+        self.fake.list_networks(installation).await
+    }
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        self.fake.remove_network(id).await
+    }
     async fn tasks_of(
         &self,
         service_ids: &[String],
