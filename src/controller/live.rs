@@ -604,16 +604,17 @@ impl Swarm for CachedSwarm {
     }
 
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
+        // Only the installation's cleanup asks, after deciding on its own reads.
         self.inner.list_networks(installation).await
     }
 
     async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
         let result = self.inner.remove_network(id).await;
-        // Gone or not, the cached name → ID may be old: the next ensure asks the engine.
+        // Whatever the engine answered, the cached name → ID may be wrong now.
         let mut s = self.cache.lock();
-        s.networks.retain(|_, cached| cached != id);
+        s.seq += 1;
         s.networks_touched = s.seq;
-        drop(s);
+        s.networks.retain(|_, v| v != id);
         result
     }
 

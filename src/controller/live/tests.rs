@@ -56,16 +56,16 @@ impl Swarm for Counted {
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
         self.fake.remove_service(id).await
     }
+    async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
+        self.read();
+        self.fake.ensure_network(name, installation).await
+    }
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
         self.read();
         self.fake.list_networks(installation).await
     }
     async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
         self.fake.remove_network(id).await
-    }
-    async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
-        self.read();
-        self.fake.ensure_network(name, installation).await
     }
     async fn tasks_of(
         &self,
