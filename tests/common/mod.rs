@@ -71,6 +71,26 @@ pub async fn remove_installation(swarm: &SwarmClient, installation: &str) {
     {
         swarm.remove_service(&s.id).await.expect("remove service");
     }
+    // Its configs and secrets too (a run cut short leaves them); in use until the removed
+    // services' tasks are gone, so a few bounded tries.
+    for _ in 0..40 {
+        let mut left = 0;
+        for secret in [false, true] {
+            let files = swarm
+                .list_files(installation, secret)
+                .await
+                .expect("list files");
+            for f in files {
+                if swarm.remove_file(&f.id, secret).await.is_err() {
+                    left += 1;
+                }
+            }
+        }
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// The local test image with a tag (scripts/setup.sh builds 1.0 and 1.1).

@@ -232,7 +232,22 @@ fn interpolated<'a, D: Doc<'a>>(kind: Kind, root: D, out: &mut Vec<Passed>) {
                 if let Some(content) = file.member("content") {
                     path.push(Step::Key(name));
                     path.push(Step::Key("content"));
-                    syntax(content, &mut path, out);
+                    if file.member("sensitive").and_then(Doc::flag) == Some(true) {
+                        // A sensitive file's content is never quoted, not even in an error.
+                        let mut found = Vec::new();
+                        syntax(content, &mut path, &mut found);
+                        if let Some(first) = found.into_iter().next() {
+                            out.push(Passed {
+                                message: "invalid interpolation in a sensitive file (its content \
+                                          is not quoted): write `$$` for a literal dollar sign, \
+                                          `${NAME}` for a variable"
+                                    .to_string(),
+                                ..first
+                            });
+                        }
+                    } else {
+                        syntax(content, &mut path, out);
+                    }
                     path.truncate(path.len() - 2);
                 }
             });
