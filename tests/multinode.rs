@@ -524,17 +524,20 @@ async fn manager_failover(c: &Cluster) {
         "{}",
         ctl.log()
     );
-    let (events, _) = store
-        .kv()
-        .range(&format!("{PREFIX}/events/"))
-        .await
-        .expect("events");
-    assert!(
-        events
-            .iter()
-            .any(|e| String::from_utf8_lossy(&e.value).contains("DockerEndpointChanged")),
-        "an event names the endpoint now in use"
-    );
+    // Written when the reconcile that first used the new endpoint ends, which can be a
+    // moment after its push reached Swarm.
+    eventually(
+        Duration::from_secs(15),
+        "an event names the endpoint now in use",
+        async || {
+            let (events, _) = store.kv().range(&format!("{PREFIX}/events/")).await.ok()?;
+            events
+                .iter()
+                .any(|e| String::from_utf8_lossy(&e.value).contains("DockerEndpointChanged"))
+                .then_some(())
+        },
+    )
+    .await;
 
     // A second manager down: no quorum. The Stack says so; a change waits.
     let survivor = if ctl.metric(&in_use(2)) == Some(1.0) {
