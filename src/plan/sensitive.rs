@@ -226,3 +226,65 @@ fn contains_bare(text: &str, name: &str) -> bool {
         !before_escaped && !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
     })
 }
+
+/// The built-in sensitive file of a catalog entry whose password is a Swarm secret: its
+/// content is the sensitive variable itself, named as a sealed file is (an HMAC with the
+/// keys; without them, the name the controller recorded for the same sealed value, else a
+/// stand-in), or as a sensitive file stored in plaintext when the variable is plaintext.
+pub(super) fn catalog_file(
+    env: &Environment,
+    rule: &crate::manifest::defaults::SecretPassword,
+    keys: Option<&Keyring>,
+    recorded: Option<&crate::api::SealedFileRecord>,
+) -> Result<PlannedFile, String> {
+    let file = rule.file;
+    match env.spec.sensitive_variables.get(rule.variable) {
+        Some(crate::api::SensitiveValue::Plain(p)) => {
+            let digest = sha2::Sha256::digest(p.as_bytes());
+            Ok(PlannedFile {
+                swarm_name: format!("{file}-{}", &hex::encode(digest)[..10]),
+                previous_name: None,
+                content: p.clone(),
+                sensitive: true,
+                unopened: false,
+                sealed_digest: None,
+            })
+        }
+        Some(crate::api::SensitiveValue::Sealed(s)) => {
+            let sealed_digest = Some(hex::encode(sha2::Sha256::digest(s.sealed.as_bytes())));
+            match keys {
+                Some(k) => {
+                    let content = k
+                        .open_text(&format!("variable {}", rule.variable), &s.sealed)
+                        .map_err(|e| format!("Environment {:?}: {e}", env.name()))?;
+                    Ok(PlannedFile {
+                        swarm_name: k.secret_name(file, content.as_bytes()),
+                        previous_name: None,
+                        content,
+                        sensitive: true,
+                        unopened: false,
+                        sealed_digest,
+                    })
+                }
+                None => Ok(PlannedFile {
+                    swarm_name: recorded
+                        .filter(|r| Some(&r.sealed_digest) == sealed_digest.as_ref())
+                        .map_or_else(
+                            || format!("{file}-{SEALED_NAME_SUFFIX}"),
+                            |r| r.swarm_name.clone(),
+                        ),
+                    previous_name: None,
+                    content: String::new(),
+                    sensitive: true,
+                    unopened: true,
+                    sealed_digest,
+                }),
+            }
+        }
+        None => Err(format!(
+            "Environment {:?}: the catalog's file {file} needs the sensitive variable {}",
+            env.name(),
+            rule.variable
+        )),
+    }
+}

@@ -374,7 +374,9 @@ pub(super) fn check(objects: &[InFile<'_>]) -> Vec<Diagnostic> {
                     )
                 }),
                 Field::MountedFile => {
-                    (has_configurations && !files.contains(r.name.as_str())).then(|| {
+                    // The catalog's password files are built in (docs/security.md, "The catalog").
+                    let built_in = defaults::SECRET_PASSWORDS.iter().any(|p| p.file == r.name);
+                    (has_configurations && !files.contains(r.name.as_str()) && !built_in).then(|| {
                         format!(
                             "file `{}` is not in the files of any Configuration in the input{}",
                             r.name,
