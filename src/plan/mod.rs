@@ -23,6 +23,7 @@ pub mod intent;
 mod sensitive;
 
 pub use sensitive::sensitive_misuse;
+pub(crate) use sensitive::{MISUSE, mentioned_variables, restricted_strings};
 use sensitive::{catalog_file, plan_file, sensitive_variables};
 
 /// Swarm's ForceUpdate counter for a restart requested at `t`: its milliseconds, so two
