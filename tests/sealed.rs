@@ -396,3 +396,150 @@ async fn sealed_secrets_reach_the_container_and_nothing_else() {
     }
     common::wipe_prefix(&store).await;
 }
+
+const CATALOG_PREFIX: &str = "/kargo-test-sealed-catalog";
+const CATALOG_PASSWORD: &str = "Pg-pa55-Qv7";
+
+/// The catalog's postgis with its password a sensitive variable; the overlay only swaps
+/// what cannot run here (no image can be pulled): the image, its command and healthcheck,
+/// the placement, the volume and the networks.
+fn catalog_manifests() -> String {
+    let image = common::image("1.0");
+    format!(
+        r#"
+apiVersion: kargo.dev/v1alpha1
+kind: Configuration
+metadata: {{name: main}}
+spec: {{environment: cat}}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Environment
+metadata: {{name: cat}}
+spec:
+  stacks: [scat]
+  sensitiveVariables: {{POSTGIS_PASSWORD: "{CATALOG_PASSWORD}"}}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Stack
+metadata: {{name: scat}}
+spec: {{services: [postgis]}}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata: {{name: postgis}}
+spec:
+  image: "{image}"
+  command: ["sh", "-c", "while true; do sleep 1; done"]
+  healthcheck: null
+  volumes: null
+  networks: null
+  deploy: {{placement: null}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_catalog_password_reaches_run_secrets_and_no_env() {
+    let store = common::etcd_store(CATALOG_PREFIX).await;
+    let swarm = common::swarm().await;
+    remove_catalog_installation(&swarm).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("secret.key");
+    let key_arg = key.to_str().expect("utf-8 path");
+    common::expect_code(
+        &common::kargo(CATALOG_PREFIX, &["keys", "create", "--out", key_arg], None),
+        0,
+        "keys create",
+    );
+    let keys = Keyring::read(&key).expect("key file");
+    common::expect_code(
+        &common::kargo(
+            CATALOG_PREFIX,
+            &["apply", "-f", "-"],
+            Some(&catalog_manifests()),
+        ),
+        0,
+        "apply",
+    );
+
+    // `render` (no keys) shows the *_FILE variable and the mount, never the password.
+    let render = common::expect_code(
+        &common::kargo(CATALOG_PREFIX, &["render"], None),
+        0,
+        "render",
+    );
+    assert!(
+        render.contains("POSTGRES_PASSWORD_FILE=/run/secrets/postgis_password"),
+        "{render}"
+    );
+    assert!(!render.contains(CATALOG_PASSWORD), "{render}");
+
+    let controller = controller_with(&store, &swarm, Some(keys.clone()));
+    common::converge(&controller, Duration::from_secs(90)).await;
+    let service = kargo::swarm::names::swarm_service("scat", "postgis");
+    let inspect = std::process::Command::new("docker")
+        .args(["service", "inspect", &service])
+        .output()
+        .expect("docker service inspect");
+    let inspect = common::text(&inspect.stdout);
+    assert!(
+        inspect.contains("POSTGRES_PASSWORD_FILE=/run/secrets/postgis_password"),
+        "{inspect}"
+    );
+    assert!(!inspect.contains(CATALOG_PASSWORD), "{inspect}");
+    assert!(!inspect.contains("POSTGRES_PASSWORD="), "{inspect}");
+    // The secret the controller created, named by an HMAC, holds the password.
+    let names: Vec<String> = swarm
+        .list_files(CATALOG_PREFIX, true)
+        .await
+        .expect("secrets")
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![keys.secret_name("postgis_password", CATALOG_PASSWORD.as_bytes())]
+    );
+    let ps = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+        ])
+        .output()
+        .expect("docker ps");
+    let id = common::text(&ps.stdout);
+    let id = id.lines().next().expect("a running task");
+    let read = std::process::Command::new("docker")
+        .args(["exec", id, "cat", "/run/secrets/postgis_password"])
+        .output()
+        .expect("docker exec");
+    assert_eq!(common::text(&read.stdout), CATALOG_PASSWORD);
+    let (entries, _) = store.kv().range(CATALOG_PREFIX).await.expect("range");
+    for e in &entries {
+        assert!(
+            !String::from_utf8_lossy(&e.value).contains(CATALOG_PASSWORD),
+            "{} holds the password",
+            e.key
+        );
+    }
+    remove_catalog_installation(&swarm).await;
+    common::wipe_prefix(&store).await;
+}
+
+/// The catalog test's services, then its secrets (which a running service would hold).
+async fn remove_catalog_installation(swarm: &SwarmClient) {
+    common::remove_installation(swarm, CATALOG_PREFIX).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let files = swarm.list_files(CATALOG_PREFIX, true).await.expect("files");
+        if files.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        for f in files {
+            let _ = swarm.remove_file(&f.id, true).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

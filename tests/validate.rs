@@ -444,3 +444,34 @@ fn errors_in_every_file_are_reported_in_parallel_runs() {
         assert_eq!(f.diagnostics[0].rule, Rule::UnknownField);
     }
 }
+
+#[test]
+fn a_sensitive_variable_in_env_is_reported_at_its_place_by_validate() {
+    let file = corpus("sensitive-variable-misused");
+    let out = kargo(&["validate", "-f", &file]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "{file}:27:18: service/web: spec.env.DB_PASSWORD: references the sensitive variable DB_PASSWORD"
+        )),
+        "{stdout}"
+    );
+    // The value itself is never printed; the `*_FILE` variable and `$$` literal pass.
+    assert!(!stdout.contains("not-in-env"), "{stdout}");
+    assert!(!stdout.contains("DB_PASSWORD_FILE"), "{stdout}");
+    assert!(!stdout.contains("LITERAL"), "{stdout}");
+    // The same input without the Environment declares nothing sensitive: no such error.
+    let plain = std::fs::read_to_string(repo().join(&file))
+        .expect("read")
+        .replace(
+            "sensitiveVariables:\n    DB_PASSWORD: \"not-in-env\"",
+            "variables: {}",
+        );
+    let report = validate_sources(&[source("plain.yaml", plain)], &Options::default());
+    assert!(
+        report.diagnostics().all(|d| d.rule != Rule::Sensitive),
+        "{:?}",
+        report.diagnostics().collect::<Vec<_>>()
+    );
+}

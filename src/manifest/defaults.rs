@@ -54,6 +54,84 @@ const CATALOG: &[(&str, &str)] = &[
     ("weacast", include_str!("../../defaults/weacast.yaml")),
 ];
 
+/// A catalog entry whose password is a Swarm secret: the file `file`, whose content is the
+/// Environment's sensitive variable `variable`, mounted at `/run/secrets/<file>` and read
+/// through the image's `*_FILE` variable. The entry in `defaults/` has that form.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretPassword {
+    /// The catalog entry.
+    pub entry: &'static str,
+    /// The Environment variable holding the password.
+    pub variable: &'static str,
+    /// The built-in sensitive file, planned when `variable` is a sensitive variable.
+    pub file: &'static str,
+    /// A merge patch over the entry giving back the form it had before passwords became
+    /// secrets (password in `env`), byte for byte: used while `variable` is not a sensitive
+    /// variable, so upgrading kargo rolls no running service (docs/security.md, "The catalog").
+    pub plain: &'static str,
+}
+
+/// The catalog entries whose passwords are Swarm secrets once their variable is sensitive.
+pub const SECRET_PASSWORDS: &[SecretPassword] = &[
+    SecretPassword {
+        entry: "grafana",
+        variable: "GRAFANA_ADMIN_PASSWORD",
+        file: "grafana_admin_password",
+        plain: r#"{"secrets": null, "env": {"GF_SECURITY_ADMIN_PASSWORD__FILE": null,
+            "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD (as a sensitive variable, it stays out of the service's env)}"}}"#,
+    },
+    SecretPassword {
+        entry: "mariadb",
+        variable: "MARIADB_ROOT_PASSWORD",
+        file: "mariadb_root_password",
+        plain: r#"{"secrets": null, "env": {"MYSQL_ROOT_PASSWORD_FILE": null,
+            "MYSQL_ROOT_PASSWORD": "${MARIADB_ROOT_PASSWORD:?set MARIADB_ROOT_PASSWORD (as a sensitive variable, it stays out of the service's env)}"},
+            "healthcheck": {"test": ["CMD-SHELL", "mysqladmin ping --silent -uroot -p\"$${MYSQL_ROOT_PASSWORD}\""]}}"#,
+    },
+    SecretPassword {
+        entry: "mongodb",
+        variable: "MONGODB_ROOT_PASSWORD",
+        file: "mongodb_root_password",
+        plain: r#"{"secrets": null, "env": null}"#,
+    },
+    SecretPassword {
+        entry: "postgis",
+        variable: "POSTGIS_PASSWORD",
+        file: "postgis_password",
+        plain: r#"{"secrets": null, "env": {"POSTGRES_PASSWORD_FILE": null,
+            "POSTGRES_PASSWORD": "${POSTGIS_PASSWORD:?set POSTGIS_PASSWORD (as a sensitive variable, it stays out of the service's env)}"}}"#,
+    },
+];
+
+/// The catalog spec `spec` of the entry `name` for an Environment whose sensitive variables
+/// `is_sensitive` tells: an entry whose password variable is not sensitive gets its earlier
+/// form back (password in `env`, see [`SecretPassword::plain`]). A spec that does not mount
+/// the entry's secret (a test's own catalog) is left as it is.
+pub fn for_environment(
+    name: &str,
+    spec: serde_json::Value,
+    is_sensitive: &dyn Fn(&str) -> bool,
+) -> serde_json::Value {
+    let Some(rule) = SECRET_PASSWORDS.iter().find(|r| r.entry == name) else {
+        return spec;
+    };
+    let mounts_it = spec
+        .get("secrets")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|l| {
+            l.iter()
+                .any(|m| m.get("file").and_then(serde_json::Value::as_str) == Some(rule.file))
+        });
+    if !mounts_it || is_sensitive(rule.variable) {
+        return spec;
+    }
+    match serde_json::from_str::<serde_json::Value>(rule.plain) {
+        Ok(patch) => crate::manifest::merge::merge_layers([&spec, &patch]),
+        // A constant checked by the unit tests; never reached.
+        Err(_) => spec,
+    }
+}
+
 /// A catalog entry that does not read (a bug in kargo's build, caught by the unit tests).
 #[derive(Debug, thiserror::Error)]
 pub enum DefaultsError {
@@ -351,6 +429,94 @@ mod tests {
         for app in ["kano", "weacast", "maputnik", "adminer", "mongo-express"] {
             assert_eq!(constraints(&typed(app)), vec!["node.role==worker"], "{app}");
         }
+    }
+
+    /// The entries as they were before passwords became Swarm secrets.
+    const ENV_PASSWORD_ENTRIES: &[(&str, &str)] = &[
+        (
+            "grafana",
+            include_str!("../../tests/fixtures/catalog-env-passwords/grafana.yaml"),
+        ),
+        (
+            "mariadb",
+            include_str!("../../tests/fixtures/catalog-env-passwords/mariadb.yaml"),
+        ),
+        (
+            "mongodb",
+            include_str!("../../tests/fixtures/catalog-env-passwords/mongodb.yaml"),
+        ),
+        (
+            "postgis",
+            include_str!("../../tests/fixtures/catalog-env-passwords/postgis.yaml"),
+        ),
+    ];
+
+    #[test]
+    fn a_plain_password_variable_keeps_the_earlier_entry_exactly() {
+        use crate::manifest::interpolate::{interpolate_value, referenced_variables};
+        // What a running service was deployed with must not move on upgrade.
+        assert_eq!(SECRET_PASSWORDS.len(), ENV_PASSWORD_ENTRIES.len());
+        for (name, text) in ENV_PASSWORD_ENTRIES {
+            let before: serde_json::Value =
+                serde_yaml::from_str::<serde_json::Value>(text).unwrap()["spec"].clone();
+            let now = spec(name).unwrap().unwrap();
+            assert_ne!(now, before, "{name}: the entry moved its password");
+            let plain = for_environment(name, now, &|_| false);
+            // The same spec once interpolated: only an error message (never rendered) moved.
+            let vars: BTreeMap<String, String> =
+                referenced_variables(&serde_json::to_string(&before).unwrap())
+                    .into_iter()
+                    .map(|v| (v, "x".to_string()))
+                    .collect();
+            assert_eq!(
+                interpolate_value(&plain, &vars, "/spec").unwrap(),
+                interpolate_value(&before, &vars, "/spec").unwrap(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sensitive_password_variable_reaches_the_image_through_a_secret_file() {
+        use crate::manifest::interpolate::referenced_variables;
+        for rule in SECRET_PASSWORDS {
+            let spec = for_environment(rule.entry, spec(rule.entry).unwrap().unwrap(), &|v| {
+                v == rule.variable
+            });
+            let text = serde_json::to_string(&spec).unwrap();
+            assert!(
+                !referenced_variables(&text)
+                    .iter()
+                    .any(|v| v == rule.variable),
+                "{}: {text}",
+                rule.entry
+            );
+            let target = format!("/run/secrets/{}", rule.file);
+            let env = spec["env"].as_object().unwrap();
+            assert!(
+                env.iter()
+                    .any(|(k, v)| k.ends_with("_FILE") && v.as_str() == Some(target.as_str())),
+                "{}: {env:?}",
+                rule.entry
+            );
+            assert_eq!(spec["secrets"], serde_json::json!([{"file": rule.file}]));
+            // A healthcheck never reads the password from the environment.
+            assert!(
+                !spec["healthcheck"].to_string().contains("PASSWORD}"),
+                "{}",
+                rule.entry
+            );
+        }
+        let mariadb = spec("mariadb").unwrap().unwrap();
+        assert!(
+            mariadb["healthcheck"]["test"][1]
+                .as_str()
+                .unwrap()
+                .contains("$$(cat /run/secrets/mariadb_root_password)")
+        );
+        // Another catalog's spec of the same name, without the mount, is left alone.
+        let own = serde_json::json!({"image": "postgres:13"});
+        assert_eq!(for_environment("postgis", own.clone(), &|_| false), own);
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub mod intent;
 mod sensitive;
 
 pub use sensitive::sensitive_misuse;
-use sensitive::{plan_file, sensitive_variables};
+pub(crate) use sensitive::{MISUSE, mentioned_variables, restricted_strings};
+use sensitive::{catalog_file, plan_file, sensitive_variables};
 
 /// Swarm's ForceUpdate counter for a restart requested at `t`: its milliseconds, so two
 /// restarts within a second differ; a time written to the whole second (as earlier builds
@@ -437,6 +438,30 @@ pub fn plan_scoped(
             }
         }
     }
+    // The catalog's password files (docs/security.md, "The catalog"): planned for each
+    // password the Environment holds as a sensitive variable, unless the Configuration
+    // ships a file of that name itself.
+    if let (Some(cfg), Some(e), true) = (cfg, env, use_defaults) {
+        for rule in crate::manifest::defaults::SECRET_PASSWORDS {
+            if !e.spec.sensitive_variables.contains_key(rule.variable)
+                || cfg.spec.files.contains_key(rule.file)
+            {
+                continue;
+            }
+            match catalog_file(e, rule, keys, cfg.status.sealed_files.get(rule.file)) {
+                Ok(p) => {
+                    ctx.files
+                        .insert(rule.file.to_string(), p.swarm_name.clone());
+                    out.files.insert(rule.file.to_string(), p);
+                }
+                Err(message) => {
+                    out.errors.push(message.clone());
+                    out.doubt
+                        .get_or_insert(Doubt::new(reasons::INVALID_CONFIGURATION, message));
+                }
+            }
+        }
+    }
     if let Some(e) = env {
         for message in sensitive_misuse(snapshot, e) {
             out.errors.push(message);
@@ -529,7 +554,11 @@ pub fn plan_scoped(
             let rendering = only.is_none_or(|o| o == stack_name);
             // (Another Stack's service needs the catalog only to know it exists.)
             let default = if use_defaults && (rendering || user.is_none()) {
-                catalog(svc_name)
+                catalog(svc_name).map(|spec| {
+                    crate::manifest::defaults::for_environment(svc_name, spec, &|variable| {
+                        env.is_some_and(|e| e.spec.sensitive_variables.contains_key(variable))
+                    })
+                })
             } else {
                 None
             };
@@ -799,5 +828,150 @@ mod restart_tests {
             1_795_600_800,
             "a whole-second time keeps its seconds"
         );
+    }
+}
+
+#[cfg(test)]
+mod catalog_secret_tests {
+    use serde_json::{Value, json};
+
+    use crate::api::{DynamicObject, Kind};
+    use crate::plan::{Snapshot, plan};
+
+    fn planned(variables: Value) -> super::Plan {
+        planned_with(variables, &crate::manifest::catalog_spec)
+    }
+
+    fn planned_with(variables: Value, catalog: &dyn Fn(&str) -> Option<Value>) -> super::Plan {
+        let mut env = json!({"stacks": ["data"]});
+        if let (Some(e), Some(v)) = (env.as_object_mut(), variables.as_object()) {
+            e.extend(v.clone());
+        }
+        let objects = vec![
+            DynamicObject::new(Kind::Configuration, "main", json!({"environment": "prod"})),
+            DynamicObject::new(Kind::Environment, "prod", env),
+            DynamicObject::new(
+                Kind::Stack,
+                "data",
+                json!({"services": ["postgis", "grafana", "mariadb", "mongodb"]}),
+            ),
+        ];
+        plan(&Snapshot::from_objects(&objects), "main", "/kargo", catalog)
+    }
+
+    fn env_of(p: &super::Plan, service: &str) -> Vec<String> {
+        let d = p.stacks[0]
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .and_then(|s| s.desired.as_ref().ok())
+            .unwrap_or_else(|| panic!("{service}: {:?}", p.errors));
+        d.spec["TaskTemplate"]["ContainerSpec"]["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn sensitive_catalog_passwords_are_secrets_not_env() {
+        const PW: &str = "s3cr3t-Pw";
+        let p = planned(
+            json!({"variables": {"SUBDOMAIN": "example.org"}, "sensitiveVariables": {
+            "POSTGIS_PASSWORD": PW, "GRAFANA_ADMIN_PASSWORD": PW,
+            "MARIADB_ROOT_PASSWORD": PW, "MONGODB_ROOT_PASSWORD": PW}}),
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        for (service, file) in [
+            ("postgis", "postgis_password"),
+            ("grafana", "grafana_admin_password"),
+            ("mariadb", "mariadb_root_password"),
+            ("mongodb", "mongodb_root_password"),
+        ] {
+            let env = env_of(&p, service);
+            assert!(
+                env.iter()
+                    .any(|e| e.ends_with(&format!("_FILE=/run/secrets/{file}"))),
+                "{service}: {env:?}"
+            );
+            let d = p.stacks[0]
+                .services
+                .iter()
+                .find(|s| s.name == service)
+                .and_then(|s| s.desired.as_ref().ok())
+                .unwrap();
+            let text = d.spec.to_string();
+            assert!(!text.contains(PW), "{service}: {text}");
+            let planned = &p.files[file];
+            assert!(planned.sensitive && planned.content == PW, "{file}");
+            let secrets = &d.spec["TaskTemplate"]["ContainerSpec"]["Secrets"];
+            assert_eq!(secrets[0]["SecretName"], json!(planned.swarm_name));
+            assert_eq!(secrets[0]["File"]["Name"], json!(file));
+        }
+    }
+
+    #[test]
+    fn plain_catalog_passwords_render_as_before() {
+        let p = planned(json!({"variables": {"SUBDOMAIN": "example.org",
+            "POSTGIS_PASSWORD": "pg", "GRAFANA_ADMIN_PASSWORD": "gf",
+            "MARIADB_ROOT_PASSWORD": "my"}}));
+        assert!(env_of(&p, "postgis").contains(&"POSTGRES_PASSWORD=pg".to_string()));
+        assert!(env_of(&p, "grafana").contains(&"GF_SECURITY_ADMIN_PASSWORD=gf".to_string()));
+        assert!(env_of(&p, "mariadb").contains(&"MYSQL_ROOT_PASSWORD=my".to_string()));
+        assert!(env_of(&p, "mongodb").is_empty());
+        assert!(p.files.is_empty(), "{:?}", p.files.keys());
+    }
+
+    #[test]
+    fn upgrading_with_plain_passwords_renders_the_same_specs() {
+        // The catalog before passwords became secrets: a running service's spec hash must
+        // not move when kargo is upgraded (nothing rolls).
+        let before = |name: &str| -> Option<Value> {
+            let text = match name {
+                "grafana" => {
+                    include_str!("../../tests/fixtures/catalog-env-passwords/grafana.yaml")
+                }
+                "mariadb" => {
+                    include_str!("../../tests/fixtures/catalog-env-passwords/mariadb.yaml")
+                }
+                "mongodb" => {
+                    include_str!("../../tests/fixtures/catalog-env-passwords/mongodb.yaml")
+                }
+                "postgis" => {
+                    include_str!("../../tests/fixtures/catalog-env-passwords/postgis.yaml")
+                }
+                _ => return None,
+            };
+            serde_yaml::from_str::<Value>(text)
+                .ok()?
+                .get("spec")
+                .cloned()
+        };
+        let variables = json!({"variables": {"SUBDOMAIN": "example.org",
+            "POSTGIS_PASSWORD": "pg", "GRAFANA_ADMIN_PASSWORD": "gf",
+            "MARIADB_ROOT_PASSWORD": "my", "MONGODB_ROOT_PASSWORD": "mg"}});
+        let old = planned_with(variables.clone(), &before);
+        let new = planned(variables);
+        let hashes = |p: &super::Plan| -> Vec<String> {
+            p.stacks[0]
+                .services
+                .iter()
+                .map(|s| {
+                    s.desired
+                        .as_ref()
+                        .map(|d| d.hash.clone())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        assert_eq!(hashes(&old).len(), 4);
+        assert!(
+            hashes(&old).iter().all(|h| !h.is_empty()),
+            "{:?}",
+            old.errors
+        );
+        assert_eq!(hashes(&new), hashes(&old));
     }
 }

@@ -57,6 +57,11 @@ pub(crate) struct Facts {
     references: Vec<Reference>,
     /// A Configuration's file names.
     files: Vec<String>,
+    /// An Environment's sensitive variable names.
+    sensitive: Vec<String>,
+    /// The variables referenced where a sensitive variable may not be (docs/security.md,
+    /// "Sensitive variables"), with where.
+    mentions: Vec<Mention>,
     /// The positions above are real (false for a document the fast reader read, whose
     /// positions are unknown until its file is read again).
     located: bool,
@@ -84,9 +89,24 @@ impl Facts {
             name_at: positions.value("/metadata/name").unwrap_or(Position::START),
             references: Vec::new(),
             files: Vec::new(),
+            sensitive: Vec::new(),
+            mentions: Vec::new(),
             located: positions.is_known(),
         };
         let spec = root.get("spec");
+        if let Some(spec) = spec {
+            let mentions = &mut facts.mentions;
+            crate::plan::restricted_strings(kind, spec, &mut |pointer, path, text| {
+                let variables = crate::plan::mentioned_variables(text);
+                if !variables.is_empty() {
+                    mentions.push(Mention {
+                        path: path.to_string(),
+                        at: place(positions, pointer, false),
+                        variables: variables.into_iter().map(str::to_string).collect(),
+                    });
+                }
+            });
+        }
         let field_of = |key: &str| spec.and_then(|s| s.get(key));
         let mut strings = |field: Field, key: &str| {
             let Some(items) = field_of(key).and_then(View::items) else {
@@ -138,6 +158,9 @@ impl Facts {
                 }
             }
             Kind::Environment => {
+                if let Some(names) = field_of("sensitiveVariables").and_then(View::keys) {
+                    facts.sensitive = names.map(str::to_string).collect();
+                }
                 strings(Field::EnvironmentStack, "stacks");
                 if let Some(services) = field_of("services").and_then(View::keys) {
                     for service in services {
@@ -175,6 +198,14 @@ impl Facts {
     fn reference(&self) -> String {
         format!("{}/{}", self.kind.singular(), self.name)
     }
+}
+
+/// The variables one string references, in a place where a sensitive one may not appear.
+#[derive(Clone, Debug)]
+pub(crate) struct Mention {
+    path: String,
+    at: Position,
+    variables: Vec<String>,
 }
 
 /// The facts of one document and the file they come from (the file's name is kept once per
@@ -250,6 +281,8 @@ pub(crate) trait View<'a>: Copy {
     fn keys(self) -> Option<impl Iterator<Item = &'a str>>;
     /// True when the node is the boolean `true`.
     fn is_true(self) -> bool;
+    /// The members of a map with their keys, or the items of a list with `None`.
+    fn members(self) -> Vec<(Option<&'a str>, Self)>;
 }
 
 impl<'a> View<'a> for &'a Value {
@@ -272,6 +305,14 @@ impl<'a> View<'a> for &'a Value {
     fn is_true(self) -> bool {
         self == &Value::Bool(true)
     }
+
+    fn members(self) -> Vec<(Option<&'a str>, Self)> {
+        match self {
+            Value::Object(map) => map.iter().map(|(k, v)| (Some(k.as_str()), v)).collect(),
+            Value::Array(items) => items.iter().map(|v| (None, v)).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl<'a> View<'a> for tree::Node<'a> {
@@ -293,6 +334,13 @@ impl<'a> View<'a> for tree::Node<'a> {
 
     fn is_true(self) -> bool {
         self.to_value() == Value::Bool(true)
+    }
+
+    fn members(self) -> Vec<(Option<&'a str>, Self)> {
+        let map = self.is_map();
+        self.children()
+            .map(|(k, n)| (map.then_some(k), n))
+            .collect()
     }
 }
 
@@ -374,7 +422,9 @@ pub(super) fn check(objects: &[InFile<'_>]) -> Vec<Diagnostic> {
                     )
                 }),
                 Field::MountedFile => {
-                    (has_configurations && !files.contains(r.name.as_str())).then(|| {
+                    // The catalog's password files are built in (docs/security.md, "The catalog").
+                    let built_in = defaults::SECRET_PASSWORDS.iter().any(|p| p.file == r.name);
+                    (has_configurations && !files.contains(r.name.as_str()) && !built_in).then(|| {
                         format!(
                             "file `{}` is not in the files of any Configuration in the input{}",
                             r.name,
@@ -388,9 +438,42 @@ pub(super) fn check(objects: &[InFile<'_>]) -> Vec<Diagnostic> {
             }
         }
     }
+    sensitive_misuse(objects, &mut out);
     cycles(objects, Kind::Stack, Field::StackDependsOn, &mut out);
     cycles(objects, Kind::Service, Field::ServiceDependsOn, &mut out);
     out
+}
+
+/// A sensitive variable of an Environment in the input referenced where `get` or `docker
+/// service inspect` would show it (the plan's own check, `plan::sensitive_misuse`, with
+/// positions).
+fn sensitive_misuse(objects: &[InFile<'_>], out: &mut Vec<Diagnostic>) {
+    let sensitive: BTreeSet<&str> = objects
+        .iter()
+        .flat_map(|f| f.sensitive.iter().map(String::as_str))
+        .collect();
+    if sensitive.is_empty() {
+        return;
+    }
+    for f in objects {
+        for m in &f.mentions {
+            for v in m
+                .variables
+                .iter()
+                .filter(|v| sensitive.contains(v.as_str()))
+            {
+                out.push(f.diagnostic(
+                    &m.path,
+                    m.at,
+                    Rule::Sensitive,
+                    format!(
+                        "references the sensitive variable {v}, {}",
+                        crate::plan::MISUSE
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 /// The same kind and name twice: the later one is reported, naming the first.

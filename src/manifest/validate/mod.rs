@@ -52,9 +52,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
+pub(crate) use cross::View;
 use cross::{Facts, InFile};
 pub use messages::pattern_text;
 pub use report::{OutputFormat, render};
+pub(crate) use schema_errors::{escape, push_key};
 
 use super::limits::{MAX_OBJECT_BYTES, check_object_size};
 use super::load::Source;
@@ -98,6 +100,8 @@ pub enum Rule {
     Cycle,
     /// The same object twice in the input.
     Duplicate,
+    /// A sensitive variable where `get` or `docker service inspect` would show it.
+    Sensitive,
 }
 
 impl Rule {
@@ -118,6 +122,7 @@ impl Rule {
             Rule::Reference => "reference",
             Rule::Cycle => "cycle",
             Rule::Duplicate => "duplicate",
+            Rule::Sensitive => "sensitive",
         }
     }
 }
