@@ -927,6 +927,49 @@ async fn a_service_taken_out_of_its_stack_is_removed_and_the_others_stay() {
 }
 
 #[tokio::test]
+async fn a_service_name_taken_twice_in_a_stack_is_refused_and_nothing_is_removed() {
+    let w = World::new();
+    w.apply(&format!(
+        "{}{}{}{}",
+        config(&["web"], "parallel", ""),
+        stack("web", &["db", "app"], ""),
+        service("db", IMAGE, 1, ""),
+        service("app", IMAGE, 2, "")
+    ))
+    .await;
+    w.converge().await;
+    let db = w.live("kargo-web_db").await.expect("db");
+    // `app` now says it is `db` inside the Stack: the same Swarm service as the Service db.
+    // (Applied alone: `kargo validate` refuses it beside its Stack.)
+    w.apply(&service("app", IMAGE, 2, "  serviceName: db")).await;
+    for _ in 0..2 {
+        let report = w.pass().await;
+        assert!(!report.all_ready);
+        assert_eq!(report.docker_writes, 0, "nothing is created, updated or removed");
+    }
+    let (status, reason, message) = w.ready(Kind::Stack, "web").await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ServiceNameTaken")
+    );
+    assert!(
+        message.contains("\"app\"") && message.contains("kargo-web_db"),
+        "{message}"
+    );
+    assert_eq!(
+        w.live_names().await,
+        vec!["kargo-web_app".to_string(), "kargo-web_db".to_string()],
+        "nothing is removed"
+    );
+    let live = w.live("kargo-web_db").await.expect("db");
+    assert_eq!(
+        (live.version, replicas_of(&live)),
+        (db.version, 1),
+        "the first Service keeps its Swarm service, untouched"
+    );
+}
+
+#[tokio::test]
 async fn a_stack_taken_out_of_the_environment_is_removed() {
     let w = World::deployed(&ordered_yaml("parallel")).await;
     w.apply(&config(&["base"], "parallel", "")).await;
