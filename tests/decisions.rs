@@ -941,11 +941,15 @@ async fn a_service_name_taken_twice_in_a_stack_is_refused_and_nothing_is_removed
     let db = w.live("kargo-web_db").await.expect("db");
     // `app` now says it is `db` inside the Stack: the same Swarm service as the Service db.
     // (Applied alone: `kargo validate` refuses it beside its Stack.)
-    w.apply(&service("app", IMAGE, 2, "  serviceName: db")).await;
+    w.apply(&service("app", IMAGE, 2, "  serviceName: db"))
+        .await;
     for _ in 0..2 {
         let report = w.pass().await;
         assert!(!report.all_ready);
-        assert_eq!(report.docker_writes, 0, "nothing is created, updated or removed");
+        assert_eq!(
+            report.docker_writes, 0,
+            "nothing is created, updated or removed"
+        );
     }
     let (status, reason, message) = w.ready(Kind::Stack, "web").await;
     assert_eq!(
