@@ -1451,6 +1451,64 @@ async fn a_network_the_installation_did_not_create_or_in_doubt_is_never_removed(
     );
 }
 
+/// A Stack declaring its own network `inner` (`internal: true`), and a Service on it.
+fn inner_network_yaml() -> String {
+    format!(
+        r#"{}{}---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata: {{name: app}}
+spec:
+  image: "{IMAGE}"
+  networks: [inner]
+"#,
+        config(&["web"], "parallel", ""),
+        stack(
+            "web",
+            &["app"],
+            "  networks:\n    inner: {internal: true, driverOpts: {encrypted: \"true\"}}"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_stack_network_is_created_as_the_stack_declares_it() {
+    let w = World::deployed(&inner_network_yaml()).await;
+    let options = w
+        .swarm
+        .network_options("kargo-web_inner")
+        .expect("the Stack's network is created");
+    assert!(options.internal, "{options:?}");
+    assert!(options.attachable, "kargo's networks stay attachable");
+    assert_eq!(
+        options.driver_opts.get("encrypted").map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        !w.event_reasons("stack", "web")
+            .await
+            .contains(&"NetworkDiffers".to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_existing_network_with_other_settings_is_kept_with_a_warning() {
+    let w = World::new();
+    w.swarm
+        .ensure_network("kargo-web_inner", w.store.prefix())
+        .await
+        .expect("a plain network made before");
+    w.apply(&inner_network_yaml()).await;
+    w.converge().await;
+    let options = w.swarm.network_options("kargo-web_inner").expect("kept");
+    assert!(!options.internal, "not recreated");
+    assert!(
+        w.event_reasons("stack", "web")
+            .await
+            .contains(&"NetworkDiffers".to_string())
+    );
+}
+
 // ---- statuses from current facts ----
 
 /// A Stack named a Service not applied yet (Degraded, "not found"); once it is applied

@@ -87,4 +87,7 @@ pub mod events {
     pub const REMOVED: &str = "Removed";
     /// A Swarm service was left running without kargo's labels (`--cascade=orphan`).
     pub const ORPHANED: &str = "Orphaned";
+    /// A Stack's network exists with other settings than it declares (a warning: it is
+    /// not recreated, which would cut the services on it).
+    pub const NETWORK_DIFFERS: &str = "NetworkDiffers";
 }
