@@ -927,6 +927,53 @@ async fn a_service_taken_out_of_its_stack_is_removed_and_the_others_stay() {
 }
 
 #[tokio::test]
+async fn a_service_name_taken_twice_in_a_stack_is_refused_and_nothing_is_removed() {
+    let w = World::new();
+    w.apply(&format!(
+        "{}{}{}{}",
+        config(&["web"], "parallel", ""),
+        stack("web", &["db", "app"], ""),
+        service("db", IMAGE, 1, ""),
+        service("app", IMAGE, 2, "")
+    ))
+    .await;
+    w.converge().await;
+    let db = w.live("kargo-web_db").await.expect("db");
+    // `app` now says it is `db` inside the Stack: the same Swarm service as the Service db.
+    // (Applied alone: `kargo validate` refuses it beside its Stack.)
+    w.apply(&service("app", IMAGE, 2, "  serviceName: db"))
+        .await;
+    for _ in 0..2 {
+        let report = w.pass().await;
+        assert!(!report.all_ready);
+        assert_eq!(
+            report.docker_writes, 0,
+            "nothing is created, updated or removed"
+        );
+    }
+    let (status, reason, message) = w.ready(Kind::Stack, "web").await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ServiceNameTaken")
+    );
+    assert!(
+        message.contains("\"app\"") && message.contains("kargo-web_db"),
+        "{message}"
+    );
+    assert_eq!(
+        w.live_names().await,
+        vec!["kargo-web_app".to_string(), "kargo-web_db".to_string()],
+        "nothing is removed"
+    );
+    let live = w.live("kargo-web_db").await.expect("db");
+    assert_eq!(
+        (live.version, replicas_of(&live)),
+        (db.version, 1),
+        "the first Service keeps its Swarm service, untouched"
+    );
+}
+
+#[tokio::test]
 async fn a_stack_taken_out_of_the_environment_is_removed() {
     let w = World::deployed(&ordered_yaml("parallel")).await;
     w.apply(&config(&["base"], "parallel", "")).await;
@@ -1401,6 +1448,64 @@ async fn a_network_the_installation_did_not_create_or_in_doubt_is_never_removed(
     assert!(
         other.swarm.has_network("kargo-back"),
         "another's network went"
+    );
+}
+
+/// A Stack declaring its own network `inner` (`internal: true`), and a Service on it.
+fn inner_network_yaml() -> String {
+    format!(
+        r#"{}{}---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata: {{name: app}}
+spec:
+  image: "{IMAGE}"
+  networks: [inner]
+"#,
+        config(&["web"], "parallel", ""),
+        stack(
+            "web",
+            &["app"],
+            "  networks:\n    inner: {internal: true, driverOpts: {encrypted: \"true\"}}"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_stack_network_is_created_as_the_stack_declares_it() {
+    let w = World::deployed(&inner_network_yaml()).await;
+    let options = w
+        .swarm
+        .network_options("kargo-web_inner")
+        .expect("the Stack's network is created");
+    assert!(options.internal, "{options:?}");
+    assert!(options.attachable, "kargo's networks stay attachable");
+    assert_eq!(
+        options.driver_opts.get("encrypted").map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        !w.event_reasons("stack", "web")
+            .await
+            .contains(&"NetworkDiffers".to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_existing_network_with_other_settings_is_kept_with_a_warning() {
+    let w = World::new();
+    w.swarm
+        .ensure_network("kargo-web_inner", w.store.prefix())
+        .await
+        .expect("a plain network made before");
+    w.apply(&inner_network_yaml()).await;
+    w.converge().await;
+    let options = w.swarm.network_options("kargo-web_inner").expect("kept");
+    assert!(!options.internal, "not recreated");
+    assert!(
+        w.event_reasons("stack", "web")
+            .await
+            .contains(&"NetworkDiffers".to_string())
     );
 }
 

@@ -61,6 +61,7 @@ on_engine!(
     a_missing_image_is_rejected,
     a_failed_update_rolls_back,
     networks_are_ensured_once,
+    a_network_is_created_as_declared_and_never_recreated,
     networks_in_use_are_not_removed,
     files_in_use_are_not_removed,
     node_labels_are_set_exactly,

@@ -201,6 +201,30 @@ fn exit_codes_follow_kubeconform() {
 }
 
 #[test]
+fn what_swarm_refuses_only_at_deploy_is_reported_at_its_line() {
+    let file = corpus("service-refused-together");
+    let out = kargo(&["validate", "-f", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{file}:15:15: service/agent: spec.deploy.replicas: deploy.replicas is for replicated modes: a global service runs one task per node (remove replicas)\n\
+             {file}:27:7: service/dns: spec.ports[1]: endpointMode dnsrr cannot publish through the ingress routing mesh: publish with mode: host, or use vip\n"
+        )
+    );
+
+    let file = corpus("stack-service-name-taken");
+    let out = kargo(&["validate", "-f", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{file}:12:7: stack/vote: spec.services[1]: service `vote-redis` would be the Swarm service `kargo-vote_redis` of service `redis`: give one of them another serviceName\n"
+        )
+    );
+}
+
+#[test]
 fn json_output_has_the_documented_envelope() {
     let out = kargo(&[
         "validate",

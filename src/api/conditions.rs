@@ -41,6 +41,8 @@ pub mod reasons {
     pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
     /// Two Stacks list the same Service (doubt).
     pub const SERVICE_CLAIMED_TWICE: &str = "ServiceClaimedTwice";
+    /// Two Services of one Stack have the same Swarm name (`serviceName`) (doubt).
+    pub const SERVICE_NAME_TAKEN: &str = "ServiceNameTaken";
     /// A reconcile of the Stack panicked (a kargo bug).
     pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
     /// The Stack is suspended: its Swarm objects are removed.
@@ -91,4 +93,7 @@ pub mod events {
     pub const REMOVED: &str = "Removed";
     /// A Swarm service was left running without kargo's labels (`--cascade=orphan`).
     pub const ORPHANED: &str = "Orphaned";
+    /// A Stack's network exists with other settings than it declares (a warning: it is
+    /// not recreated, which would cut the services on it).
+    pub const NETWORK_DIFFERS: &str = "NetworkDiffers";
 }

@@ -29,8 +29,8 @@ use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, STACK_NAMESPACE_LABEL, parse_swarm_service,
 };
 use crate::swarm::{
-    FileObject, LiveService, NodeInfo, Swarm, SwarmError, SwarmEvent, TaskInfo, WriteGuard,
-    WriteKind,
+    FileObject, LiveService, NetworkOptions, NodeInfo, Swarm, SwarmError, SwarmEvent, TaskInfo,
+    WriteGuard, WriteKind,
 };
 
 /// Service IDs per task query of a relist (the IDs travel in the query string).
@@ -601,6 +601,33 @@ impl Swarm for CachedSwarm {
             s.networks.insert(name.to_string(), id.clone());
         }
         Ok(id)
+    }
+
+    async fn ensure_network_with(
+        &self,
+        name: &str,
+        installation: &str,
+        options: &NetworkOptions,
+    ) -> Result<(String, Vec<String>), SwarmError> {
+        // A cached network was compared when it was first met: nothing new to say.
+        let started = {
+            let s = self.cache.lock();
+            if s.synced
+                && let Some(id) = s.networks.get(name)
+            {
+                return Ok((id.clone(), Vec::new()));
+            }
+            s.seq
+        };
+        let (id, differs) = self
+            .inner
+            .ensure_network_with(name, installation, options)
+            .await?;
+        let mut s = self.cache.lock();
+        if s.synced && s.networks_touched <= started {
+            s.networks.insert(name.to_string(), id.clone());
+        }
+        Ok((id, differs))
     }
 
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {

@@ -20,7 +20,7 @@ use crate::store::{Fence, Store};
 use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, SPEC_HASH_LABEL, swarm_service, swarm_stack,
 };
-use crate::swarm::{LiveService, Swarm};
+use crate::swarm::{LiveService, NetworkOptions, Swarm};
 
 use super::ControllerError;
 use super::cache::SnapshotCache;
@@ -434,8 +434,34 @@ impl Reconciler<'_> {
                 .filter_map(|p| p.desired.as_ref().ok())
                 .flat_map(|d| d.networks.iter())
                 .collect();
+            let declared = declared_networks(snapshot, &stack.name);
             for net in nets {
-                let id = self.swarm.ensure_network(net, self.installation()).await?;
+                let Some(options) = declared.get(net.as_str()) else {
+                    let id = self.swarm.ensure_network(net, self.installation()).await?;
+                    ids.insert(net.clone(), id);
+                    continue;
+                };
+                let (id, differs) = self
+                    .swarm
+                    .ensure_network_with(net, self.installation(), options)
+                    .await?;
+                if !differs.is_empty() {
+                    let message = format!(
+                        "network {net} exists with other settings than the Stack declares ({}): it is not recreated, which would cut the services on it; remove it while nothing uses it to have it created as declared",
+                        differs.join("; ")
+                    );
+                    tracing::warn!("{message}");
+                    self.events
+                        .record_once(
+                            Kind::Stack,
+                            &stack.name,
+                            EventType::Warning,
+                            events::NETWORK_DIFFERS,
+                            &message,
+                            self.fence,
+                        )
+                        .await;
+                }
                 ids.insert(net.clone(), id);
             }
             self.ensure_files(plan, stack, &mut ids).await?;
@@ -549,4 +575,32 @@ fn holds_sealed(snapshot: &Snapshot) -> bool {
                 .values()
                 .any(|v| matches!(v, crate::api::SensitiveValue::Sealed(_)))
         })
+}
+
+/// The networks a Stack declares and kargo creates, by real name (as the renderer names
+/// them), with how to create them; an `external` one is not the Stack's to shape.
+fn declared_networks(snapshot: &Snapshot, stack: &str) -> BTreeMap<String, NetworkOptions> {
+    let Some(s) = snapshot.stacks.get(stack) else {
+        return BTreeMap::new();
+    };
+    s.spec
+        .networks
+        .iter()
+        .filter(|(_, n)| n.external != Some(true))
+        .map(|(key, n)| {
+            let name = n
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_{key}", swarm_stack(stack)));
+            let defaults = NetworkOptions::default();
+            let options = NetworkOptions {
+                driver: n.driver.clone(),
+                internal: n.internal.unwrap_or(defaults.internal),
+                attachable: n.attachable.unwrap_or(defaults.attachable),
+                driver_opts: n.driver_opts.clone().unwrap_or_default(),
+                labels: n.labels.clone().unwrap_or_default(),
+            };
+            (name, options)
+        })
+        .collect()
 }

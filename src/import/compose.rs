@@ -10,9 +10,9 @@
 //! Whatever kargo cannot carry over is a [`ComposeWarning`] naming the key path (e.g.
 //! `services.web.build`), never dropped silently: what Swarm ignores anyway (`build`,
 //! `container_name`, `links`, `restart`...), what kargo's model has no field for
-//! (`cap_add`, `logging`, `extra_hosts`, network aliases, volume drivers...), and numbers
-//! given as `${VAR}` (kargo interpolates strings only: set them with the Environment's
-//! service settings). `depends_on`, which `docker stack deploy` ignores, becomes
+//! (volume drivers, build settings...). `replicas` and port numbers given as `${VAR}` are
+//! kept as written: kargo interpolates them at deploy, as Docker does. `depends_on`, which
+//! `docker stack deploy` ignores, becomes
 //! `dependsOn`, which kargo honours (the service waits until those are Ready); a warning
 //! says so, since the behaviour changes. Extension keys (`x-...`) are skipped, as compose
 //! skips them; `<<` merge keys are applied.
@@ -33,6 +33,7 @@ use crate::api::{
     ServiceSpec, StackNetwork, StackSpec, StackVolume, TmpfsOptions, Ulimit, UpdateOrder,
     UpdatePolicy, Volume, VolumeOptions, VolumeType,
 };
+use crate::manifest::interpolate::has_interpolation;
 use crate::manifest::load::{
     MAX_FILE_BYTES as MAX_MANIFEST_BYTES, read_file_bounded, read_text_bounded,
 };
@@ -251,7 +252,8 @@ fn convert(
     for (compose_name, name) in &names {
         let path = format!("services.{compose_name}");
         let def = services.get(compose_name).unwrap_or(&Value::Null);
-        let mut spec = t.service(def, &path, base_dir, &mut w);
+        let mut kept = Kept::default();
+        let mut spec = t.service(def, &path, base_dir, &mut kept, &mut w);
         // Scoped by the Stack, as docker stack deploy scopes it (docs/compose.md).
         spec.service_name = Some(name.clone());
         spec.defaults = Some(DefaultsMode::None);
@@ -263,7 +265,11 @@ fn convert(
                 t.stack_networks.entry(n.clone()).or_default();
             }
         }
-        documents.push(document(Kind::Service, &format!("{stack}-{name}"), &spec));
+        let mut doc = document(Kind::Service, &format!("{stack}-{name}"), &spec);
+        if let Some(spec) = doc.get_mut("spec") {
+            kept.apply(spec);
+        }
+        documents.push(doc);
     }
     let stack_doc = document(
         Kind::Stack,
@@ -308,6 +314,43 @@ impl Warnings {
             message: message.into(),
         });
     }
+}
+
+/// Numbers written as `${VAR}` strings (`replicas: ${X:-3}`, `"${PORT:-8080}:80"`), kept as
+/// written: the typed spec cannot hold them, so they are set into the Service document
+/// after it is serialised (the schema takes a number or an interpolated string there).
+#[derive(Default)]
+struct Kept(Vec<(String, String)>);
+
+impl Kept {
+    /// Keeps `value` at `pointer`, a JSON pointer under the Service's `spec`.
+    fn add(&mut self, pointer: String, value: &str) {
+        self.0.push((pointer, value.to_string()));
+    }
+
+    /// Sets the kept strings into `spec` (`deploy` is made when `replicas` was its only
+    /// setting).
+    fn apply(self, spec: &mut Value) {
+        for (pointer, value) in self.0 {
+            let Some((parent, key)) = pointer.rsplit_once('/') else {
+                continue;
+            };
+            if parent == "/deploy"
+                && let Some(m) = spec.as_object_mut()
+            {
+                m.entry("deploy")
+                    .or_insert_with(|| Value::Object(Map::new()));
+            }
+            if let Some(Value::Object(m)) = spec.pointer_mut(parent) {
+                m.insert(key.to_string(), Value::String(value));
+            }
+        }
+    }
+}
+
+/// A string a number is written as that interpolation will fill (`${X:-3}`).
+fn interpolated_number(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| has_interpolation(s))
 }
 
 /// What the top-level sections declare, as the services refer to it.
@@ -922,7 +965,14 @@ impl Tables {
     }
 
     /// Converts one compose service.
-    fn service(&self, def: &Value, path: &str, base_dir: &Path, w: &mut Warnings) -> ServiceSpec {
+    fn service(
+        &self,
+        def: &Value,
+        path: &str,
+        base_dir: &Path,
+        kept: &mut Kept,
+        w: &mut Warnings,
+    ) -> ServiceSpec {
         let mut spec = ServiceSpec::default();
         let Some(def) = def.as_object() else {
             if !def.is_null() {
@@ -946,7 +996,7 @@ impl Tables {
                 "env_file" => {
                     env_from_files = self.env_files(value, p, base_dir, w);
                 }
-                "ports" => spec.ports = non_empty(self.ports(value, p, w)),
+                "ports" => spec.ports = non_empty(self.ports(value, p, kept, w)),
                 "volumes" => {
                     let mut volumes = spec.volumes.take().unwrap_or_default();
                     volumes.extend(self.volumes(value, p, base_dir, w));
@@ -1024,7 +1074,7 @@ impl Tables {
                 "labels" => {
                     spec.container_labels = Some(key_values(value, p, &|_| String::new(), w))
                 }
-                "deploy" => self.deploy(value, p, &mut spec, w),
+                "deploy" => self.deploy(value, p, &mut spec, kept, w),
                 "depends_on" => {
                     let names: Vec<String> = match value {
                         Value::Object(m) => m.keys().cloned().collect(),
@@ -1153,7 +1203,7 @@ impl Tables {
         env
     }
 
-    fn ports(&self, value: &Value, path: &str, w: &mut Warnings) -> Vec<Port> {
+    fn ports(&self, value: &Value, path: &str, kept: &mut Kept, w: &mut Warnings) -> Vec<Port> {
         let mut out = Vec::new();
         let Value::Array(items) = value else {
             w.add(path, "expected a list: dropped");
@@ -1171,7 +1221,14 @@ impl Tables {
                     }),
                     _ => w.add(&p, format!("{item} is not a port: dropped")),
                 },
-                Value::String(s) => out.extend(short_port(s, &p, w)),
+                Value::String(s) => {
+                    for (port, strings) in short_port_kept(s, &p, w) {
+                        for (key, value) in strings {
+                            kept.add(format!("/ports/{}/{key}", out.len()), &value);
+                        }
+                        out.push(port);
+                    }
+                }
                 Value::Object(m) => {
                     unknown_keys(
                         m,
@@ -1192,8 +1249,14 @@ impl Tables {
                             w.add(&format!("{p}.{k}"), "not supported by kargo: dropped");
                         }
                     }
-                    let port = |k: &str, w: &mut Warnings| -> Option<u16> {
+                    let index = out.len();
+                    let mut port = |k: &str, w: &mut Warnings| -> Option<u16> {
                         let v = m.get(k)?;
+                        if let Some(s) = interpolated_number(v) {
+                            // 0 stands for the target until the kept string replaces it.
+                            kept.add(format!("/ports/{index}/{k}"), s);
+                            return (k == "target").then_some(0);
+                        }
                         let n = number(v, &format!("{p}.{k}"), w)?;
                         match u16::try_from(n) {
                             Ok(n) if n > 0 => Some(n),
@@ -1603,12 +1666,20 @@ impl Tables {
         (out, out_aliases)
     }
 
-    fn deploy(&self, value: &Value, path: &str, spec: &mut ServiceSpec, w: &mut Warnings) {
+    fn deploy(
+        &self,
+        value: &Value,
+        path: &str,
+        spec: &mut ServiceSpec,
+        kept: &mut Kept,
+        w: &mut Warnings,
+    ) {
         let Some(m) = value.as_object() else {
             w.add(path, "expected a map: dropped");
             return;
         };
         let mut deploy = Deploy::default();
+        let mut replicas = None;
         for (key, v) in m {
             let p = format!("{path}.{key}");
             let p = p.as_str();
@@ -1621,7 +1692,10 @@ impl Tables {
                         w,
                     )
                 }
-                "replicas" => deploy.replicas = number(v, p, w),
+                "replicas" => match interpolated_number(v) {
+                    Some(s) => replicas = Some(s),
+                    None => deploy.replicas = number(v, p, w),
+                },
                 "update_config" | "rollback_config" => {
                     let mut u = update_policy(v, p, w);
                     // convertUpdateConfig: parallelism defaults to 1, not "all at once".
@@ -1648,13 +1722,17 @@ impl Tables {
         if matches!(
             deploy.mode,
             Some(DeployMode::Global | DeployMode::GlobalJob)
-        ) && deploy.replicas.is_some()
+        ) && (deploy.replicas.is_some() || replicas.is_some())
         {
             w.add(
                 &format!("{path}.replicas"),
                 "replicas with a global mode: docker stack deploy refuses this; dropped",
             );
             deploy.replicas = None;
+            replicas = None;
+        }
+        if let Some(s) = replicas {
+            kept.add("/deploy/replicas".into(), s);
         }
         if deploy != Deploy::default() {
             spec.deploy = Some(deploy);
@@ -1769,6 +1847,127 @@ fn short_port(s: &str, path: &str, w: &mut Warnings) -> Vec<Port> {
             mode: None,
         })
         .collect()
+}
+
+/// Splits `s` at each `sep` outside `${...}` (`${PORT:-8080}:80` is two parts).
+fn split_outside_braces(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '$' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                depth += 1;
+                chars.next();
+            }
+            '}' if depth > 0 => depth -= 1,
+            c if c == sep && depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// A short-syntax port mapping, keeping a `${VAR}` published or target port as written
+/// (Docker interpolates the file before reading it): each port comes with the strings to
+/// set at its `published` / `target` key. A variable port is a single port, not a range.
+fn short_port_kept(
+    s: &str,
+    path: &str,
+    w: &mut Warnings,
+) -> Vec<(Port, Vec<(&'static str, String)>)> {
+    if !has_interpolation(s) {
+        return short_port(s, path, w)
+            .into_iter()
+            .map(|p| (p, Vec::new()))
+            .collect();
+    }
+    let (rest, protocol) = match split_outside_braces(s, '/').as_slice() {
+        [rest] => (*rest, None),
+        [rest, proto] => match *proto {
+            "tcp" => (*rest, Some(Protocol::Tcp)),
+            "udp" => (*rest, Some(Protocol::Udp)),
+            "sctp" => (*rest, Some(Protocol::Sctp)),
+            _ => {
+                w.add(path, format!("{s:?}: unknown protocol {proto:?}: dropped"));
+                return Vec::new();
+            }
+        },
+        _ => {
+            w.add(path, format!("{s:?} is not a port mapping: dropped"));
+            return Vec::new();
+        }
+    };
+    let (published, target) = match split_outside_braces(rest, ':').as_slice() {
+        [target] => (None, *target),
+        [published, target] => (Some(*published), *target),
+        [ip, published, target] => {
+            w.add(
+                path,
+                format!(
+                    "the host address {ip} is not supported: the port is published on every address"
+                ),
+            );
+            (Some(*published).filter(|p| !p.is_empty()), *target)
+        }
+        _ => {
+            w.add(path, format!("{s:?} is not a port mapping: dropped"));
+            return Vec::new();
+        }
+    };
+    if !has_interpolation(target) && !published.is_some_and(has_interpolation) {
+        // Only the host address was a variable, and it is not carried anyway.
+        let mut mapping = match published {
+            Some(p) => format!("{p}:{target}"),
+            None => target.to_string(),
+        };
+        if let Some((_, proto)) = s.rsplit_once('/') {
+            mapping = format!("{mapping}/{proto}");
+        }
+        return short_port(&mapping, path, w)
+            .into_iter()
+            .map(|p| (p, Vec::new()))
+            .collect();
+    }
+    let mut strings = Vec::new();
+    // Each end: a kept string (0 stands for it until it is set), or a single port.
+    let mut end = |key: &'static str, text: &str, w: &mut Warnings| -> Option<u16> {
+        if has_interpolation(text) {
+            strings.push((key, text.to_string()));
+            return Some(0);
+        }
+        match port_range(text) {
+            Some((a, b)) if a == b => Some(a),
+            _ => {
+                w.add(
+                    path,
+                    format!("{s:?}: {text:?} is not a port (a range cannot go with a variable port): dropped"),
+                );
+                None
+            }
+        }
+    };
+    let Some(target) = end("target", target, w) else {
+        return Vec::new();
+    };
+    let published = match published {
+        Some(p) => match end("published", p, w) {
+            Some(n) => Some(n),
+            None => return Vec::new(),
+        },
+        None => None,
+    };
+    let port = Port {
+        target,
+        published,
+        protocol,
+        mode: None,
+    };
+    vec![(port, strings)]
 }
 
 fn healthcheck(value: &Value, path: &str, w: &mut Warnings) -> Option<Healthcheck> {
@@ -2413,6 +2612,46 @@ secrets:
             assert!(short_port(bad, "p", &mut w).is_empty(), "{bad}");
             assert_eq!(w.0.len(), 1, "{bad}");
         }
+    }
+
+    #[test]
+    fn variable_replicas_and_ports_are_kept_as_written() {
+        let text = r#"
+services:
+  web:
+    image: nginx
+    ports:
+      - "${PORT:-8080}:80"
+      - "${HOST_IP}:9000:${INNER}/udp"
+      - target: ${TARGET:-81}
+        published: 8081
+      - "${RANGE}:1-3"
+    deploy:
+      replicas: ${WEB_REPLICAS:-3}
+"#;
+        let r = import_compose_str(text, Path::new("."), "s").unwrap_or_else(|e| panic!("{e}"));
+        let web = &r.services[0]["spec"];
+        assert_eq!(web["deploy"]["replicas"], json!("${WEB_REPLICAS:-3}"));
+        assert_eq!(
+            web["ports"],
+            json!([
+                {"target": 80, "published": "${PORT:-8080}"},
+                {"target": "${INNER}", "published": 9000, "protocol": "udp"},
+                {"target": "${TARGET:-81}", "published": 8081},
+            ])
+        );
+        let paths: Vec<&str> = r.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["services.web.ports[1]", "services.web.ports[3]"],
+            "the host address and a range with a variable port are warned, nothing else"
+        );
+        let mut w = Warnings::default();
+        assert_eq!(
+            split_outside_braces("${A:-1:2}:${B}", ':'),
+            ["${A:-1:2}", "${B}"]
+        );
+        assert!(short_port_kept("${P}:1-3", "p", &mut w).is_empty());
     }
 
     #[test]

@@ -540,6 +540,8 @@ pub fn plan_scoped(
             }
         }
         let stack_ctx = ctx.for_stack(&stack.spec, &stack_files);
+        // Swarm name inside the Stack (`serviceName`, else the object's name) → the Service.
+        let mut scoped_names: BTreeMap<String, &String> = BTreeMap::new();
         for svc_name in &stack.spec.services {
             let claimants = claims.entry(svc_name.clone()).or_default();
             claimants.push(stack_name.clone());
@@ -551,6 +553,23 @@ pub fn plan_scoped(
                 .services
                 .get(svc_name)
                 .filter(|s| s.metadata.deletion_timestamp.is_none());
+            // Two Services of one Stack would be one Swarm service `kargo-<stack>_<name>`
+            // (docs/compose.md): the first in the Stack's order keeps it, the Stack is in
+            // doubt, so nothing of either is removed.
+            let scoped = user
+                .and_then(|u| u.spec.service_name.clone())
+                .unwrap_or_else(|| svc_name.clone());
+            if let Some(first) = scoped_names.get(&scoped) {
+                let message = format!(
+                    "service {svc_name:?} would be the Swarm service kargo-{stack_name}_{scoped} of service {first:?}: give one of them another serviceName"
+                );
+                planned.errors.push(message.clone());
+                out.frozen
+                    .entry(stack_name.clone())
+                    .or_insert_with(|| Doubt::new(reasons::SERVICE_NAME_TAKEN, message));
+                continue;
+            }
+            scoped_names.insert(scoped, svc_name);
             let rendering = only.is_none_or(|o| o == stack_name);
             // (Another Stack's service needs the catalog only to know it exists.)
             let default = if use_defaults && (rendering || user.is_none()) {

@@ -15,7 +15,7 @@ use super::docker::{
     LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
 };
 use super::names::STACK_NAMESPACE_LABEL;
-use super::objects::{FileObject, NodeInfo};
+use super::objects::{FileObject, NetworkOptions, NodeInfo};
 
 /// What the controller asks of a Swarm manager. Every write is counted by kind and asks
 /// the write guard first, if there is one.
@@ -56,6 +56,16 @@ pub trait Swarm: Send + Sync {
 
     /// Makes sure an attachable overlay network exists; returns its ID.
     async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError>;
+
+    /// Makes sure a network exists, created with `options` when it does not; returns its
+    /// ID and what an existing network has otherwise, for a person (never recreated: that
+    /// would cut the services on it).
+    async fn ensure_network_with(
+        &self,
+        name: &str,
+        installation: &str,
+        options: &NetworkOptions,
+    ) -> Result<(String, Vec<String>), SwarmError>;
 
     /// The networks labelled as this installation's (those it created), as (ID, name).
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError>;
@@ -159,6 +169,15 @@ impl Swarm for SwarmClient {
 
     async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
         SwarmClient::ensure_network(self, name, installation).await
+    }
+
+    async fn ensure_network_with(
+        &self,
+        name: &str,
+        installation: &str,
+        options: &NetworkOptions,
+    ) -> Result<(String, Vec<String>), SwarmError> {
+        SwarmClient::ensure_network_with(self, name, installation, options).await
     }
 
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::compare::first_difference;
 use super::names::{INSTALLATION_LABEL, STACK_NAMESPACE_LABEL};
+use super::objects::NetworkOptions;
 
 /// Failures talking to Docker.
 #[derive(Debug, thiserror::Error)]
@@ -746,6 +747,11 @@ impl SwarmClient {
 
     /// The ID of a network by exact name; `None` when there is none.
     pub async fn network_id(&self, name: &str) -> Result<Option<String>, SwarmError> {
+        Ok(self.network(name).await?.and_then(|n| n.id))
+    }
+
+    /// The network of this exact name, if any.
+    async fn network(&self, name: &str) -> Result<Option<bollard::models::Network>, SwarmError> {
         let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
         let filters = &filters;
         let networks = self
@@ -756,10 +762,14 @@ impl SwarmClient {
                 .await
             })
             .await?;
-        Ok(networks
+        // A network being removed may still be listed beside its successor, without
+        // settings: the one with a driver is the live one.
+        let mut same: Vec<_> = networks
             .into_iter()
-            .find(|n| n.name.as_deref() == Some(name))
-            .and_then(|n| n.id))
+            .filter(|n| n.name.as_deref() == Some(name))
+            .collect();
+        same.sort_by_key(|n| n.driver.as_deref().is_none_or(str::is_empty));
+        Ok(same.into_iter().next())
     }
 
     /// The networks labelled as this installation's (those it created), as (ID, name).
@@ -814,18 +824,54 @@ impl SwarmClient {
         name: &str,
         installation: &str,
     ) -> Result<String, SwarmError> {
+        let options = NetworkOptions::default();
+        let (id, _) = self
+            .ensure_network_with(name, installation, &options)
+            .await?;
+        Ok(id)
+    }
+
+    /// Makes sure a network exists, created with `options` when it does not; returns its
+    /// ID and the settings an existing network has otherwise (it is never recreated: that
+    /// would cut the services on it).
+    pub async fn ensure_network_with(
+        &self,
+        name: &str,
+        installation: &str,
+        options: &NetworkOptions,
+    ) -> Result<(String, Vec<String>), SwarmError> {
         if let Some(id) = self.network_id(name).await? {
-            return Ok(id);
+            // The listing may show a network just created without its settings: its
+            // inspection has them.
+            let target = id.as_str();
+            let n = self
+                .call(&format!("inspect network {name}"), move |d| async move {
+                    d.inspect_network(target, None).await
+                })
+                .await?;
+            // Still none (the engine has not settled it): nothing is known to differ.
+            let differs = match n.driver.as_deref().filter(|d| !d.is_empty()) {
+                Some(driver) => options.differences(
+                    driver,
+                    n.internal.unwrap_or_default(),
+                    n.attachable.unwrap_or_default(),
+                    &n.options.unwrap_or_default().into_iter().collect(),
+                ),
+                None => Vec::new(),
+            };
+            return Ok((id, differs));
         }
         self.count(WriteKind::NetworkCreate)?;
+        let mut labels: HashMap<String, String> = options.labels.clone().into_iter().collect();
+        labels.insert(INSTALLATION_LABEL.to_string(), installation.to_string());
         let request = NetworkCreateRequest {
             name: name.to_string(),
-            driver: Some("overlay".into()),
-            attachable: Some(true),
-            labels: Some(HashMap::from([(
-                INSTALLATION_LABEL.to_string(),
-                installation.to_string(),
-            )])),
+            driver: Some(options.driver().to_string()),
+            attachable: Some(options.attachable),
+            internal: Some(options.internal),
+            options: (!options.driver_opts.is_empty())
+                .then(|| options.driver_opts.clone().into_iter().collect()),
+            labels: Some(labels),
             ..NetworkCreateRequest::default()
         };
         let request = &request;
@@ -835,11 +881,11 @@ impl SwarmClient {
             })
             .await
         {
-            Ok(r) => Ok(r.id),
+            Ok(r) => Ok((r.id, Vec::new())),
             Err(err) => {
                 // Another writer may have created it meanwhile: take theirs.
                 match self.network_id(name).await? {
-                    Some(id) => Ok(id),
+                    Some(id) => Ok((id, Vec::new())),
                     None => Err(err),
                 }
             }

@@ -24,7 +24,7 @@ use super::docker::{
     LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
 };
 use super::names::INSTALLATION_LABEL;
-use super::objects::{FileObject, NodeInfo};
+use super::objects::{FileObject, NetworkOptions, NodeInfo};
 
 /// The node ID of the fake's one node.
 pub const FAKE_NODE_ID: &str = "fakenode00000000000000001";
@@ -47,6 +47,8 @@ struct Engine {
     index: u64,
     services: BTreeMap<String, FakeService>,
     networks: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    /// How each network was created, by name.
+    network_options: BTreeMap<String, NetworkOptions>,
     files: Vec<FakeFile>,
     nodes: Vec<NodeInfo>,
     missing_images: BTreeSet<String>,
@@ -183,6 +185,11 @@ impl FakeSwarm {
     /// Whether a Swarm network of this name exists.
     pub fn has_network(&self, name: &str) -> bool {
         self.engine().networks.contains_key(name)
+    }
+
+    /// How the network of this name was created, if it exists.
+    pub fn network_options(&self, name: &str) -> Option<NetworkOptions> {
+        self.engine().network_options.get(name).cloned()
     }
 
     fn engine(&self) -> MutexGuard<'_, Engine> {
@@ -663,16 +670,35 @@ impl Swarm for FakeSwarm {
     }
 
     async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
+        let options = NetworkOptions::default();
+        let (id, _) = self
+            .ensure_network_with(name, installation, &options)
+            .await?;
+        Ok(id)
+    }
+
+    async fn ensure_network_with(
+        &self,
+        name: &str,
+        installation: &str,
+        options: &NetworkOptions,
+    ) -> Result<(String, Vec<String>), SwarmError> {
         let mut e = self.reach()?;
         if let Some((id, _)) = e.networks.get(name) {
-            return Ok(id.clone());
+            let id = id.clone();
+            let has = e.network_options.get(name).cloned().unwrap_or_default();
+            let differs =
+                options.differences(has.driver(), has.internal, has.attachable, &has.driver_opts);
+            return Ok((id, differs));
         }
         self.count(WriteKind::NetworkCreate)?;
         let id = e.next_id('n');
-        let labels = BTreeMap::from([(INSTALLATION_LABEL.to_string(), installation.to_string())]);
+        let mut labels = options.labels.clone();
+        labels.insert(INSTALLATION_LABEL.to_string(), installation.to_string());
         e.networks.insert(name.to_string(), (id.clone(), labels));
+        e.network_options.insert(name.to_string(), options.clone());
         e.emit("network", "create", name);
-        Ok(id)
+        Ok((id, Vec::new()))
     }
 
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
@@ -720,6 +746,7 @@ impl Swarm for FakeSwarm {
             .map(|(name, _)| name.clone());
         if let Some(name) = name {
             e.networks.remove(&name);
+            e.network_options.remove(&name);
             e.emit("network", "remove", &name);
         }
         Ok(())

@@ -12,7 +12,7 @@ mod objects;
 mod placement;
 mod render;
 
-pub use objects::{FileObject, NodeInfo};
+pub use objects::{FileObject, NetworkOptions, NodeInfo};
 pub use placement::node_trouble;
 
 pub use api::Swarm;

@@ -9,6 +9,76 @@ use bollard::query_parameters::{ListConfigsOptions, ListSecretsOptions, UpdateNo
 use super::docker::{SwarmClient, SwarmError, WriteKind};
 use super::names::INSTALLATION_LABEL;
 
+/// How a network kargo creates is made: a Stack's declaration of its own network
+/// (docs/compose.md); the default is kargo's attachable overlay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// The driver; `None` is `overlay`.
+    pub driver: Option<String>,
+    /// No route outside the network.
+    pub internal: bool,
+    /// Standalone containers may join it.
+    pub attachable: bool,
+    /// Options of the driver.
+    pub driver_opts: BTreeMap<String, String>,
+    /// Labels besides kargo's installation label.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            driver: None,
+            internal: false,
+            // kargo's networks have always been attachable (one-off containers may join).
+            attachable: true,
+            driver_opts: BTreeMap::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl NetworkOptions {
+    /// The driver to create with.
+    pub fn driver(&self) -> &str {
+        self.driver.as_deref().unwrap_or("overlay")
+    }
+
+    /// What an existing network with these settings has otherwise, for a person
+    /// (`internal: false, declared true`); driver options it has besides are not counted.
+    pub fn differences(
+        &self,
+        driver: &str,
+        internal: bool,
+        attachable: bool,
+        driver_opts: &BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        if driver != self.driver() {
+            out.push(format!("driver: {driver}, declared {}", self.driver()));
+        }
+        if internal != self.internal {
+            out.push(format!("internal: {internal}, declared {}", self.internal));
+        }
+        if attachable != self.attachable {
+            out.push(format!(
+                "attachable: {attachable}, declared {}",
+                self.attachable
+            ));
+        }
+        for (k, v) in &self.driver_opts {
+            let has = driver_opts.get(k);
+            if has != Some(v) {
+                out.push(format!(
+                    "driver option {k}: {}, declared {v}",
+                    has.map_or("unset", String::as_str)
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// A Swarm config or secret of an installation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileObject {

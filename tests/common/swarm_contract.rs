@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kargo::api::DeployMode;
 use kargo::swarm::names::{INSTALLATION_LABEL, OWNER_LABEL, STACK_NAMESPACE_LABEL};
-use kargo::swarm::{Swarm, SwarmError, WriteKind, assess, comparable, covers};
+use kargo::swarm::{NetworkOptions, Swarm, SwarmError, WriteKind, assess, comparable, covers};
 use serde_json::{Value, json};
 
 /// The Swarm under test and what the contract needs to know about it.
@@ -360,6 +360,51 @@ pub async fn networks_are_ensured_once(s: &Subject<'_>) {
         creates,
         "found, not created"
     );
+}
+
+/// `ensure_network_with` creates a network with the options a Stack declares
+/// (`internal: true` is what the engine then reports); met again with other options, the
+/// network is kept as it is and the differences are said.
+pub async fn a_network_is_created_as_declared_and_never_recreated(s: &Subject<'_>) {
+    // A name of its own: the engine may still list the one of an earlier run being removed.
+    let name = format!("kargo-{}-net{}", s.tag, fastrand::u32(..));
+    let internal = NetworkOptions {
+        internal: true,
+        labels: BTreeMap::from([("team".to_string(), "ops".to_string())]),
+        ..NetworkOptions::default()
+    };
+    let (id, differs) = s
+        .swarm
+        .ensure_network_with(&name, s.installation, &internal)
+        .await
+        .expect("ensure");
+    assert!(differs.is_empty(), "{differs:?}");
+    let (again, differs) = s
+        .swarm
+        .ensure_network_with(&name, s.installation, &internal)
+        .await
+        .expect("ensure again");
+    assert_eq!(again, id);
+    assert!(differs.is_empty(), "met again as declared: {differs:?}");
+    let creates = s.writes(WriteKind::NetworkCreate);
+    // The engine may show a network's settings a moment after creating it (until then
+    // nothing is said to differ): bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (kept, differs) = loop {
+        let (kept, differs) = s
+            .swarm
+            .ensure_network_with(&name, s.installation, &NetworkOptions::default())
+            .await
+            .expect("ensure with other options");
+        if !differs.is_empty() || Instant::now() > deadline {
+            break (kept, differs);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(kept, id, "not recreated");
+    assert_eq!(differs, ["internal: true, declared false"]);
+    assert_eq!(s.writes(WriteKind::NetworkCreate), creates);
+    s.swarm.remove_network(&id).await.expect("remove");
 }
 
 /// The installation's networks are listed by its label; one a service attaches is refused

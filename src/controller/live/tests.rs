@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::{CachedSwarm, Concerns, LiveCache};
 use crate::swarm::names::{INSTALLATION_LABEL, OWNER_LABEL, STACK_NAMESPACE_LABEL};
 use crate::swarm::{
-    FakeSwarm, FileObject, LiveService, NodeInfo, Swarm, SwarmError, SwarmEvent, TaskInfo,
-    WriteGuard, WriteKind,
+    FakeSwarm, FileObject, LiveService, NetworkOptions, NodeInfo, Swarm, SwarmError, SwarmEvent,
+    TaskInfo, WriteGuard, WriteKind,
 };
 
 const INSTALLATION: &str = "/kargo-live";
@@ -59,6 +59,17 @@ impl Swarm for Counted {
     async fn ensure_network(&self, name: &str, installation: &str) -> Result<String, SwarmError> {
         self.read();
         self.fake.ensure_network(name, installation).await
+    }
+    async fn ensure_network_with(
+        &self,
+        name: &str,
+        installation: &str,
+        options: &NetworkOptions,
+    ) -> Result<(String, Vec<String>), SwarmError> {
+        self.read();
+        self.fake
+            .ensure_network_with(name, installation, options)
+            .await
     }
     async fn list_networks(&self, installation: &str) -> Result<Vec<(String, String)>, SwarmError> {
         self.read();

@@ -1,6 +1,8 @@
 //! The bounds a document may pass although its schema holds: an Environment's variables
 //! that resolve past [`crate::manifest::limits`]' bounds (the interpolation bomb), and
-//! quantities (durations, memory sizes, CPU counts) past what 64 bits of their unit hold.
+//! quantities (durations, memory sizes, CPU counts) past what 64 bits of their unit hold,
+//! and the Service settings Swarm refuses together (`global` with `replicas`, `dnsrr` with
+//! a port published through the ingress mesh), which would otherwise fail only at deploy.
 //! The same walk runs on the full reader's values and on the fast reader's tree
 //! ([`Doc`]), so the fast path declines exactly the documents the full path reports.
 
@@ -117,6 +119,9 @@ pub(super) fn check<'a, D: Doc<'a>>(kind: Kind, root: D) -> Vec<Passed> {
         variables(root, &mut out);
     }
     interpolated(kind, root, &mut out);
+    if kind == Kind::Service {
+        refused_together(root, &mut out);
+    }
     if let Some(schema) = stored_schema(kind) {
         quantities(schema, root, &mut Vec::new(), &mut out);
     }
@@ -199,6 +204,45 @@ fn variables<'a, D: Doc<'a>>(root: D, out: &mut Vec<Passed>) {
                 message: error.message(),
             }),
             _ => {}
+        }
+    }
+}
+
+/// Service settings valid one by one that Swarm refuses together (the renderer refuses
+/// them too, with the same reasons).
+fn refused_together<'a, D: Doc<'a>>(root: D, out: &mut Vec<Passed>) {
+    let Some(spec) = root.member("spec") else {
+        return;
+    };
+    if let Some(deploy) = spec.member("deploy")
+        && matches!(
+            deploy.member("mode").and_then(Doc::text),
+            Some("global" | "global-job")
+        )
+        && deploy.member("replicas").is_some()
+    {
+        out.push(Passed {
+            pointer: "/spec/deploy/replicas".into(),
+            rule: Rule::Value,
+            message: "deploy.replicas is for replicated modes: a global service runs one task per node (remove replicas)".into(),
+        });
+    }
+    if spec.member("endpointMode").and_then(Doc::text) == Some("dnsrr")
+        && let Some(ports) = spec.member("ports")
+    {
+        let mut ingress = None;
+        ports.each_item(&mut |i, port| {
+            let mode = port.member("mode").and_then(Doc::text);
+            if ingress.is_none() && mode.is_none_or(|m| m == "ingress") {
+                ingress = Some(i);
+            }
+        });
+        if let Some(i) = ingress {
+            out.push(Passed {
+                pointer: format!("/spec/ports/{i}"),
+                rule: Rule::Value,
+                message: "endpointMode dnsrr cannot publish through the ingress routing mesh: publish with mode: host, or use vip".into(),
+            });
         }
     }
 }

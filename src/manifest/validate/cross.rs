@@ -62,6 +62,8 @@ pub(crate) struct Facts {
     /// The variables referenced where a sensitive variable may not be (docs/security.md,
     /// "Sensitive variables"), with where.
     mentions: Vec<Mention>,
+    /// A Service's `serviceName`: its name inside its Stack's Swarm names.
+    service_name: Option<String>,
     /// The positions above are real (false for a document the fast reader read, whose
     /// positions are unknown until its file is read again).
     located: bool,
@@ -91,6 +93,7 @@ impl Facts {
             files: Vec::new(),
             sensitive: Vec::new(),
             mentions: Vec::new(),
+            service_name: None,
             located: positions.is_known(),
         };
         let spec = root.get("spec");
@@ -134,6 +137,9 @@ impl Facts {
             }
             Kind::Service => {
                 strings(Field::ServiceDependsOn, "dependsOn");
+                facts.service_name = field_of("serviceName")
+                    .and_then(View::as_str)
+                    .map(str::to_string);
                 for key in ["configs", "secrets"] {
                     let Some(items) = field_of(key).and_then(View::items) else {
                         continue;
@@ -367,6 +373,7 @@ pub(super) fn check(objects: &[InFile<'_>]) -> Vec<Diagnostic> {
     let is_service = |name: &str| services.contains(name) || defaults::contains(name);
 
     duplicates(objects, &mut out);
+    swarm_names(objects, &mut out);
     for f in objects {
         for r in &f.references {
             let problem = match r.field {
@@ -492,6 +499,46 @@ fn duplicates(objects: &[InFile<'_>], out: &mut Vec<Diagnostic>) {
             ));
         } else {
             seen.insert((f.kind, f.name.as_str()), f);
+        }
+    }
+}
+
+/// Two members of one Stack that would be one Swarm service `kargo-<stack>_<name>` (a
+/// `serviceName` equal to another member's): the plan refuses the later one, reported here
+/// at its item in the Stack's `services`.
+fn swarm_names(objects: &[InFile<'_>], out: &mut Vec<Diagnostic>) {
+    let scoped: HashMap<&str, &str> = objects
+        .iter()
+        .filter(|f| f.kind == Kind::Service)
+        .filter_map(|f| Some((f.name.as_str(), f.service_name.as_deref()?)))
+        .collect();
+    if scoped.is_empty() {
+        return;
+    }
+    for f in objects.iter().filter(|f| f.kind == Kind::Stack) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for r in f
+            .references
+            .iter()
+            .filter(|r| r.field == Field::StackMember)
+        {
+            let member = r.name.as_str();
+            let name = scoped.get(member).copied().unwrap_or(member);
+            match seen.get(name) {
+                Some(first) if *first != member => out.push(f.diagnostic(
+                    &r.path,
+                    r.at,
+                    Rule::Duplicate,
+                    format!(
+                        "service `{member}` would be the Swarm service `kargo-{}_{name}` of service `{first}`: give one of them another serviceName",
+                        f.name
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert(name, member);
+                }
+            }
         }
     }
 }
