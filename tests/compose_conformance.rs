@@ -293,7 +293,9 @@ async fn both(
     docs.push(json!({
         "apiVersion": "kargo.dev/v1alpha1", "kind": "Configuration",
         "metadata": {"name": "main"},
-        "spec": {"environment": "conformance", "defaults": "builtin", "files": files},
+        // docker stack deploy has no policy: the comparison is of the conversion alone.
+        "spec": {"environment": "conformance", "defaults": "builtin", "files": files,
+                 "policy": {"level": "privileged"}},
     }));
     let yaml: String = docs
         .iter()
