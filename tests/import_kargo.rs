@@ -76,6 +76,10 @@ fn the_sample_becomes_one_workspace_naming_what_it_leaves_out() {
             .as_str()
             .is_some_and(|c| c.contains("OpenMapTiles/osm.mbtiles"))
     );
+    // The services that bind-mount host folders, and only they, are granted `hostPath`.
+    let exemptions = &configuration["spec"]["policy"]["exemptions"];
+    assert_eq!(exemptions["tileservergl"]["allow"], json!(["hostPath"]));
+    assert!(exemptions.get("kano").is_none(), "{exemptions}");
     let env = named(&r, "Environment", "main");
     assert_eq!(env["spec"]["unsetVariables"], "empty");
     assert_eq!(env["spec"]["stacks"], json!(["dbs", "services", "apps"]));

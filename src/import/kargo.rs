@@ -214,6 +214,30 @@ pub fn import_kargo_workspace(dir: &Path) -> Result<KargoImport, KargoImportErro
     if !files.is_empty() {
         configuration["spec"]["files"] = serde_json::to_value(&files).unwrap_or_default();
     }
+    // Kargo's services bind-mount host folders (data, configs); the default `baseline`
+    // policy refuses that unless the Configuration grants it, so the import grants it to
+    // exactly those services, and says so.
+    let binds: Vec<String> = services
+        .iter()
+        .filter(|svc| {
+            svc["spec"]["volumes"]
+                .as_array()
+                .is_some_and(|vs| vs.iter().any(|v| v["type"] == "bind"))
+        })
+        .filter_map(|svc| svc["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    if !binds.is_empty() {
+        let exemptions: serde_json::Map<String, Value> = binds
+            .iter()
+            .map(|name| (name.clone(), json!({"allow": ["hostPath"]})))
+            .collect();
+        configuration["spec"]["policy"] = json!({"exemptions": exemptions});
+        warnings.push(format!(
+            "policy: {} bind-mount host folders as in Kargo; configuration/main grants them \
+             `hostPath` (spec.policy.exemptions): review it",
+            binds.join(", ")
+        ));
+    }
     environment["spec"]["unsetVariables"] = json!("empty");
     if environment.pointer("/spec/rollout").is_none() {
         environment["spec"]["rollout"] = json!("parallel");
