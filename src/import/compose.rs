@@ -1792,22 +1792,8 @@ fn short_port(s: &str, path: &str, w: &mut Warnings) -> Vec<Port> {
         None => rest,
     };
     let parts: Vec<&str> = rest.split(':').collect();
-    let (published, target) = match parts.as_slice() {
-        [target] => (None, *target),
-        [published, target] => (Some(*published), *target),
-        [ip, published, target] => {
-            w.add(
-                path,
-                format!(
-                    "the host address {ip} is not supported: the port is published on every address"
-                ),
-            );
-            (Some(*published).filter(|p| !p.is_empty()), *target)
-        }
-        _ => {
-            w.add(path, format!("{s:?} is not a port mapping: dropped"));
-            return Vec::new();
-        }
+    let Some((published, target)) = published_and_target(&parts, s, path, w) else {
+        return Vec::new();
     };
     let Some((t0, t1)) = port_range(target) else {
         w.add(
@@ -1902,22 +1888,9 @@ fn short_port_kept(
             return Vec::new();
         }
     };
-    let (published, target) = match split_outside_braces(rest, ':').as_slice() {
-        [target] => (None, *target),
-        [published, target] => (Some(*published), *target),
-        [ip, published, target] => {
-            w.add(
-                path,
-                format!(
-                    "the host address {ip} is not supported: the port is published on every address"
-                ),
-            );
-            (Some(*published).filter(|p| !p.is_empty()), *target)
-        }
-        _ => {
-            w.add(path, format!("{s:?} is not a port mapping: dropped"));
-            return Vec::new();
-        }
+    let parts = split_outside_braces(rest, ':');
+    let Some((published, target)) = published_and_target(&parts, s, path, w) else {
+        return Vec::new();
     };
     if !has_interpolation(target) && !published.is_some_and(has_interpolation) {
         // Only the host address was a variable, and it is not carried anyway.
@@ -2261,6 +2234,33 @@ fn update_policy(value: &Value, path: &str, w: &mut Warnings) -> Option<UpdatePo
             parse_enum::<UpdateOrder>(v, &format!("{path}.order"), "stop-first, start-first", w)
         }),
     })
+}
+
+/// `[[ip:]published:]target` split on `:` → (published, target); a host address is warned
+/// about (it is not carried), anything else is not a port mapping (`None`, warned).
+fn published_and_target<'a>(
+    parts: &[&'a str],
+    s: &str,
+    path: &str,
+    w: &mut Warnings,
+) -> Option<(Option<&'a str>, &'a str)> {
+    match parts {
+        [target] => Some((None, *target)),
+        [published, target] => Some((Some(*published), *target)),
+        [ip, published, target] => {
+            w.add(
+                path,
+                format!(
+                    "the host address {ip} is not supported: the port is published on every address"
+                ),
+            );
+            Some((Some(*published).filter(|p| !p.is_empty()), *target))
+        }
+        _ => {
+            w.add(path, format!("{s:?} is not a port mapping: dropped"));
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -631,21 +631,8 @@ impl SwarmClient {
 
     /// The services of one installation (by label), with their specs.
     pub async fn list_services(&self, installation: &str) -> Result<Vec<LiveService>, SwarmError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{INSTALLATION_LABEL}={installation}")],
-        )]);
-        let options = ListServicesOptions {
-            filters: Some(filters),
-            status: Some(true),
-        };
-        let options = &options;
-        let services = self
-            .call("list services", move |d| async move {
-                d.list_services(Some(options.clone())).await
-            })
-            .await?;
-        Ok(services.into_iter().filter_map(live_service).collect())
+        self.services_labelled(vec![format!("{INSTALLATION_LABEL}={installation}")])
+            .await
     }
 
     /// The services of one Swarm stack of an installation (both labels), with their specs.
@@ -654,16 +641,18 @@ impl SwarmClient {
         installation: &str,
         namespace: &str,
     ) -> Result<Vec<LiveService>, SwarmError> {
-        // Values of one filter key are AND'ed for labels.
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("{INSTALLATION_LABEL}={installation}"),
-                format!("{STACK_NAMESPACE_LABEL}={namespace}"),
-            ],
-        )]);
+        self.services_labelled(vec![
+            format!("{INSTALLATION_LABEL}={installation}"),
+            format!("{STACK_NAMESPACE_LABEL}={namespace}"),
+        ])
+        .await
+    }
+
+    /// The services carrying every one of `labels` (values of one filter key are AND'ed
+    /// for labels), with their specs.
+    async fn services_labelled(&self, labels: Vec<String>) -> Result<Vec<LiveService>, SwarmError> {
         let options = ListServicesOptions {
-            filters: Some(filters),
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
             status: Some(true),
         };
         let options = &options;
