@@ -7,6 +7,8 @@
 #   KARGO_RUN_DIR   state and logs (default /var/tmp/kargo-run): etcd/ (data), etcd.log,
 #                   etcd.pid, dockerd.log, dockerd.pid (pid files only for what we started),
 #                   apt.log
+#                   registry/ (config.yml, htpasswd, password: the registry's password for
+#                   user kargo, data/), registry.log, registry.pid
 #   KARGO_DOCKERD_FLAGS  extra dockerd flags (none are needed on the Debian 12 machines
 #                   this was written on; e.g. "--iptables=false" elsewhere)
 set -euo pipefail
@@ -17,7 +19,11 @@ ETCD_PEER_URL="http://127.0.0.1:2380"
 ETCD_ENDPOINT="127.0.0.1:2379"
 IMAGE="kargo-busybox"
 IMAGE_TAGS=(1.0 1.1)
-APT_PACKAGES=(protobuf-compiler etcd-server etcd-client docker.io busybox-static)
+APT_PACKAGES=(protobuf-compiler etcd-server etcd-client docker.io busybox-static docker-registry apache2-utils curl)
+# The image registry of the tests and the README's build workflow: distribution 2.8 on
+# loopback (dockerd trusts 127.0.0.0/8 over plain HTTP), htpasswd auth, user kargo.
+REGISTRY_ADDR="127.0.0.1:5015"
+REGISTRY_USER="kargo"
 
 export ETCDCTL_API=3
 export DEBIAN_FRONTEND=noninteractive
@@ -267,4 +273,49 @@ else
   log "node tools: installed ($(node --version), yaml-language-server, ajv-cli)"
 fi
 
-log "ready: etcd $ETCD_ENDPOINT, docker $(docker version --format '{{.Server.Version}}' 2>/dev/null) (swarm active), image $IMAGE:${IMAGE_TAGS[*]}, logs in $RUN_DIR"
+# --- 7. image registry --------------------------------------------------------------
+registry_up() { # 401 without credentials: up, and asking for them
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$REGISTRY_ADDR/v2/" || true)" == 401 ]]
+}
+REG_DIR="$RUN_DIR/registry"
+if registry_up; then
+  log "registry: already up on $REGISTRY_ADDR"
+else
+  mkdir -p "$REG_DIR/data"
+  chmod 700 "$REG_DIR"
+  if [[ ! -s "$REG_DIR/password" ]]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$REG_DIR/password")
+  fi
+  htpasswd -Bbc "$REG_DIR/htpasswd" "$REGISTRY_USER" "$(cat "$REG_DIR/password")" 2>/dev/null
+  cat >"$REG_DIR/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REG_DIR/data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+auth:
+  htpasswd:
+    realm: kargo-registry
+    path: $REG_DIR/htpasswd
+YAML
+  pid_alive "$RUN_DIR/registry.pid" docker-registry && kill "$(cat "$RUN_DIR/registry.pid")" 2>/dev/null || true
+  printf '===== %s setup.sh starting the registry =====\n' "$(date -Is)" >>"$RUN_DIR/registry.log"
+  setsid nohup sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$RUN_DIR/registry.pid" \
+    docker-registry serve "$REG_DIR/config.yml" </dev/null >>"$RUN_DIR/registry.log" 2>&1 9>&- &
+  deadline=$((SECONDS + 15))
+  until registry_up; do
+    if ((SECONDS > deadline)); then
+      show_log_tail "$RUN_DIR/registry.log"
+      die "the registry did not answer on http://$REGISTRY_ADDR/v2/ within 15 s"
+    fi
+    sleep 0.2
+  done
+  log "registry: started on $REGISTRY_ADDR (user $REGISTRY_USER, password in $REG_DIR/password, log $RUN_DIR/registry.log)"
+fi
+
+log "ready: etcd $ETCD_ENDPOINT, docker $(docker version --format '{{.Server.Version}}' 2>/dev/null) (swarm active), image $IMAGE:${IMAGE_TAGS[*]}, registry $REGISTRY_ADDR, logs in $RUN_DIR"

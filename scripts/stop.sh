@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the controller that scripts/example.sh left running (by its pid file).
 #   --all   also remove kargo's Swarm services (every installation: label
-#           dev.kargo.installation), and stop the etcd and dockerd that
+#           dev.kargo.installation), and stop the etcd, dockerd and registry that
 #           scripts/setup.sh started (by their pid files; others are left alone).
 #           etcd's data and the Swarm stay, so setup.sh brings everything back.
 set -euo pipefail
@@ -77,4 +77,5 @@ else
 fi
 
 stop_pidfile dockerd "$RUN_DIR/dockerd.pid" dockerd 60
+stop_pidfile registry "$RUN_DIR/registry.pid" docker-registry 10
 stop_pidfile etcd "$RUN_DIR/etcd.pid" etcd 30

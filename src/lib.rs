@@ -16,6 +16,7 @@ pub mod import;
 pub mod manifest;
 pub mod plan;
 pub mod policy;
+pub mod registry;
 pub mod secrets;
 pub mod store;
 pub mod swarm;

@@ -44,6 +44,12 @@ pub struct EnvironmentSpec {
     /// `empty`, an empty string with a warning, as Docker and Kargo substitute it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unset_variables: Option<UnsetVariables>,
+    /// Registries kargo authenticates to, for `kargo build --push` and for nodes pulling.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<super::Registry>,
+    /// When the controller pins an image tag to its digest: `always` (default), `changed`, `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_image: Option<super::ResolveImage>,
 }
 
 /// How a reference to a variable that is not set is treated.
@@ -116,6 +122,9 @@ pub struct ServiceSettings {
     /// Service labels merged over the service's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Build arguments merged over the Service's `build.args`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_args: Option<BTreeMap<String, String>>,
 }
 
 /// Labels of one Swarm node.

@@ -7,6 +7,7 @@ pub mod annotations;
 pub mod conditions;
 mod configuration;
 mod environment;
+mod image;
 mod meta;
 mod object;
 pub mod quantity;
@@ -16,6 +17,7 @@ mod stack;
 
 pub use configuration::*;
 pub use environment::*;
+pub use image::*;
 pub use meta::*;
 pub use object::*;
 pub use service::*;

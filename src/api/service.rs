@@ -31,6 +31,9 @@ pub struct ServiceSpec {
     /// Image reference, `name:tag` or `name@digest`; tags are strings, so quote `"4.2"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// How `kargo build` makes the image (compose `build`); Swarm never sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<super::Build>,
     /// Overrides the image's entrypoint (compose `entrypoint`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -539,6 +542,10 @@ pub struct ServiceStatus {
     /// The image deployed (after the merge and interpolation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Digest the image's tag was pinned to (`sha256:…`) when the spec was last pushed;
+    /// absent when it was deployed unpinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// Name of the Swarm service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm_name: Option<String>,

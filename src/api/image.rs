@@ -1,0 +1,77 @@
+//! Images: how a Service's image is built, which registries kargo authenticates to, and
+//! whether the controller pins a tag to its digest.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How `kargo build` makes the Service's image (compose's `build` section); the image is
+/// tagged with the Service's merged `image`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Build {
+    /// Folder sent to Docker as the build context: in a file given to `kargo build -f`,
+    /// relative to that file's folder; stored in etcd, absolute or relative to the
+    /// working directory of `kargo build`.
+    pub context: String,
+    /// Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Build arguments (`ARG`s of the Dockerfile); the Environment's `buildArgs` are merged over them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// Stage of a multi-stage Dockerfile to build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Labels put on the built image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Images whose layers the build may reuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+}
+
+/// A registry kargo authenticates to: `kargo build --push` pushes with these credentials
+/// and the controller hands them to Swarm so every node can pull (what
+/// `docker stack deploy --with-registry-auth` does).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registry {
+    /// Host and port as image names begin with them, e.g. `registry.example.com:5000`
+    /// (`docker.io` for Docker Hub).
+    #[schemars(length(min = 1))]
+    pub server: String,
+    /// User name.
+    #[schemars(length(min = 1))]
+    pub username: String,
+    /// Where the password comes from; it is never stored in plaintext.
+    pub password_from: PasswordFrom,
+}
+
+/// The source of a registry password.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PasswordFrom {
+    /// A `sensitiveVariables` entry of this Environment, sealed: the controller opens it
+    /// (and `kargo build --push` given the secret key file).
+    Variable(String),
+    /// A file holding the password, read by the process that needs it (CLI or controller).
+    File(String),
+    /// An environment variable of the process that needs it (CLI or controller).
+    Env(String),
+}
+
+/// When the controller resolves an image tag to its digest, as
+/// `docker stack deploy --resolve-image` does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolveImage {
+    /// Every time a service is created or its spec changes (or a rollout restart asks).
+    #[default]
+    Always,
+    /// Only when the image reference itself changed.
+    Changed,
+    /// Never: nodes pull the tag as written.
+    Never,
+}

@@ -1,0 +1,254 @@
+//! Registries: which registry an image comes from, and the credentials kargo gives it
+//! when pushing (`kargo build --push`) and when Swarm nodes pull (the controller).
+//!
+//! A password is never stored in plaintext: it comes from a sealed variable of the
+//! Environment (opened by the controller), a file, or an environment variable of the
+//! process that needs it (docs/security.md, "Registries").
+
+use crate::api::{EnvironmentSpec, PasswordFrom, Registry, SensitiveValue};
+
+/// Docker Hub's canonical name, as image references without a registry mean it.
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// Why a registry's credentials could not be had; every message names the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The named sensitive variable is not in the Environment.
+    #[error(
+        "registry {server}: passwordFrom.variable {name:?} is not a sensitiveVariables entry of the Environment"
+    )]
+    MissingVariable {
+        /// The registry.
+        server: String,
+        /// The variable named.
+        name: String,
+    },
+    /// The variable is sealed and this process cannot open it.
+    #[error(
+        "registry {server}: the password is the sealed variable {name:?}; only a process given the secret key file can open it (--secret-key-file or KARGO_SECRET_KEY_FILE)"
+    )]
+    Sealed {
+        /// The registry.
+        server: String,
+        /// The variable named.
+        name: String,
+    },
+    /// The password file could not be read.
+    #[error("registry {server}: cannot read the password file {path}: {source}")]
+    File {
+        /// The registry.
+        server: String,
+        /// The file named.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The environment variable is not set in this process.
+    #[error(
+        "registry {server}: the environment variable {name} holding the password is not set in this process"
+    )]
+    Env {
+        /// The registry.
+        server: String,
+        /// The variable named.
+        name: String,
+    },
+}
+
+/// The registry an image reference names, as Docker reads it: the part before the first
+/// `/` when it holds a `.` or a `:` or is `localhost`, else Docker Hub.
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => match first {
+            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB,
+            _ => first,
+        },
+        _ => DOCKER_HUB,
+    }
+}
+
+/// The Environment's registry entry for this image, if it names one.
+pub fn registry_for<'a>(registries: &'a [Registry], image: &str) -> Option<&'a Registry> {
+    let server = registry_of(image);
+    registries.iter().find(|r| normalise(&r.server) == server)
+}
+
+/// A server as written in a manifest, compared as [`registry_of`] returns it.
+fn normalise(server: &str) -> &str {
+    let bare = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    match bare {
+        "index.docker.io" | "registry-1.docker.io" | "index.docker.io/v1" => DOCKER_HUB,
+        other => other,
+    }
+}
+
+/// User name and password for one registry, ready to hand to Docker.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The registry, as image names begin with it.
+    pub server: String,
+    /// User name.
+    pub username: String,
+    /// Password (kept out of `Debug`).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Credentials({}@{}, <redacted>)",
+            self.username, self.server
+        )
+    }
+}
+
+impl Credentials {
+    /// The form bollard sends as `X-Registry-Auth`.
+    pub fn to_docker(&self) -> bollard::auth::DockerCredentials {
+        bollard::auth::DockerCredentials {
+            username: Some(self.username.clone()),
+            password: Some(self.password.clone()),
+            serveraddress: Some(self.server.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The credentials for `image` under `env`, or `None` when the Environment names no
+/// registry for it (the image is pulled anonymously). Sensitive variables must have been
+/// opened already (`SensitiveValue::Plain`); a sealed one is an error saying so.
+pub fn credentials_for(
+    env: &EnvironmentSpec,
+    image: &str,
+) -> Result<Option<Credentials>, RegistryError> {
+    let Some(registry) = registry_for(&env.registries, image) else {
+        return Ok(None);
+    };
+    let server = normalise(&registry.server).to_string();
+    let password = match &registry.password_from {
+        PasswordFrom::Variable(name) => match env.sensitive_variables.get(name) {
+            Some(SensitiveValue::Plain(text)) => text.clone(),
+            Some(SensitiveValue::Sealed(_)) => {
+                return Err(RegistryError::Sealed {
+                    server,
+                    name: name.clone(),
+                });
+            }
+            None => {
+                return Err(RegistryError::MissingVariable {
+                    server,
+                    name: name.clone(),
+                });
+            }
+        },
+        PasswordFrom::File(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text.trim_end_matches(['\r', '\n']).to_string(),
+            Err(source) => {
+                return Err(RegistryError::File {
+                    server,
+                    path: path.clone(),
+                    source,
+                });
+            }
+        },
+        PasswordFrom::Env(name) => match std::env::var(name) {
+            Ok(text) => text,
+            Err(_) => {
+                return Err(RegistryError::Env {
+                    server,
+                    name: name.clone(),
+                });
+            }
+        },
+    };
+    Ok(Some(Credentials {
+        server,
+        username: registry.username.clone(),
+        password,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(server: &str, from: PasswordFrom) -> EnvironmentSpec {
+        EnvironmentSpec {
+            registries: vec![Registry {
+                server: server.into(),
+                username: "kargo".into(),
+                password_from: from,
+            }],
+            ..EnvironmentSpec::default()
+        }
+    }
+
+    #[test]
+    fn the_registry_is_read_as_docker_reads_it() {
+        assert_eq!(registry_of("redis:5"), "docker.io");
+        assert_eq!(registry_of("bitnami/redis:5"), "docker.io");
+        assert_eq!(registry_of("127.0.0.1:5000/app:1"), "127.0.0.1:5000");
+        assert_eq!(registry_of("localhost/app"), "localhost");
+        assert_eq!(registry_of("ghcr.io/o/app@sha256:ab"), "ghcr.io");
+        assert_eq!(registry_of("index.docker.io/library/redis"), "docker.io");
+    }
+
+    #[test]
+    fn an_image_of_another_registry_gets_no_credentials() {
+        let env = env_with("127.0.0.1:5000", PasswordFrom::Env("NOPE".into()));
+        assert_eq!(credentials_for(&env, "redis:5").ok(), Some(None));
+    }
+
+    #[test]
+    fn a_missing_source_names_the_registry() {
+        let env = env_with(
+            "http://127.0.0.1:5000/",
+            PasswordFrom::Env("KARGO_TEST_SURELY_UNSET_PASSWORD".into()),
+        );
+        let err = credentials_for(&env, "127.0.0.1:5000/app:1").unwrap_err();
+        assert!(err.to_string().contains("registry 127.0.0.1:5000"), "{err}");
+        assert!(err.to_string().contains("KARGO_TEST_SURELY_UNSET_PASSWORD"));
+    }
+
+    #[test]
+    fn a_file_password_loses_its_final_newline_and_is_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let env = env_with(
+            "127.0.0.1:5000",
+            PasswordFrom::File(path.display().to_string()),
+        );
+        let creds = credentials_for(&env, "127.0.0.1:5000/app:1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(creds.password, "s3cret");
+        assert!(!format!("{creds:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_sealed_variable_the_process_cannot_open_says_so() {
+        let mut env = env_with("127.0.0.1:5000", PasswordFrom::Variable("REG".into()));
+        env.sensitive_variables.insert(
+            "REG".into(),
+            SensitiveValue::Sealed(crate::api::SealedText {
+                sealed: "-----BEGIN AGE ENCRYPTED FILE-----".into(),
+            }),
+        );
+        let err = credentials_for(&env, "127.0.0.1:5000/app:1").unwrap_err();
+        assert!(matches!(err, RegistryError::Sealed { .. }), "{err}");
+        env.sensitive_variables
+            .insert("REG".into(), SensitiveValue::Plain("pw".into()));
+        let creds = credentials_for(&env, "127.0.0.1:5000/app:1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("kargo", "pw")
+        );
+    }
+}
