@@ -5,6 +5,8 @@
 //! Environment (opened by the controller), a file, or an environment variable of the
 //! process that needs it (docs/security.md, "Registries").
 
+pub mod resolve;
+
 use crate::api::{EnvironmentSpec, PasswordFrom, Registry, SensitiveValue};
 
 /// Docker Hub's canonical name, as image references without a registry mean it.
