@@ -49,17 +49,45 @@ pub struct Registry {
     pub password_from: PasswordFrom,
 }
 
-/// The source of a registry password.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum PasswordFrom {
+/// The source of a registry password: exactly one of the three fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct PasswordFrom {
     /// A `sensitiveVariables` entry of this Environment, sealed: the controller opens it
     /// (and `kargo build --push` given the secret key file).
-    Variable(String),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
     /// A file holding the password, read by the process that needs it (CLI or controller).
-    File(String),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// An environment variable of the process that needs it (CLI or controller).
-    Env(String),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+/// Where a password comes from, once [`PasswordFrom`] is known to name exactly one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordSource<'a> {
+    /// A sensitive variable of the Environment.
+    Variable(&'a str),
+    /// A file.
+    File(&'a str),
+    /// An environment variable of the process.
+    Env(&'a str),
+}
+
+impl PasswordFrom {
+    /// The one source named, or `None` when none or several are (the schema refuses both;
+    /// the controller re-checks what reached etcd without it).
+    pub fn source(&self) -> Option<PasswordSource<'_>> {
+        match (&self.variable, &self.file, &self.env) {
+            (Some(v), None, None) => Some(PasswordSource::Variable(v)),
+            (None, Some(f), None) => Some(PasswordSource::File(f)),
+            (None, None, Some(e)) => Some(PasswordSource::Env(e)),
+            _ => None,
+        }
+    }
 }
 
 /// When the controller resolves an image tag to its digest, as

@@ -7,7 +7,7 @@
 
 pub mod resolve;
 
-use crate::api::{EnvironmentSpec, PasswordFrom, Registry, SensitiveValue};
+use crate::api::{EnvironmentSpec, PasswordSource, Registry, SensitiveValue};
 
 /// Docker Hub's canonical name, as image references without a registry mean it.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -15,6 +15,12 @@ pub const DOCKER_HUB: &str = "docker.io";
 /// Why a registry's credentials could not be had; every message names the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// `passwordFrom` names no source, or more than one.
+    #[error("registry {server}: passwordFrom must name exactly one of variable, file or env")]
+    NoSource {
+        /// The registry.
+        server: String,
+    },
     /// The named sensitive variable is not in the Environment.
     #[error(
         "registry {server}: passwordFrom.variable {name:?} is not a sensitiveVariables entry of the Environment"
@@ -131,38 +137,41 @@ pub fn credentials_for(
         return Ok(None);
     };
     let server = normalise(&registry.server).to_string();
-    let password = match &registry.password_from {
-        PasswordFrom::Variable(name) => match env.sensitive_variables.get(name) {
+    let Some(source) = registry.password_from.source() else {
+        return Err(RegistryError::NoSource { server });
+    };
+    let password = match source {
+        PasswordSource::Variable(name) => match env.sensitive_variables.get(name) {
             Some(SensitiveValue::Plain(text)) => text.clone(),
             Some(SensitiveValue::Sealed(_)) => {
                 return Err(RegistryError::Sealed {
                     server,
-                    name: name.clone(),
+                    name: name.to_string(),
                 });
             }
             None => {
                 return Err(RegistryError::MissingVariable {
                     server,
-                    name: name.clone(),
+                    name: name.to_string(),
                 });
             }
         },
-        PasswordFrom::File(path) => match std::fs::read_to_string(path) {
+        PasswordSource::File(path) => match std::fs::read_to_string(path) {
             Ok(text) => text.trim_end_matches(['\r', '\n']).to_string(),
             Err(source) => {
                 return Err(RegistryError::File {
                     server,
-                    path: path.clone(),
+                    path: path.to_string(),
                     source,
                 });
             }
         },
-        PasswordFrom::Env(name) => match std::env::var(name) {
+        PasswordSource::Env(name) => match std::env::var(name) {
             Ok(text) => text,
             Err(_) => {
                 return Err(RegistryError::Env {
                     server,
-                    name: name.clone(),
+                    name: name.to_string(),
                 });
             }
         },
@@ -177,6 +186,7 @@ pub fn credentials_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::PasswordFrom;
 
     fn env_with(server: &str, from: PasswordFrom) -> EnvironmentSpec {
         EnvironmentSpec {
@@ -201,7 +211,13 @@ mod tests {
 
     #[test]
     fn an_image_of_another_registry_gets_no_credentials() {
-        let env = env_with("127.0.0.1:5000", PasswordFrom::Env("NOPE".into()));
+        let env = env_with(
+            "127.0.0.1:5000",
+            PasswordFrom {
+                env: Some("NOPE".into()),
+                ..Default::default()
+            },
+        );
         assert_eq!(credentials_for(&env, "redis:5").ok(), Some(None));
     }
 
@@ -209,11 +225,25 @@ mod tests {
     fn a_missing_source_names_the_registry() {
         let env = env_with(
             "http://127.0.0.1:5000/",
-            PasswordFrom::Env("KARGO_TEST_SURELY_UNSET_PASSWORD".into()),
+            PasswordFrom {
+                env: Some("KARGO_TEST_SURELY_UNSET_PASSWORD".into()),
+                ..Default::default()
+            },
         );
         let err = credentials_for(&env, "127.0.0.1:5000/app:1").unwrap_err();
         assert!(err.to_string().contains("registry 127.0.0.1:5000"), "{err}");
         assert!(err.to_string().contains("KARGO_TEST_SURELY_UNSET_PASSWORD"));
+    }
+
+    #[test]
+    fn two_sources_are_refused_naming_the_registry() {
+        let from = PasswordFrom {
+            env: Some("A".into()),
+            file: Some("/b".into()),
+            ..Default::default()
+        };
+        let err = credentials_for(&env_with("r:1", from), "r:1/a").unwrap_err();
+        assert!(matches!(err, RegistryError::NoSource { .. }), "{err}");
     }
 
     #[test]
@@ -223,7 +253,10 @@ mod tests {
         std::fs::write(&path, "s3cret\n").unwrap();
         let env = env_with(
             "127.0.0.1:5000",
-            PasswordFrom::File(path.display().to_string()),
+            PasswordFrom {
+                file: Some(path.display().to_string()),
+                ..Default::default()
+            },
         );
         let creds = credentials_for(&env, "127.0.0.1:5000/app:1")
             .unwrap()
@@ -234,7 +267,13 @@ mod tests {
 
     #[test]
     fn a_sealed_variable_the_process_cannot_open_says_so() {
-        let mut env = env_with("127.0.0.1:5000", PasswordFrom::Variable("REG".into()));
+        let mut env = env_with(
+            "127.0.0.1:5000",
+            PasswordFrom {
+                variable: Some("REG".into()),
+                ..Default::default()
+            },
+        );
         env.sensitive_variables.insert(
             "REG".into(),
             SensitiveValue::Sealed(crate::api::SealedText {
