@@ -50,6 +50,9 @@ pub struct Args {
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
+    if crate::controller::memory::return_freed_pages_promptly() {
+        tracing::debug!("mimalloc returns freed pages at once (purge delay 0)");
+    }
     let store = g.store().await?;
     let swarm = g.swarm().await?;
     let identity = args.identity.unwrap_or_else(|| {

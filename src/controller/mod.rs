@@ -7,6 +7,7 @@ pub mod events;
 mod execute;
 mod finalizers;
 mod live;
+pub mod memory;
 mod metrics;
 mod ownership;
 mod queue;
