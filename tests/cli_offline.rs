@@ -168,5 +168,8 @@ services:
         !err.contains("services.web.build"),
         "build is carried over: {err}"
     );
-    assert!(out.contains("build:") && out.contains("context: /"), "{out}");
+    assert!(
+        out.contains("build:") && out.contains("context: /"),
+        "{out}"
+    );
 }
