@@ -10,6 +10,7 @@
 extern crate self as kargo;
 
 pub mod api;
+pub mod build;
 pub mod cli;
 pub mod controller;
 pub mod import;

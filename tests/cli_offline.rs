@@ -147,6 +147,7 @@ services:
   web:
     image: nginx:1.25
     build: .
+    container_name: web
     ports: ["8080:80"]
     environment: [A=1]
     deploy: {replicas: 2}
@@ -162,5 +163,13 @@ services:
         out.contains("image: nginx:1.25") && out.contains("published: 8080"),
         "{out}"
     );
-    assert!(err.contains("services.web.build"), "{err}");
+    assert!(err.contains("services.web.container_name"), "{err}");
+    assert!(
+        !err.contains("services.web.build"),
+        "build is carried over: {err}"
+    );
+    assert!(
+        out.contains("build:") && out.contains("context: /"),
+        "{out}"
+    );
 }

@@ -2,6 +2,7 @@
 //! library. Errors become messages and exit codes in one place (`cli::error`).
 
 mod apply;
+mod build;
 mod complete;
 mod completion;
 mod context;
@@ -78,6 +79,7 @@ enum Command {
     Explain(explain::Args),
     Schema(schema::Args),
     Render(render::Args),
+    Build(build::Args),
     Deploy(deploy::DeployArgs),
     Remove(deploy::RemoveArgs),
     Defaults(defaults::Args),
@@ -178,6 +180,7 @@ async fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Explain(a) => explain::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Render(a) => render::run(g, a).await,
+        Command::Build(a) => build::run(g, a).await,
         Command::Deploy(a) => deploy::run_deploy(g, a).await,
         Command::Remove(a) => deploy::run_remove(g, a).await,
         Command::Defaults(a) => defaults::run(a),

@@ -19,7 +19,8 @@ const EXAMPLES: &str = "Examples:
 /// apply` runs before writing: YAML (duplicate keys, tabs, size and depth limits), the
 /// kind's schema (unknown fields, types, required fields, names, enums, durations, ports,
 /// memory sizes, placement constraints), references among the given objects (a Stack's
-/// services exist, no `dependsOn` cycle, ...), and the `${VAR}` syntax of the strings the
+/// services exist, no `dependsOn` cycle, ...), a Service's build context exists (relative
+/// to its file's folder), and the `${VAR}` syntax of the strings the
 /// controller interpolates (a shell `$((i+1))` must be written `$$((i+1))`). Whether a
 /// variable is set depends on the Environment in etcd: `kargo apply` checks that.
 ///
@@ -65,6 +66,7 @@ pub(super) fn run(args: Args) -> Result<ExitStatus, CliError> {
     };
     let mut report = validate_paths(&args.files, args.recursive, &options);
     crate::policy::manifests::check_report(&mut report);
+    crate::manifest::validate::check_build_contexts(&mut report);
     if report.files.is_empty() {
         return Err(CliError::usage(format!(
             "no manifest files (*.yaml, *.yml, *.json) found in {}{}",

@@ -8,9 +8,10 @@
 //! becomes `command` and compose `command` becomes `args`, as in Kubernetes.
 //!
 //! Whatever kargo cannot carry over is a [`ComposeWarning`] naming the key path (e.g.
-//! `services.web.build`), never dropped silently: what Swarm ignores anyway (`build`,
-//! `container_name`, `links`, `restart`...), what kargo's model has no field for
-//! (volume drivers, build settings...). `replicas` and port numbers given as `${VAR}` are
+//! `services.web.container_name`), never dropped silently: what Swarm ignores anyway
+//! (`container_name`, `links`, `restart`...), what kargo's model has no field for
+//! (volume drivers, build settings other than those [`build`] reads...). The `build`
+//! section becomes the Service's `build` (for `kargo build`), its context made absolute. `replicas` and port numbers given as `${VAR}` are
 //! kept as written: kargo interpolates them at deploy, as Docker does. `depends_on`, which
 //! `docker stack deploy` ignores, becomes
 //! `dependsOn`, which kargo honours (the service waits until those are Ready); a warning
@@ -477,6 +478,106 @@ fn unknown_keys(map: &Map<String, Value>, known: &[&str], path: &str, w: &mut Wa
             w.add(&format!("{path}.{key}"), "not supported by kargo: dropped");
         }
     }
+}
+
+/// The compose `build` section (a context path, or the mapping) as the Service's `build`.
+///
+/// A relative context is made absolute against the compose file's folder, as relative bind
+/// mounts are: the Service then builds the same wherever its manifest is saved or stored
+/// (`kargo build` reads a stored context relative to its working directory). A context
+/// written with `${VAR}` is kept as written (the Environment's variables fill it); a
+/// remote one (a Git or HTTP URL) is kept with a warning, since `kargo build` sends local
+/// folders only. Args without a value (compose takes them from the shell) are dropped with a
+/// warning naming the Environment's `buildArgs`, which give them.
+fn build(
+    value: &Value,
+    path: &str,
+    base_dir: &Path,
+    w: &mut Warnings,
+) -> Option<crate::api::Build> {
+    let context_of = |raw: &str, p: &str, w: &mut Warnings| -> String {
+        let remote =
+            raw.contains("://") || raw.starts_with("git@") || raw.starts_with("github.com/");
+        if remote {
+            w.add(
+                p,
+                format!(
+                    "{raw} is a remote context: kept, but kargo build sends local folders only"
+                ),
+            );
+            raw.to_string()
+        } else if raw.starts_with('/') || has_interpolation(raw) {
+            raw.to_string()
+        } else {
+            normalize(base_dir, raw).display().to_string()
+        }
+    };
+    let map = match value {
+        Value::Object(map) => map,
+        Value::Null => return None,
+        other => {
+            let raw = text(other, path, w)?;
+            return Some(crate::api::Build {
+                context: context_of(&raw, path, w),
+                ..crate::api::Build::default()
+            });
+        }
+    };
+    unknown_keys(
+        map,
+        &[
+            "context",
+            "dockerfile",
+            "args",
+            "target",
+            "labels",
+            "cache_from",
+        ],
+        path,
+        w,
+    );
+    let field = |key: &str| map.get(key).filter(|v| !v.is_null());
+    let context_path = format!("{path}.context");
+    let context = match field("context").and_then(|v| text(v, &context_path, w)) {
+        Some(raw) => context_of(&raw, &context_path, w),
+        // Compose's default context is the compose file's folder.
+        None => base_dir.display().to_string(),
+    };
+    let args_path = format!("{path}.args");
+    let mut unset = Vec::new();
+    let mut args = BTreeMap::new();
+    if let Some(v) = field("args") {
+        const UNSET: &str = "\u{0}";
+        for (k, v) in key_values(v, &args_path, &|_| UNSET.to_string(), w) {
+            if v == UNSET {
+                unset.push(k);
+            } else {
+                args.insert(k, v);
+            }
+        }
+    }
+    if !unset.is_empty() {
+        w.add(
+            &args_path,
+            format!(
+                "{} {} no value (compose takes it from the shell): dropped; give it in the Environment's services.<name>.buildArgs",
+                unset.join(", "),
+                if unset.len() == 1 { "has" } else { "have" }
+            ),
+        );
+    }
+    Some(crate::api::Build {
+        context,
+        dockerfile: field("dockerfile").and_then(|v| text(v, &format!("{path}.dockerfile"), w)),
+        args,
+        target: field("target").and_then(|v| text(v, &format!("{path}.target"), w)),
+        labels: field("labels")
+            .map(|v| key_values(v, &format!("{path}.labels"), &|_| String::new(), w))
+            .unwrap_or_default(),
+        cache_from: field("cache_from")
+            .map(|v| string_list(v, &format!("{path}.cache_from"), w))
+            .unwrap_or_default(),
+    })
 }
 
 /// `KEY=VALUE` items (a list) or a map, as compose writes labels and environments.
@@ -987,6 +1088,7 @@ impl Tables {
             let p = p.as_str();
             match key.as_str() {
                 "image" => spec.image = text(value, p, w).map(|i| tagged(&i)),
+                "build" => spec.build = build(value, p, base_dir, w),
                 "command" => spec.args = command_list(value, p, w),
                 "entrypoint" => spec.command = command_list(value, p, w),
                 "environment" => {
@@ -1743,7 +1845,6 @@ impl Tables {
 /// The warning for a service key kargo does not carry over.
 fn unsupported_service_key(key: &str) -> String {
     match key {
-        "build" => "kargo does not build images: build and push it, then set image; dropped".into(),
         "container_name" => "Swarm names the containers: dropped".into(),
         "links" | "external_links" => {
             "services reach each other by name on a shared network (front or back): dropped".into()
@@ -2908,7 +3009,6 @@ services:
     fn what_cannot_be_mapped_is_warned_by_key_path() {
         let (_dir, r) = fixture();
         for path in [
-            "services.web.build",
             "services.web.container_name",
             "services.web.links",
             "services.web.privileged",
@@ -2920,6 +3020,109 @@ services:
             "extension keys are skipped"
         );
         assert!(!r.warnings.iter().any(|w| w.path.starts_with("x-common")));
+    }
+
+    #[test]
+    fn a_build_path_becomes_an_absolute_context() {
+        let (dir, r) = fixture();
+        let web = spec_of(&r, "web");
+        let build = web.build.unwrap_or_else(|| panic!("no build"));
+        let base = std::fs::canonicalize(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(build.context, base.join("web").display().to_string());
+        assert_eq!(build.dockerfile, None);
+        assert!(!warned(&r, "services.web.build"), "{:#?}", r.warnings);
+        assert!(spec_of(&r, "api").build.is_none());
+    }
+
+    #[test]
+    fn the_build_mapping_is_read_with_args_and_labels_as_maps_or_lists() {
+        let base = Path::new("/srv/app");
+        let compose = r#"
+services:
+  web:
+    image: registry.example.com/web:1
+    build:
+      context: ./src/../web
+      dockerfile: docker/Dockerfile.prod
+      args:
+        VERSION: "1.2"
+        DEBUG: false
+        FROM_SHELL:
+      target: runtime
+      labels: ["team=maps", "tier"]
+      cache_from: [registry.example.com/web:cache]
+      network: host
+  api:
+    image: api:1
+    build:
+      context: /abs/api
+      args: ["A=1", "B"]
+      labels: {team: maps}
+  worker:
+    image: worker:1
+    build:
+      dockerfile: Dockerfile.worker
+  remote:
+    image: remote:1
+    build: https://github.com/example/remote.git#main
+  templated:
+    image: t:1
+    build: ${SRC}/t
+"#;
+        let r = import_compose_str(compose, base, "s").unwrap_or_else(|e| panic!("{e}"));
+        let build = |name: &str| spec_of(&r, name).build.unwrap_or_else(|| panic!("{name}"));
+        let web = build("web");
+        assert_eq!(web.context, "/srv/app/web");
+        assert_eq!(web.dockerfile.as_deref(), Some("docker/Dockerfile.prod"));
+        assert_eq!(
+            web.args,
+            BTreeMap::from([
+                ("DEBUG".into(), "false".into()),
+                ("VERSION".into(), "1.2".into())
+            ])
+        );
+        assert_eq!(web.target.as_deref(), Some("runtime"));
+        assert_eq!(
+            web.labels,
+            BTreeMap::from([
+                ("team".into(), "maps".into()),
+                ("tier".into(), String::new())
+            ])
+        );
+        assert_eq!(
+            web.cache_from,
+            vec!["registry.example.com/web:cache".to_string()]
+        );
+        assert!(
+            warned(&r, "services.web.build.network"),
+            "unknown keys are said"
+        );
+        let dropped = r
+            .warnings
+            .iter()
+            .find(|w| w.path == "services.web.build.args")
+            .unwrap_or_else(|| panic!("{:#?}", r.warnings));
+        assert!(dropped.message.contains("FROM_SHELL") && dropped.message.contains("buildArgs"));
+        let api = build("api");
+        assert_eq!(api.context, "/abs/api");
+        assert_eq!(api.args, BTreeMap::from([("A".into(), "1".into())]));
+        assert!(warned(&r, "services.api.build.args"), "B has no value");
+        assert_eq!(api.labels, BTreeMap::from([("team".into(), "maps".into())]));
+        let worker = build("worker");
+        assert_eq!(
+            worker.context, "/srv/app",
+            "compose's default context is the file's folder"
+        );
+        assert_eq!(worker.dockerfile.as_deref(), Some("Dockerfile.worker"));
+        assert_eq!(
+            build("remote").context,
+            "https://github.com/example/remote.git#main"
+        );
+        assert!(
+            warned(&r, "services.remote.build"),
+            "remote contexts are said"
+        );
+        assert_eq!(build("templated").context, "${SRC}/t");
     }
 
     #[test]

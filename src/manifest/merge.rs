@@ -7,9 +7,12 @@ use crate::api::ServiceSettings;
 
 /// The patch that an Environment's per-service settings make.
 ///
-/// `image` and `tag` become `image: "<image>:<tag>"`; either may be given alone (a tag
-/// alone replaces the tag of the image below it, which is why `base_image` is needed).
-pub fn settings_patch(settings: &ServiceSettings, base_image: Option<&str>) -> Value {
+/// `below` is the spec the patch goes over (default ⊕ user). `image` and `tag` become
+/// `image: "<image>:<tag>"`; either may be given alone (a tag alone replaces the tag of the
+/// image below). `buildArgs` are merged over `build.args`, only when `below` has a `build`:
+/// a Service without one must not get a `build` without a context.
+pub fn settings_patch(settings: &ServiceSettings, below: &Value) -> Value {
+    let base_image = below.get("image").and_then(Value::as_str);
     let mut patch = Map::new();
     let image = match (&settings.image, &settings.tag) {
         (Some(i), Some(t)) => Some(format!("{i}:{t}")),
@@ -38,6 +41,12 @@ pub fn settings_patch(settings: &ServiceSettings, base_image: Option<&str>) -> V
     }
     if let Some(labels) = &settings.labels {
         patch.insert("labels".into(), json!(labels));
+    }
+    if let Some(args) = &settings.build_args
+        && !args.is_empty()
+        && below.get("build").is_some_and(Value::is_object)
+    {
+        patch.insert("build".into(), json!({"args": args}));
     }
     Value::Object(patch)
 }
@@ -94,11 +103,31 @@ mod tests {
             replicas: Some(3),
             ..ServiceSettings::default()
         };
-        let patch = settings_patch(&s, Some("registry:5000/redis:5"));
+        let patch = settings_patch(&s, &json!({"image": "registry:5000/redis:5"}));
         assert_eq!(
             patch,
             json!({"image": "registry:5000/redis:6", "deploy": {"replicas": 3}})
         );
+    }
+
+    #[test]
+    fn build_args_merge_over_the_build_and_never_make_one() {
+        let s = ServiceSettings {
+            build_args: Some([("VERSION".to_string(), "2".to_string())].into()),
+            tag: Some("2".into()),
+            ..ServiceSettings::default()
+        };
+        let user = json!({"image": "reg:5000/app:1",
+            "build": {"context": "./app", "args": {"VERSION": "1", "MODE": "prod"}}});
+        let merged = merge_layers([&user, &settings_patch(&s, &user)]);
+        assert_eq!(merged["image"], "reg:5000/app:2");
+        assert_eq!(
+            merged["build"],
+            json!({"context": "./app", "args": {"VERSION": "2", "MODE": "prod"}})
+        );
+        let plain = json!({"image": "reg:5000/app:1"});
+        let merged = merge_layers([&plain, &settings_patch(&s, &plain)]);
+        assert!(merged.get("build").is_none(), "{merged}");
     }
 
     #[test]
@@ -108,7 +137,7 @@ mod tests {
             constraints: Some(vec!["node.role==worker".into()]),
             ..ServiceSettings::default()
         };
-        let merged = merge_layers([&user, &settings_patch(&s, Some("a"))]);
+        let merged = merge_layers([&user, &settings_patch(&s, &user)]);
         assert_eq!(
             merged["deploy"],
             json!({"placement": {"constraints": ["node.role==worker"]}, "replicas": 1})
@@ -128,7 +157,7 @@ mod tests {
             below,
             json!({"defaults": "none", "image": "grafana/grafana:latest"})
         );
-        let merged = merge_layers([&below, &settings_patch(&s, None)]);
+        let merged = merge_layers([&below, &settings_patch(&s, &below)]);
         assert_eq!(
             merged["deploy"]["replicas"], 2,
             "Environment settings still apply"

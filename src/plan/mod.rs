@@ -776,7 +776,7 @@ fn merged_spec(
     let below = merge_layers(layers);
     let merged = match env.and_then(|e| e.spec.services.get(name)) {
         Some(settings) => {
-            let patch = settings_patch(settings, below.get("image").and_then(Value::as_str));
+            let patch = settings_patch(settings, &below);
             merge_layers([&below, &patch])
         }
         None => below,

@@ -110,7 +110,7 @@ pub fn findings(
         let below = merge_layers(default.iter().chain([&service.spec]));
         let merged = match environment.as_ref().and_then(|e| e.services.get(name)) {
             Some(settings) => {
-                let patch = settings_patch(settings, below.get("image").and_then(|i| i.as_str()));
+                let patch = settings_patch(settings, &below);
                 merge_layers([&below, &patch])
             }
             None => below,

@@ -36,6 +36,7 @@
 //! `kargo-<stack>_<service>` fitting in 63 characters.
 
 mod bounds;
+mod build_context;
 mod cross;
 mod messages;
 mod report;
@@ -52,6 +53,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use build_context::check_build_contexts;
 pub(crate) use cross::View;
 use cross::{Facts, InFile};
 pub use messages::pattern_text;
