@@ -354,3 +354,101 @@ fn validate_reports_a_missing_build_context_at_its_line() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_private_base_image_is_pulled_with_the_environments_credentials() {
+    registry_up();
+    let dir = tempfile::tempdir().expect("dir");
+    let base = format!("{REGISTRY}/kargo-test-build-base{}:1", std::process::id());
+    let child = format!("{REGISTRY}/kargo-test-build-child{}:1", std::process::id());
+    let _cleanup = Images(vec![base.clone(), child.clone()]);
+    // The base image is in the registry only: pushed with docker's own login, then
+    // removed locally and the login forgotten.
+    let config = dir.path().join("docker-config");
+    let cfg = [("DOCKER_CONFIG", config.to_str().expect("utf-8"))];
+    let password = std::fs::read_to_string(PASSWORD_FILE).expect("registry password");
+    let login = run(
+        "docker",
+        &["login", "-u", "kargo", "--password-stdin", REGISTRY],
+        dir.path(),
+        &cfg,
+        Some(password.trim_end()),
+    );
+    assert!(login.status.success(), "{}", common::text(&login.stderr));
+    let tag = docker(&["tag", &common::image("1.0"), &base], dir.path(), &cfg);
+    assert!(tag.status.success(), "{}", common::text(&tag.stderr));
+    let push = docker(&["push", &base], dir.path(), &cfg);
+    assert!(push.status.success(), "{}", common::text(&push.stderr));
+    let rmi = docker(&["rmi", &base], dir.path(), &cfg);
+    assert!(rmi.status.success(), "{}", common::text(&rmi.stderr));
+    write(
+        dir.path(),
+        "child/Dockerfile",
+        &format!("FROM {base}\nRUN echo child > /child\n"),
+    );
+    write(
+        dir.path(),
+        "services.yaml",
+        &format!(
+            "apiVersion: kargo.dev/v1alpha1
+kind: Environment
+metadata: {{name: main}}
+spec:
+  registries:
+  - server: {REGISTRY}
+    username: kargo
+    passwordFrom: {{file: {PASSWORD_FILE}}}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Configuration
+metadata: {{name: main}}
+spec: {{environment: main}}
+---
+apiVersion: kargo.dev/v1alpha1
+kind: Service
+metadata: {{name: child}}
+spec:
+  image: {child}
+  build: {{context: child}}
+"
+        ),
+    );
+    // With no credentials for the registry the engine cannot pull the base.
+    let anonymous = tempfile::tempdir().expect("dir");
+    write(
+        anonymous.path(),
+        "services.yaml",
+        &std::fs::read_to_string(dir.path().join("services.yaml"))
+            .expect("read")
+            .replace(
+                &format!("passwordFrom: {{file: {PASSWORD_FILE}}}"),
+                "passwordFrom: {env: KARGO_TEST_NO_SUCH_VARIABLE}",
+            ),
+    );
+    std::fs::create_dir_all(anonymous.path().join("child")).expect("mkdir");
+    std::fs::copy(
+        dir.path().join("child/Dockerfile"),
+        anonymous.path().join("child/Dockerfile"),
+    )
+    .expect("copy");
+    let refused = kargo(
+        &["build", "child", "-f", "services.yaml", "-q"],
+        anonymous.path(),
+        &[],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        common::text(&refused.stderr)
+    );
+    let out = kargo(&["build", "child", "-f", "services.yaml"], dir.path(), &cfg);
+    let stderr = common::text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("child: Step 1/2 : FROM {base}")),
+        "{stderr}"
+    );
+    let ran = docker(&["run", "--rm", &child, "cat", "/child"], dir.path(), &cfg);
+    assert_eq!(common::text(&ran.stdout).trim(), "child");
+}

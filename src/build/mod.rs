@@ -261,6 +261,7 @@ pub async fn build(
     docker: &Docker,
     target: &Target,
     tar: Vec<u8>,
+    pull_credentials: &[Credentials],
     report: &Reporter,
 ) -> Result<(), BuildError> {
     let b = &target.build;
@@ -294,7 +295,14 @@ pub async fn build(
         chunk
     });
     report(&target.service, Event::Upload { sent: 0, total });
-    let mut stream = docker.build_image(options, None, Some(bollard::body_stream(body)));
+    // Every registry's credentials, so a `FROM` of a private image can be pulled.
+    let registry_config = (!pull_credentials.is_empty()).then(|| {
+        pull_credentials
+            .iter()
+            .map(|c| (c.server.clone(), c.to_docker()))
+            .collect::<HashMap<_, _>>()
+    });
+    let mut stream = docker.build_image(options, registry_config, Some(bollard::body_stream(body)));
     let mut step: Option<String> = None;
     let mut partial = String::new();
     while let Some(item) = stream.next().await {

@@ -170,7 +170,8 @@ async fn one(
                 step: None,
                 message: format!("packing the context stopped: {e}"),
             })??;
-    crate::build::build(docker, t, packed.bytes, report).await?;
+    let pull_credentials = crate::registry::all_credentials(env);
+    crate::build::build(docker, t, packed.bytes, &pull_credentials, report).await?;
     if !push {
         return Ok(t.image.clone());
     }

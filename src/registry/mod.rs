@@ -183,6 +183,20 @@ pub fn credentials_for(
     }))
 }
 
+/// The credentials of every registry the Environment names whose password can be had
+/// here, by server: what a build sends so `FROM` can pull private base images
+/// (`X-Registry-Config`). A registry whose password cannot be had is left out (a `FROM`
+/// of it then fails with the registry's own refusal).
+pub fn all_credentials(env: &EnvironmentSpec) -> Vec<Credentials> {
+    env.registries
+        .iter()
+        .filter_map(|r| {
+            let probe = format!("{}/probe", normalise(&r.server));
+            credentials_for(env, &probe).ok().flatten()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
