@@ -179,6 +179,30 @@ pub(super) fn decide_service(
                 })
             }
         };
+        if push.is_some()
+            && let Some((reason, message)) = observed.blocked.get(&desired.name)
+        {
+            // Not pushed: said once (in an event) and in the conditions until it is mended.
+            let said = status
+                .common
+                .condition(crate::api::conditions::types::READY)
+                .map(|c| (c.reason.as_str(), c.message.as_str()));
+            if said != Some((*reason, message.as_str())) {
+                events_out.push(Event::new(
+                    kind,
+                    svc,
+                    EventType::Warning,
+                    reason,
+                    message.clone(),
+                ));
+            }
+            set_conditions(
+                &mut status.common,
+                Conditions::failing(reason, message.clone()),
+                now,
+            );
+            return step(status, None, events_out);
+        }
         if push.is_some() {
             status.last_push_time = Some(now);
             return step(status, push, events_out);
@@ -246,6 +270,12 @@ pub(super) fn decide_service(
         .spec
         .pointer("/TaskTemplate/ContainerSpec/Image")
         .and_then(Value::as_str)
+        .map(str::to_string);
+    // The digest the service runs, as the controller pinned it (or as the spec names it).
+    status.image_digest = live
+        .and_then(|l| l.spec.pointer("/TaskTemplate/ContainerSpec/Image"))
+        .and_then(Value::as_str)
+        .and_then(crate::registry::resolve::digest_of)
         .map(str::to_string);
     status.swarm_name = Some(desired.name.clone());
     status.service_id = id;
