@@ -214,10 +214,17 @@ impl Installation {
         common::remove_installation(&self.swarm, PREFIX).await;
         common::wipe_prefix(&self.store).await;
         let _ = docker(self.config.path(), &["logout", REGISTRY], None);
-        // The images the node pulled for the service.
-        let listed = docker(self.config.path(), &["images", "-q", &repository()], None);
-        for id in text(&listed.stdout).split_whitespace() {
-            let _ = docker(self.config.path(), &["rmi", "-f", id], None);
+        // The images the node pulled for the service, once its containers are gone.
+        for _ in 0..40 {
+            let listed = docker(self.config.path(), &["images", "-q", &repository()], None);
+            let ids = text(&listed.stdout);
+            if ids.trim().is_empty() {
+                return;
+            }
+            for id in ids.split_whitespace() {
+                let _ = docker(self.config.path(), &["rmi", "-f", id], None);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }
