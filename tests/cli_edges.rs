@@ -224,7 +224,7 @@ async fn logs_prefix_each_line_with_its_task_and_a_bare_name_is_a_service() {
     let desired =
         render_service(&RenderContext::new(prefix), "edgelogs", "talk", &spec).expect("render");
     let id = swarm
-        .create_service(&desired.name, &desired.spec)
+        .create_service(&desired.name, &desired.spec, None)
         .await
         .expect("create the Swarm service");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

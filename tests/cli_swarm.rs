@@ -47,7 +47,7 @@ async fn ps_logs_and_describe_read_the_tasks_from_docker() {
     let desired =
         render_service(&RenderContext::new(prefix), "clitasks", "echo", &spec).expect("render");
     let id = swarm
-        .create_service(&desired.name, &desired.spec)
+        .create_service(&desired.name, &desired.spec, None)
         .await
         .expect("create the Swarm service");
     let started = Instant::now();

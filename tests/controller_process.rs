@@ -176,7 +176,7 @@ async fn controller_orders_corrects_drift_reports_and_rolls_back() {
     let mut spec = live.spec.clone();
     spec["Mode"]["Replicated"]["Replicas"] = serde_json::json!(4);
     swarm
-        .update_service(&live.id, &live.name, live.version, &spec)
+        .update_service(&live.id, &live.name, live.version, &spec, None)
         .await
         .expect("hand scale");
     eventually(Duration::from_secs(30), "hand scale undone", async || {
@@ -192,7 +192,7 @@ async fn controller_orders_corrects_drift_reports_and_rolls_back() {
     let mut spec = live.spec.clone();
     spec["TaskTemplate"]["ContainerSpec"]["Image"] = serde_json::json!(common::image("1.1"));
     swarm
-        .update_service(&live.id, &live.name, live.version, &spec)
+        .update_service(&live.id, &live.name, live.version, &spec, None)
         .await
         .expect("hand update --image");
     eventually(

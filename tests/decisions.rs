@@ -26,6 +26,7 @@ struct World {
     swarm: FakeSwarm,
     hand: FakeSwarm,
     events: EventRecorder,
+    registries: std::sync::Mutex<kargo::registry::resolve::FailureMemory>,
 }
 
 fn no_catalog(_: &str) -> Option<Value> {
@@ -39,6 +40,7 @@ impl World {
         swarm.missing_image(MISSING);
         World {
             events: EventRecorder::new(store.clone()),
+            registries: Default::default(),
             hand: swarm.client(),
             store,
             swarm,
@@ -64,6 +66,7 @@ impl World {
             events: &self.events,
             metrics: None,
             keys: None,
+            registries: &self.registries,
         }
     }
 
@@ -167,7 +170,7 @@ impl World {
         let mut spec = live.spec.clone();
         change(&mut spec);
         self.hand
-            .update_service(&live.id, name, live.version, &spec)
+            .update_service(&live.id, name, live.version, &spec, None)
             .await
             .expect("hand update");
     }
@@ -1016,7 +1019,7 @@ async fn foreign_service(w: &World) -> String {
         "Mode": {"Replicated": {"Replicas": 1}},
     });
     w.hand
-        .create_service(APP, &spec)
+        .create_service(APP, &spec, None)
         .await
         .expect("docker stack deploy")
 }

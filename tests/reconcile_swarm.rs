@@ -166,7 +166,7 @@ async fn apply_update_restart_and_delete_against_swarm() {
     let mut scaled = live.spec.clone();
     scaled["Mode"]["Replicated"]["Replicas"] = serde_json::json!(3);
     swarm
-        .update_service(&first_id, "kargo-rt1_loop", live.version, &scaled)
+        .update_service(&first_id, "kargo-rt1_loop", live.version, &scaled, None)
         .await
         .expect("hand scale");
     common::converge(&restarted, TIMEOUT).await;

@@ -79,6 +79,12 @@ pub mod reasons {
     pub const TASKS_PENDING: &str = "TasksPending";
     /// The Swarm service disappeared right after kargo wrote it.
     pub const MISSING: &str = "Missing";
+    /// The credentials of the image's registry could not be had (a variable, file or
+    /// environment variable missing): the service is not pushed, what runs stays.
+    pub const REGISTRY_CREDENTIALS_UNAVAILABLE: &str = "RegistryCredentialsUnavailable";
+    /// The image's registry refused the credentials kargo gave it: the service is not
+    /// pushed, what runs stays.
+    pub const REGISTRY_CREDENTIALS_REFUSED: &str = "RegistryCredentialsRefused";
 }
 
 /// Reasons of events the controller records about what it did.
@@ -96,4 +102,7 @@ pub mod events {
     /// A Stack's network exists with other settings than it declares (a warning: it is
     /// not recreated, which would cut the services on it).
     pub const NETWORK_DIFFERS: &str = "NetworkDiffers";
+    /// An image tag could not be resolved to its digest (a warning: the service is
+    /// deployed unpinned, each node pulls the tag itself).
+    pub const IMAGE_UNRESOLVED: &str = "ImageUnresolved";
 }

@@ -30,6 +30,9 @@ pub struct Args {
     /// Leave the events out.
     #[arg(long)]
     no_events: bool,
+    /// The Configuration in force (its Environment's registries check a pinned tag).
+    #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
+    configuration: String,
 }
 
 const KEY_WIDTH: usize = 16;
@@ -413,7 +416,8 @@ fn describe_spec(doc: &mut Doc, o: &DynamicObject) {
     }
 }
 
-fn describe_status(doc: &mut Doc, o: &DynamicObject) {
+/// `tag`: for a pinned Service, what the registry says of its tag now.
+fn describe_status(doc: &mut Doc, o: &DynamicObject, tag: Option<&str>) {
     let Some(st) = o.status.as_ref() else {
         doc.field(0, "Status", "<none: the controller has not seen it yet>");
         return;
@@ -426,6 +430,12 @@ fn describe_status(doc: &mut Doc, o: &DynamicObject) {
             doc.field(2, "Swarm name", str_of(st.get("swarmName")));
             doc.field(2, "Service ID", str_of(st.get("serviceId")));
             doc.field(2, "Image", str_of(st.get("image")));
+            if let Some(digest) = st.get("imageDigest").and_then(Value::as_str) {
+                doc.field(2, "Image digest", digest);
+            }
+            if let Some(tag) = tag {
+                doc.field(2, "Image tag", tag);
+            }
             doc.field(
                 2,
                 "Tasks",
@@ -617,6 +627,42 @@ async fn describe_events(doc: &mut Doc, store: &Store, o: &DynamicObject) -> Res
     Ok(())
 }
 
+/// Whether the registry's tag of a pinned Service still points to the digest it runs
+/// (asked now, with the credentials of the Environment in force that this process can read).
+async fn image_tag(
+    swarm: &SwarmClient,
+    store: &Store,
+    configuration: &str,
+    o: &DynamicObject,
+) -> Result<Option<String>, CliError> {
+    let st = o.status.as_ref();
+    let field = |f: &str| st.and_then(|s| s.get(f)).and_then(Value::as_str);
+    let (Some(image), Some(digest)) = (field("image"), field("imageDigest")) else {
+        return Ok(None);
+    };
+    if image.contains('@') {
+        // Pinned by the spec itself: no tag to follow.
+        return Ok(None);
+    }
+    let objects = store.list_all().await?.items;
+    let (snapshot, plan) = super::planning::plan_of(&objects, configuration, store.prefix());
+    let env = plan
+        .environment
+        .as_ref()
+        .and_then(|e| snapshot.environments.get(e))
+        .map(|e| &e.spec);
+    let live = crate::registry::resolve::pinned(image, digest);
+    let text = match super::diff::check_tag(swarm, env, &live).await {
+        Some(super::diff::TagCheck::Same) | None => "unchanged in the registry".to_string(),
+        Some(super::diff::TagCheck::Moved(now, _)) => format!(
+            "the registry's tag now points to {now} ({})",
+            super::diff::taken_when(env)
+        ),
+        Some(super::diff::TagCheck::Unchecked(why)) => format!("could not be checked: {why}"),
+    };
+    Ok(Some(text))
+}
+
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
     let (kind, refs) = target::refs(&args.targets)?;
     if refs.is_empty() {
@@ -646,7 +692,13 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         let mut doc = Doc::default();
         describe_meta(&mut doc, &o);
         describe_spec(&mut doc, &o);
-        describe_status(&mut doc, &o);
+        let tag = match &swarm {
+            Ok(swarm) if o.kind == Kind::Service => {
+                image_tag(swarm, &store, &args.configuration, &o).await?
+            }
+            _ => None,
+        };
+        describe_status(&mut doc, &o, tag.as_deref());
         if o.kind == Kind::Stack {
             describe_stack_services(&mut doc, &store, &o).await?;
         }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value, json};
 
 use crate::api::annotations::LAST_APPLIED_ANNOTATION;
-use crate::api::{API_VERSION, DynamicObject};
+use crate::api::{API_VERSION, DynamicObject, EnvironmentSpec, ResolveImage};
+use crate::registry::credentials_for;
+use crate::registry::resolve::{Resolution, digest_of, without_digest};
 use crate::swarm::SwarmClient;
 use crate::swarm::names::INSTALLATION_LABEL;
 
@@ -133,6 +135,67 @@ async fn with_network_ids(swarm: &SwarmClient, spec: &Value) -> Value {
     spec
 }
 
+/// What the registry says now of the tag a live service was pinned from.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum TagCheck {
+    /// The tag still points to the running digest.
+    Same,
+    /// The tag points elsewhere now: (the digest it points to, the running one).
+    Moved(String, String),
+    /// Could not be checked, and why.
+    Unchecked(String),
+}
+
+/// Asks the registry (through the engine, with the Environment's credentials as this
+/// process can read them) where the tag of `live_image` (`name:tag@sha256:…`, as the
+/// controller pinned it) points now. `None` when the live image is not pinned.
+pub(super) async fn check_tag(
+    swarm: &SwarmClient,
+    env: Option<&EnvironmentSpec>,
+    live_image: &str,
+) -> Option<TagCheck> {
+    let running = digest_of(live_image)?;
+    let tag = without_digest(live_image);
+    let default_env = EnvironmentSpec::default();
+    let credentials = match credentials_for(env.unwrap_or(&default_env), tag) {
+        Ok(c) => c,
+        Err(e) => return Some(TagCheck::Unchecked(e.to_string())),
+    };
+    Some(match swarm.resolve_image(tag, credentials.as_ref()).await {
+        Resolution::Digest(now) if now == running => TagCheck::Same,
+        Resolution::Digest(now) => TagCheck::Moved(now, running.to_string()),
+        Resolution::CredentialsRefused(why) => TagCheck::Unchecked(format!(
+            "registry {} refused the credentials: {why}",
+            crate::registry::registry_of(tag)
+        )),
+        Resolution::Unresolved(why) => TagCheck::Unchecked(why),
+    })
+}
+
+/// When a moved tag is taken, under the Environment's `resolveImage`.
+pub(super) fn taken_when(env: Option<&EnvironmentSpec>) -> &'static str {
+    match env.and_then(|e| e.resolve_image).unwrap_or_default() {
+        ResolveImage::Changed => "taken when the image reference changes (resolveImage: changed)",
+        ResolveImage::Always | ResolveImage::Never => {
+            "taken on the next change or kargo rollout restart"
+        }
+    }
+}
+
+/// The live spec as shown beside the desired one: a pinned image whose tag is the desired
+/// reference is shown as that reference (the digest is no difference; the tag check says
+/// whether the tag moved).
+fn shown_unpinned(mut live: Value, desired: &Value) -> Value {
+    const IMAGE: &str = "/TaskTemplate/ContainerSpec/Image";
+    let wanted = desired.pointer(IMAGE).and_then(Value::as_str);
+    if let (Some(wanted), Some(slot)) = (wanted, live.pointer_mut(IMAGE))
+        && slot.as_str().map(without_digest) == Some(wanted)
+    {
+        *slot = json!(wanted);
+    }
+    live
+}
+
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
     // 1 means "differs": every failure of diff itself is 2 or more.
     diff(g, args).await.map_err(|mut e| {
@@ -175,7 +238,13 @@ async fn diff(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
     let stored = store.list_all().await?.items;
     let (_, before_plan) = planning::plan_of(&stored, &args.configuration, store.prefix());
     let merged = planning::overlay(&stored, &after);
-    let (_, after_plan) = planning::plan_of(&merged, &args.configuration, store.prefix());
+    let (after_snapshot, after_plan) =
+        planning::plan_of(&merged, &args.configuration, store.prefix());
+    let env = after_plan
+        .environment
+        .as_ref()
+        .and_then(|e| after_snapshot.environments.get(e))
+        .map(|e| &e.spec);
     let before = planning::rendered(&before_plan);
     let rendered = planning::rendered(&after_plan);
     let changed: BTreeSet<&String> = before
@@ -246,15 +315,43 @@ async fn diff(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
                     Some(l) => !crate::swarm::covers(&l.spec, &desired),
                     None => will_change,
                 };
+                // A pinned tag that moved in the registry since: shown, never taken silently.
+                let live_image = live
+                    .as_ref()
+                    .and_then(|l| l.spec.pointer("/TaskTemplate/ContainerSpec/Image"))
+                    .and_then(Value::as_str);
+                let desired_image = desired
+                    .pointer("/TaskTemplate/ContainerSpec/Image")
+                    .and_then(Value::as_str);
+                if let Some(live_image) = live_image
+                    && desired_image == Some(without_digest(live_image))
+                {
+                    match check_tag(&swarm, env, live_image).await {
+                        Some(TagCheck::Moved(now, running)) => {
+                            differs = true;
+                            output::out(format_args!(
+                                "swarm service {name}: image {}: the registry's tag now points to {now}; running {running} ({})",
+                                without_digest(live_image),
+                                taken_when(env)
+                            ))?;
+                        }
+                        Some(TagCheck::Unchecked(why)) => output::note(format_args!(
+                            "note: swarm service {name}: whether the tag of image {} moved could not be checked: {why}",
+                            without_digest(live_image)
+                        )),
+                        Some(TagCheck::Same) | None => {}
+                    }
+                }
                 if !drift {
                     continue;
                 }
                 differs = true;
                 let desired = prune_empty(&desired).unwrap_or(Value::Null);
                 let old = match &live {
-                    Some(l) => {
-                        to_yaml(&prune_empty(&project(&l.spec, &desired)).unwrap_or(Value::Null))
-                    }
+                    Some(l) => to_yaml(
+                        &prune_empty(&shown_unpinned(project(&l.spec, &desired), &desired))
+                            .unwrap_or(Value::Null),
+                    ),
                     None => String::new(),
                 };
                 let new = to_yaml(&desired);
@@ -289,6 +386,15 @@ mod tests {
             project(&live, &desired),
             json!({"Name": "a", "Mode": {"Replicated": {"Replicas": 1}}})
         );
+    }
+
+    #[test]
+    fn a_pinned_live_image_is_shown_as_its_tag() {
+        let desired = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:1"}}});
+        let live = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:1@sha256:ab"}}});
+        assert_eq!(shown_unpinned(live, &desired), desired);
+        let other = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:0@sha256:ab"}}});
+        assert_eq!(shown_unpinned(other.clone(), &desired), other);
     }
 
     #[test]

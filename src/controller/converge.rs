@@ -101,19 +101,15 @@ pub(super) fn decide_service(
                     .common
                     .condition(crate::api::conditions::types::READY)
                     .map(|c| c.reason.as_str());
-                if said != Some(reasons::NOT_ADOPTED) {
-                    events_out.push(Event::new(
-                        kind,
-                        svc,
-                        EventType::Warning,
-                        reasons::NOT_ADOPTED,
-                        msg.clone(),
-                    ));
-                }
-                set_conditions(
-                    &mut status.common,
-                    Conditions::failing(reasons::NOT_ADOPTED, msg),
+                let warn = said != Some(reasons::NOT_ADOPTED);
+                not_pushed(
+                    &mut status,
+                    svc,
+                    reasons::NOT_ADOPTED,
+                    msg,
+                    warn,
                     now,
+                    &mut events_out,
                 );
                 return step(status, None, events_out);
             }
@@ -179,6 +175,26 @@ pub(super) fn decide_service(
                 })
             }
         };
+        if push.is_some()
+            && let Some((reason, message)) = observed.blocked.get(&desired.name)
+        {
+            let said = status
+                .common
+                .condition(crate::api::conditions::types::READY)
+                .map(|c| (c.reason.as_str(), c.message.as_str()));
+            let warn = said != Some((*reason, message.as_str()));
+            let message = message.clone();
+            not_pushed(
+                &mut status,
+                svc,
+                reason,
+                message,
+                warn,
+                now,
+                &mut events_out,
+            );
+            return step(status, None, events_out);
+        }
         if push.is_some() {
             status.last_push_time = Some(now);
             return step(status, push, events_out);
@@ -247,6 +263,12 @@ pub(super) fn decide_service(
         .pointer("/TaskTemplate/ContainerSpec/Image")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // The digest the service runs, as the controller pinned it (or as the spec names it).
+    status.image_digest = live
+        .and_then(|l| l.spec.pointer("/TaskTemplate/ContainerSpec/Image"))
+        .and_then(Value::as_str)
+        .and_then(crate::registry::resolve::digest_of)
+        .map(str::to_string);
     status.swarm_name = Some(desired.name.clone());
     status.service_id = id;
     status.version = live.map(|c| c.version);
@@ -281,6 +303,34 @@ pub(super) fn decide_service(
         events: events_out,
         needs_nodes,
     }
+}
+
+/// A service kargo does not push (a same-named service it does not own, its registry's
+/// credentials missing or refused): failing with the reason until it is mended, with a
+/// Warning event when `warn` (the first time it is said). What runs stays.
+fn not_pushed(
+    status: &mut ServiceStatus,
+    svc: &str,
+    reason: &'static str,
+    message: String,
+    warn: bool,
+    now: chrono::DateTime<chrono::Utc>,
+    events_out: &mut Vec<Event>,
+) {
+    if warn {
+        events_out.push(Event::new(
+            Kind::Service,
+            svc,
+            EventType::Warning,
+            reason,
+            message.clone(),
+        ));
+    }
+    set_conditions(
+        &mut status.common,
+        Conditions::failing(reason, message),
+        now,
+    );
 }
 
 /// UP-TO-DATE and AVAILABLE, as `kubectl get deployments` counts them: slots (nodes, for

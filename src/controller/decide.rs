@@ -58,6 +58,9 @@ pub struct Observed {
     /// Services this reconcile already created or updated (Swarm name → ID): never
     /// pushed twice in one reconcile, judged as observed after the push.
     pub pushed: BTreeMap<String, String>,
+    /// Services this reconcile may not push (Swarm name → (reason, message)): their
+    /// registry's credentials could not be had or were refused. What runs stays.
+    pub blocked: BTreeMap<String, (&'static str, String)>,
     /// The time of the reconcile.
     pub now: DateTime<Utc>,
 }

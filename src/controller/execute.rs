@@ -3,10 +3,18 @@
 //! writes; it decides nothing itself.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
-use crate::api::Kind;
-use crate::api::conditions::reasons;
+use serde_json::Value;
+
+use crate::api::conditions::{events, reasons};
+use crate::api::{EnvironmentSpec, Kind, SensitiveValue};
 use crate::plan::Snapshot;
+use crate::registry::Credentials;
+use crate::registry::registry_of;
+use crate::registry::resolve::{
+    Pinning, REMEMBER_FAILURE, Resolution, digest_of, is_unreachable, pinned, pinning,
+};
 use crate::store::{RollbackBy, RollbackStep, roll_back};
 
 use super::ControllerError;
@@ -31,7 +39,7 @@ impl Reconciler<'_> {
             let decision = decide(desired, &observed);
             if !decision.pushes.is_empty() {
                 for push in &decision.pushes {
-                    self.push(push, &mut observed).await?;
+                    self.push(desired, push, &mut observed).await?;
                 }
                 continue;
             }
@@ -44,10 +52,55 @@ impl Reconciler<'_> {
         }
     }
 
-    /// Makes one Docker write, records its event, and observes the service as it is now.
-    async fn push(&self, push: &Push, observed: &mut Observed) -> Result<(), ControllerError> {
-        let id = match &push.operation {
-            Operation::Create { name, spec } => self.swarm.create_service(name, spec).await?,
+    /// Makes one Docker write with the registry auth of its image (the image pinned to
+    /// its digest as the Environment's `resolveImage` says), records its events, and
+    /// observes the service as it is now. A push whose registry credentials cannot be had
+    /// or are refused is not made: the service is marked blocked, what runs stays.
+    async fn push(
+        &self,
+        desired: &Desired<'_>,
+        push: &Push,
+        observed: &mut Observed,
+    ) -> Result<(), ControllerError> {
+        let name = push.operation.name().to_string();
+        let mut operation = push.operation.clone();
+        let mut event = push.event.clone();
+        let mut warnings = Vec::new();
+        let mut auth = None;
+        if let Some(image) = image_of(&operation) {
+            let live = match &operation {
+                Operation::Create { .. } => None,
+                Operation::Update { .. } => observed.live.get(&name),
+                Operation::Adopt { .. } => observed.foreign.get(&name),
+            }
+            .and_then(|l| l.spec.pointer(IMAGE_POINTER))
+            .and_then(Value::as_str);
+            let env = environment_in_force(desired, self.keys);
+            match self.pin(&push.service, env.as_ref(), &image, live).await {
+                Pinned::Blocked(reason, message) => {
+                    observed.blocked.insert(name, (reason, message));
+                    return Ok(());
+                }
+                Pinned::Send {
+                    image: sent,
+                    credentials,
+                    warning,
+                } => {
+                    if let Some(digest) = digest_of(&sent).filter(|_| sent != image) {
+                        event
+                            .message
+                            .push_str(&format!(" (image pinned to {digest})"));
+                    }
+                    set_image(&mut operation, sent);
+                    warnings.extend(warning);
+                    auth = credentials;
+                }
+            }
+        }
+        let id = match &operation {
+            Operation::Create { name, spec } => {
+                self.swarm.create_service(name, spec, auth.as_ref()).await?
+            }
             Operation::Update {
                 id,
                 name,
@@ -60,12 +113,16 @@ impl Reconciler<'_> {
                 version,
                 spec,
             } => {
-                self.swarm.update_service(id, name, *version, spec).await?;
+                self.swarm
+                    .update_service(id, name, *version, spec, auth.as_ref())
+                    .await?;
                 id.clone()
             }
         };
-        self.record(&push.event).await;
-        let name = push.operation.name().to_string();
+        self.record(&event).await;
+        for w in &warnings {
+            self.record(w).await;
+        }
         match self.swarm.inspect_service(&id).await? {
             Some(now) => {
                 observed.live.insert(name.clone(), now);
@@ -79,6 +136,91 @@ impl Reconciler<'_> {
             .insert(id.clone(), self.swarm.tasks(&id).await?);
         observed.pushed.insert(name, id);
         Ok(())
+    }
+
+    /// The image reference and the registry auth a push of `service` sends: the
+    /// Environment's credentials for the image's registry, and the tag resolved to its
+    /// digest when `resolveImage` asks for it (docs/images.md). An unreachable registry
+    /// is remembered for [`REMEMBER_FAILURE`] and not asked again meanwhile.
+    async fn pin(
+        &self,
+        service: &str,
+        env: Option<&EnvironmentSpec>,
+        image: &str,
+        live: Option<&str>,
+    ) -> Pinned {
+        let default_env = EnvironmentSpec::default();
+        let env = env.unwrap_or(&default_env);
+        let credentials = match crate::registry::credentials_for(env, image) {
+            Ok(c) => c,
+            Err(e) => {
+                return Pinned::Blocked(
+                    reasons::REGISTRY_CREDENTIALS_UNAVAILABLE,
+                    format!("{e}; the service is not pushed, what runs is unchanged"),
+                );
+            }
+        };
+        let send = |image: String, warning: Option<Event>, credentials| Pinned::Send {
+            image,
+            credentials,
+            warning,
+        };
+        match pinning(env.resolve_image.unwrap_or_default(), image, live) {
+            Pinning::AsWritten => return send(image.to_string(), None, credentials),
+            Pinning::Keep(live) => return send(live, None, credentials),
+            Pinning::Resolve => {}
+        }
+        let registry = registry_of(image).to_string();
+        let remembered = self
+            .registries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recent(&registry, Instant::now())
+            .is_some();
+        if remembered {
+            // Warned about when it failed; asked again once the memory expires.
+            return send(image.to_string(), None, credentials);
+        }
+        let answer = self.swarm.resolve_image(image, credentials.as_ref()).await;
+        let mut memory = self.registries.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
+            Resolution::Digest(digest) => {
+                memory.answered(&registry);
+                send(pinned(image, &digest), None, credentials)
+            }
+            Resolution::CredentialsRefused(why) => {
+                let user = credentials
+                    .as_ref()
+                    .map(|c| c.username.as_str())
+                    .unwrap_or_default();
+                Pinned::Blocked(
+                    reasons::REGISTRY_CREDENTIALS_REFUSED,
+                    format!(
+                        "registry {registry} refused the credentials of user {user:?} for image {image}: {why}; the service is not pushed, what runs is unchanged"
+                    ),
+                )
+            }
+            Resolution::Unresolved(why) => {
+                let mut message = format!(
+                    "image {image} could not be resolved on registry {registry}: {why}; deployed unpinned, each node pulls the tag itself"
+                );
+                if is_unreachable(&why) {
+                    memory.failed(&registry, &why, Instant::now());
+                    message.push_str(&format!(
+                        " (registry {registry} is not asked again for {} minutes)",
+                        REMEMBER_FAILURE.as_secs() / 60
+                    ));
+                }
+                let warning = Event::new(
+                    Kind::Service,
+                    service,
+                    EventType::Warning,
+                    events::IMAGE_UNRESOLVED,
+                    message,
+                );
+                send(image.to_string(), Some(warning), credentials)
+            }
+        }
     }
 
     /// Records one decided event.
@@ -221,4 +363,75 @@ impl Reconciler<'_> {
         observed.foreign = foreign;
         Ok(())
     }
+}
+
+/// Where a Swarm spec names its image.
+const IMAGE_POINTER: &str = "/TaskTemplate/ContainerSpec/Image";
+
+/// What a push sends for its image, or why it is not made.
+enum Pinned {
+    /// Push with this image reference and registry auth; record the warning, if any.
+    Send {
+        image: String,
+        credentials: Option<Credentials>,
+        warning: Option<Event>,
+    },
+    /// Do not push: (reason, message naming the registry).
+    Blocked(&'static str, String),
+}
+
+/// The image reference of a write's spec.
+fn image_of(operation: &Operation) -> Option<String> {
+    spec_of(operation)
+        .pointer(IMAGE_POINTER)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Replaces the image reference of a write's spec (only what is sent: the spec-hash
+/// label and every comparison keep the unpinned one).
+fn set_image(operation: &mut Operation, image: String) {
+    let spec = match operation {
+        Operation::Create { spec, .. }
+        | Operation::Update { spec, .. }
+        | Operation::Adopt { spec, .. } => spec,
+    };
+    if let Some(slot) = spec.pointer_mut(IMAGE_POINTER) {
+        *slot = Value::String(image);
+    }
+}
+
+/// The spec a write sends.
+fn spec_of(operation: &Operation) -> &Value {
+    match operation {
+        Operation::Create { spec, .. }
+        | Operation::Update { spec, .. }
+        | Operation::Adopt { spec, .. } => spec,
+    }
+}
+
+/// The Environment in force for a Stack's reconcile, with the sealed variables its
+/// registries take their passwords from opened with the controller's keys (in memory
+/// only; one that cannot be opened stays sealed and its registry says so).
+fn environment_in_force(
+    desired: &Desired<'_>,
+    keys: Option<&crate::secrets::Keyring>,
+) -> Option<EnvironmentSpec> {
+    let name = desired.plan.environment.as_ref()?;
+    let mut env = desired.snapshot.environments.get(name)?.spec.clone();
+    let Some(keys) = keys else {
+        return Some(env);
+    };
+    for registry in &env.registries {
+        let Some(var) = &registry.password_from.variable else {
+            continue;
+        };
+        if let Some(SensitiveValue::Sealed(sealed)) = env.sensitive_variables.get(var)
+            && let Ok(text) = keys.open_text(&format!("variable {var}"), &sealed.sealed)
+        {
+            env.sensitive_variables
+                .insert(var.clone(), SensitiveValue::Plain(text));
+        }
+    }
+    Some(env)
 }

@@ -25,6 +25,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+use crate::registry::Credentials;
+use crate::registry::resolve::Resolution;
 use crate::swarm::names::{
     INSTALLATION_LABEL, OWNER_LABEL, STACK_NAMESPACE_LABEL, parse_swarm_service,
 };
@@ -535,8 +537,13 @@ impl Swarm for CachedSwarm {
         Ok(fresh)
     }
 
-    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
-        let id = self.inner.create_service(name, spec).await?;
+    async fn create_service(
+        &self,
+        name: &str,
+        spec: &Value,
+        auth: Option<&Credentials>,
+    ) -> Result<String, SwarmError> {
+        let id = self.inner.create_service(name, spec, auth).await?;
         self.cache.created(&id, spec);
         Ok(id)
     }
@@ -547,11 +554,19 @@ impl Swarm for CachedSwarm {
         name: &str,
         version: u64,
         spec: &Value,
+        auth: Option<&Credentials>,
     ) -> Result<(), SwarmError> {
-        let result = self.inner.update_service(id, name, version, spec).await;
+        let result = self
+            .inner
+            .update_service(id, name, version, spec, auth)
+            .await;
         // Refused or not, what the cache holds may be old (a refusal for sequence says so).
         self.cache.changed(id);
         result
+    }
+
+    async fn resolve_image(&self, image: &str, auth: Option<&Credentials>) -> Resolution {
+        self.inner.resolve_image(image, auth).await
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {

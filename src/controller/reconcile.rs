@@ -79,6 +79,9 @@ pub struct Reconciler<'a> {
     pub metrics: Option<&'a super::Metrics>,
     /// The private keys that open sealed values (`--secret-key-file`), when given.
     pub keys: Option<&'a crate::secrets::Keyring>,
+    /// Registries that could not be reached lately (held by the controller across
+    /// reconciles, so an unreachable registry costs one failed lookup, not one per push).
+    pub registries: &'a std::sync::Mutex<crate::registry::resolve::FailureMemory>,
 }
 
 /// The result of reconciling one stack.
@@ -339,7 +342,7 @@ impl Reconciler<'_> {
                     }
                 }
                 self.swarm
-                    .update_service(&svc.id, &svc.name, svc.version, &spec)
+                    .update_service(&svc.id, &svc.name, svc.version, &spec, None)
                     .await?;
                 self.record(&Event::new(
                     Kind::Stack,

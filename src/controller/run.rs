@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use std::panic::AssertUnwindSafe;
@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
+use crate::registry::resolve::FailureMemory;
 use crate::store::{Deposer, Election, EtcdConfig, Fence, Store, StoreError, WatchEvent};
 use crate::swarm::{Swarm, SwarmClient, SwarmError, SwarmEvent};
 
@@ -88,6 +89,8 @@ pub struct Controller {
     queue: WorkQueue,
     cache: SnapshotCache,
     live: LiveCache,
+    /// Registries that could not be reached lately, shared by every term's workers.
+    registries: Arc<Mutex<FailureMemory>>,
 }
 
 /// What a worker needs, owned, for one term of leadership.
@@ -107,6 +110,8 @@ struct WorkerContext {
     cache: SnapshotCache,
     /// The private keys, when given.
     keys: Option<Arc<crate::secrets::Keyring>>,
+    /// Registries that could not be reached lately.
+    registries: Arc<Mutex<FailureMemory>>,
     /// Docker endpoint moves already reported in an event.
     endpoint_switches: std::sync::atomic::AtomicU64,
 }
@@ -157,6 +162,7 @@ impl WorkerContext {
             events: &self.events,
             metrics: Some(&self.metrics),
             keys: self.keys.as_deref(),
+            registries: &self.registries,
         }
     }
 }
@@ -174,6 +180,7 @@ impl Controller {
             metrics: Arc::default(),
             queue: WorkQueue::new(),
             cache: SnapshotCache::default(),
+            registries: Arc::default(),
         }
     }
 
@@ -207,6 +214,7 @@ impl Controller {
             events: &self.events,
             metrics: Some(&self.metrics),
             keys: self.options.keys.as_deref(),
+            registries: &self.registries,
         }
         .pass()
         .await
@@ -369,6 +377,7 @@ impl Controller {
             step_down,
             cache: self.cache.clone(),
             keys: self.options.keys.clone(),
+            registries: self.registries.clone(),
         });
         (0..self.options.workers.max(1))
             .map(|_| tokio::spawn(worker(ctx.clone(), stop.clone())))

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::api::ResolveImage;
+
 /// How long one resolution may take before the registry counts as unreachable.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -65,6 +67,33 @@ pub fn digest_of(image: &str) -> Option<&str> {
 /// no tag keeps none, as Docker writes it).
 pub fn pinned(image: &str, digest: &str) -> String {
     format!("{}@{digest}", without_digest(image))
+}
+
+/// What a push does about its image's digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pinning {
+    /// Send the image as it is (`never`, or a reference with a digest of its own).
+    AsWritten,
+    /// Ask the registry for the tag's digest now.
+    Resolve,
+    /// Send this reference: the live one, kept (`changed`, and the tag did not change).
+    Keep(String),
+}
+
+/// What a push of `image` (the unpinned rendered reference) does under `mode`, given the
+/// image the live service runs (`None`: a new service). Pure: the resolution itself is
+/// the caller's I/O.
+pub fn pinning(mode: ResolveImage, image: &str, live: Option<&str>) -> Pinning {
+    if digest_of(image).is_some() {
+        return Pinning::AsWritten;
+    }
+    match (mode, live) {
+        (ResolveImage::Never, _) => Pinning::AsWritten,
+        (ResolveImage::Changed, Some(live)) if without_digest(live) == image => {
+            Pinning::Keep(live.to_string())
+        }
+        _ => Pinning::Resolve,
+    }
 }
 
 /// Registries that failed lately, by registry name, with the reason.
@@ -139,6 +168,27 @@ mod tests {
         assert_eq!(without_digest("a:1@sha256:ab"), "a:1");
         assert_eq!(digest_of("a:1@sha256:ab"), Some("sha256:ab"));
         assert_eq!(digest_of("r:5000/a:1"), None);
+    }
+
+    #[test]
+    fn each_mode_resolves_when_docker_would() {
+        use ResolveImage::{Always, Changed, Never};
+        let (tag, live) = ("r:5000/a:1", Some("r:5000/a:1@sha256:old"));
+        assert_eq!(pinning(Always, tag, live), Pinning::Resolve);
+        assert_eq!(pinning(Always, tag, None), Pinning::Resolve);
+        assert_eq!(pinning(Never, tag, live), Pinning::AsWritten);
+        assert_eq!(
+            pinning(Changed, tag, live),
+            Pinning::Keep("r:5000/a:1@sha256:old".into())
+        );
+        assert_eq!(
+            pinning(Changed, tag, Some("r:5000/a:1")),
+            Pinning::Keep(tag.into())
+        );
+        assert_eq!(pinning(Changed, "r:5000/a:2", live), Pinning::Resolve);
+        assert_eq!(pinning(Changed, tag, None), Pinning::Resolve);
+        let own = "r:5000/a:1@sha256:mine";
+        assert_eq!(pinning(Always, own, live), Pinning::AsWritten);
     }
 
     #[test]

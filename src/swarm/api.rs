@@ -11,6 +11,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+use crate::registry::Credentials;
+use crate::registry::resolve::Resolution;
+
 use super::docker::{
     LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
 };
@@ -39,17 +42,32 @@ pub trait Swarm: Send + Sync {
     /// One service by name or ID; `None` when there is none.
     async fn inspect_service(&self, name: &str) -> Result<Option<LiveService>, SwarmError>;
 
-    /// Creates a service from a rendered spec; returns its ID. A taken name is an `Api` error.
-    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError>;
+    /// Creates a service from a rendered spec; returns its ID. A taken name is an `Api`
+    /// error. `auth` goes to the engine as `X-Registry-Auth`, so every node can pull the
+    /// image (what `docker stack deploy --with-registry-auth` sends).
+    async fn create_service(
+        &self,
+        name: &str,
+        spec: &Value,
+        auth: Option<&Credentials>,
+    ) -> Result<String, SwarmError>;
 
-    /// Replaces a service's spec; `version` must be the one last read.
+    /// Replaces a service's spec; `version` must be the one last read. `auth` as for
+    /// [`Swarm::create_service`] (none: the engine keeps the auth it was given before).
     async fn update_service(
         &self,
         id: &str,
         name: &str,
         version: u64,
         spec: &Value,
+        auth: Option<&Credentials>,
     ) -> Result<(), SwarmError>;
+
+    /// The digest a tag points to in its registry now, asked through the engine (as
+    /// `docker stack deploy --resolve-image` does), bounded by
+    /// [`RESOLVE_TIMEOUT`](crate::registry::resolve::RESOLVE_TIMEOUT). Never an error:
+    /// what could not be had is [`Resolution::Unresolved`].
+    async fn resolve_image(&self, image: &str, auth: Option<&Credentials>) -> Resolution;
 
     /// Removes a service; one that is already gone counts as removed.
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError>;
@@ -149,8 +167,13 @@ impl Swarm for SwarmClient {
         SwarmClient::inspect_service(self, name).await
     }
 
-    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
-        SwarmClient::create_service(self, name, spec).await
+    async fn create_service(
+        &self,
+        name: &str,
+        spec: &Value,
+        auth: Option<&Credentials>,
+    ) -> Result<String, SwarmError> {
+        SwarmClient::create_service(self, name, spec, auth).await
     }
 
     async fn update_service(
@@ -159,8 +182,13 @@ impl Swarm for SwarmClient {
         name: &str,
         version: u64,
         spec: &Value,
+        auth: Option<&Credentials>,
     ) -> Result<(), SwarmError> {
-        SwarmClient::update_service(self, id, name, version, spec).await
+        SwarmClient::update_service(self, id, name, version, spec, auth).await
+    }
+
+    async fn resolve_image(&self, image: &str, auth: Option<&Credentials>) -> Resolution {
+        SwarmClient::resolve_image(self, image, auth).await
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {

@@ -49,8 +49,21 @@ pub fn first_difference(live: &Value, desired: &Value, path: &str) -> Option<Str
                 .enumerate()
                 .find_map(|(i, (dv, lv))| first_difference(lv, dv, &format!("{path}/{i}")))
         }
-        (d, l) if d == l => None,
+        (d, l) if d == l || same_image(path, d, l) => None,
         _ => Some(path.to_string()),
+    }
+}
+
+/// A live image pinned by the controller (`name:tag@sha256:…`) is the desired `name:tag`:
+/// the digest is added only to what is sent to the engine, never to what is compared
+/// (docs/images.md). A desired reference with a digest of its own is compared whole.
+fn same_image(path: &str, desired: &Value, live: &Value) -> bool {
+    if !path.ends_with("/ContainerSpec/Image") {
+        return false;
+    }
+    match (desired.as_str(), live.as_str()) {
+        (Some(d), Some(l)) => !d.contains('@') && crate::registry::resolve::without_digest(l) == d,
+        _ => false,
     }
 }
 
@@ -79,7 +92,7 @@ fn collect(live: &Value, desired: &Value, path: &str, out: &mut Vec<String>) {
                 collect(lv, dv, &format!("{path}/{i}"), out);
             }
         }
-        (d, l) if d == l => {}
+        (d, l) if d == l || same_image(path, d, l) => {}
         _ => out.push(path.to_string()),
     }
 }
@@ -206,6 +219,21 @@ mod tests {
             dotted("/TaskTemplate/ContainerSpec/Env/2"),
             "TaskTemplate.ContainerSpec.Env[2]"
         );
+    }
+
+    #[test]
+    fn a_pinned_live_image_is_its_tag_and_a_desired_digest_is_compared_whole() {
+        let desired = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:1"}}});
+        let pinned = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:1@sha256:ab"}}});
+        assert!(covers(&pinned, &desired));
+        assert!(differences(&pinned, &desired).is_empty());
+        let other = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:2@sha256:ab"}}});
+        assert!(!covers(&other, &desired));
+        let own = json!({"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/a:1@sha256:cd"}}});
+        assert!(!covers(&pinned, &own));
+        // Only the image is read this way.
+        let env = json!({"Env": ["A=1"]});
+        assert!(!covers(&json!({"Env": ["A=1@x"]}), &env));
     }
 
     #[test]

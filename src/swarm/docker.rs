@@ -17,6 +17,9 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, Docker};
 use serde_json::Value;
 
+use crate::registry::Credentials;
+use crate::registry::resolve::{RESOLVE_TIMEOUT, Resolution, classify_error};
+
 use super::compare::first_difference;
 use super::names::{INSTALLATION_LABEL, STACK_NAMESPACE_LABEL};
 use super::objects::NetworkOptions;
@@ -679,26 +682,35 @@ impl SwarmClient {
         }
     }
 
-    /// Creates a service from a rendered spec; returns its ID.
-    pub async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
+    /// Creates a service from a rendered spec; returns its ID. `auth` is sent as
+    /// `X-Registry-Auth` (the nodes pull with it).
+    pub async fn create_service(
+        &self,
+        name: &str,
+        spec: &Value,
+        auth: Option<&Credentials>,
+    ) -> Result<String, SwarmError> {
         let model = Self::to_model(name, spec)?;
         self.count(WriteKind::ServiceCreate)?;
-        let model = &model;
+        let (model, auth) = (&model, &auth.map(Credentials::to_docker));
         let resp = self
             .call(&format!("create service {name}"), move |d| async move {
-                d.create_service(model.clone(), None).await
+                d.create_service(model.clone(), auth.clone()).await
             })
             .await?;
         Ok(resp.id.unwrap_or_default())
     }
 
-    /// Replaces a service's spec; `version` must be the one last read (else "update out of sequence").
+    /// Replaces a service's spec; `version` must be the one last read (else "update out
+    /// of sequence"). `auth` is sent as `X-Registry-Auth`; without it the engine keeps
+    /// the auth the service was given before.
     pub async fn update_service(
         &self,
         id: &str,
         name: &str,
         version: u64,
         spec: &Value,
+        auth: Option<&Credentials>,
     ) -> Result<(), SwarmError> {
         let model = Self::to_model(name, spec)?;
         let version = i32::try_from(version).map_err(|_| SwarmError::Api {
@@ -711,13 +723,38 @@ impl SwarmClient {
             ..UpdateServiceOptions::default()
         };
         self.count(WriteKind::ServiceUpdate)?;
-        let (model, options) = (&model, &options);
+        let (model, options, auth) = (&model, &options, &auth.map(Credentials::to_docker));
         self.call(&format!("update service {name}"), move |d| async move {
-            d.update_service(id, model.clone(), options.clone(), None)
+            d.update_service(id, model.clone(), options.clone(), auth.clone())
                 .await
         })
         .await?;
         Ok(())
+    }
+
+    /// The digest `image`'s tag points to now, asked of its registry through the engine's
+    /// distribution endpoint within [`RESOLVE_TIMEOUT`]; what could not be had (timeout,
+    /// unreachable registry, unknown tag, refused credentials) is classified, never an error.
+    pub async fn resolve_image(&self, image: &str, auth: Option<&Credentials>) -> Resolution {
+        let had_credentials = auth.is_some();
+        let auth = &auth.map(Credentials::to_docker);
+        let operation = format!("resolve image {image}");
+        let asked = self.call(&operation, move |d| async move {
+            d.inspect_registry_image(image, auth.clone()).await
+        });
+        match tokio::time::timeout(RESOLVE_TIMEOUT, asked).await {
+            Err(_) => {
+                Resolution::Unresolved(format!("no answer within {}s", RESOLVE_TIMEOUT.as_secs()))
+            }
+            Ok(Ok(found)) => match found.descriptor.digest {
+                Some(digest) if !digest.is_empty() => Resolution::Digest(digest),
+                _ => Resolution::Unresolved("the registry answered no digest".into()),
+            },
+            Ok(Err(SwarmError::Api {
+                status, message, ..
+            })) => classify_error(status, &message, had_credentials),
+            Ok(Err(other)) => Resolution::Unresolved(other.to_string()),
+        }
     }
 
     /// Removes a service; one that is already gone counts as removed.

@@ -19,6 +19,9 @@ use futures::channel::mpsc::{UnboundedSender, unbounded};
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
+use crate::registry::Credentials;
+use crate::registry::resolve::{Resolution, without_digest};
+
 use super::api::Swarm;
 use super::docker::{
     LiveService, SwarmClient, SwarmError, SwarmEvent, TaskInfo, WriteGuard, WriteKind,
@@ -52,6 +55,12 @@ struct Engine {
     files: Vec<FakeFile>,
     nodes: Vec<NodeInfo>,
     missing_images: BTreeSet<String>,
+    /// What a registry answers for an image; any other is unreachable.
+    registry: BTreeMap<String, Resolution>,
+    /// Images asked of a registry, in order.
+    resolved: Vec<String>,
+    /// The registry auth each service write carried: (Swarm name, credentials).
+    auths: Vec<(String, Option<Credentials>)>,
     hold: bool,
     unavailable: Option<String>,
     subscribers: Vec<UnboundedSender<Result<SwarmEvent, SwarmError>>>,
@@ -116,6 +125,23 @@ impl FakeSwarm {
     /// Makes `image` absent from the node: its tasks are rejected with "No such image".
     pub fn missing_image(&self, image: &str) {
         self.engine().missing_images.insert(image.to_string());
+    }
+
+    /// What the registry answers when asked for `image`'s digest (by default every
+    /// registry is unreachable, as for the local images of a machine without internet).
+    pub fn registry_answers(&self, image: &str, answer: Resolution) {
+        self.engine().registry.insert(image.to_string(), answer);
+    }
+
+    /// The images asked of a registry so far, in order.
+    pub fn resolved_images(&self) -> Vec<String> {
+        self.engine().resolved.clone()
+    }
+
+    /// The registry auth each service create or update carried, in order: (Swarm name,
+    /// credentials).
+    pub fn registry_auths(&self) -> Vec<(String, Option<Credentials>)> {
+        self.engine().auths.clone()
     }
 
     /// While held, new tasks stay `pending` and updates stay `updating`; releasing
@@ -458,7 +484,7 @@ impl Engine {
         };
         let (_, job) = wanted_tasks(&s.spec);
         let image = image_of(&s.spec);
-        let absent = missing.contains(&image);
+        let absent = missing.contains(without_digest(&image));
         for t in s.tasks.iter_mut().filter(|t| t.state == "pending") {
             t.timestamp = Some(timestamp(now));
             if absent {
@@ -567,10 +593,16 @@ impl Swarm for FakeSwarm {
             .map(|s| e.live(s)))
     }
 
-    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
+    async fn create_service(
+        &self,
+        name: &str,
+        spec: &Value,
+        auth: Option<&Credentials>,
+    ) -> Result<String, SwarmError> {
         let mut e = self.reach()?;
         let stored = e.store_spec("create", name, spec)?;
         self.count(WriteKind::ServiceCreate)?;
+        e.auths.push((name.to_string(), auth.cloned()));
         let swarm_name = service_name(&stored);
         if e.find(&swarm_name).is_some() {
             return Err(api(
@@ -608,10 +640,12 @@ impl Swarm for FakeSwarm {
         name: &str,
         version: u64,
         spec: &Value,
+        auth: Option<&Credentials>,
     ) -> Result<(), SwarmError> {
         let mut e = self.reach()?;
         let mut stored = e.store_spec("update", name, spec)?;
         self.count(WriteKind::ServiceUpdate)?;
+        e.auths.push((name.to_string(), auth.cloned()));
         let operation = format!("update service {name}");
         let Some(key) = e.find(id) else {
             return Err(api(operation, 404, format!("service {id} not found")));
@@ -654,6 +688,18 @@ impl Swarm for FakeSwarm {
         e.settle(&key);
         e.emit_with_id("service", "update", &swarm_name, Some(&key));
         Ok(())
+    }
+
+    async fn resolve_image(&self, image: &str, _auth: Option<&Credentials>) -> Resolution {
+        let mut e = self.engine();
+        e.resolved.push(image.to_string());
+        e.registry.get(image).cloned().unwrap_or_else(|| {
+            Resolution::Unresolved(format!(
+                "Get \"https://{}/v2/\": dial tcp: lookup {}: no such host",
+                crate::registry::registry_of(image),
+                crate::registry::registry_of(image)
+            ))
+        })
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {

@@ -112,7 +112,7 @@ pub async fn services_are_listed_inspected_and_versioned(s: &Subject<'_>) {
     let created_before = s.writes(WriteKind::ServiceCreate);
     let id = s
         .swarm
-        .create_service(&s.name("crud"), &spec)
+        .create_service(&s.name("crud"), &spec, None)
         .await
         .expect("create");
     assert_eq!(s.writes(WriteKind::ServiceCreate), created_before + 1);
@@ -157,12 +157,12 @@ pub async fn services_are_listed_inspected_and_versioned(s: &Subject<'_>) {
         (id.as_str(), by_name.version)
     );
 
-    let taken = s.swarm.create_service(&s.name("crud"), &spec).await;
+    let taken = s.swarm.create_service(&s.name("crud"), &spec, None).await;
     assert!(matches!(taken, Err(SwarmError::Api { .. })), "{taken:?}");
 
     let scaled = s.spec("crud", &s.image, 2);
     s.swarm
-        .update_service(&id, &s.name("crud"), by_id.version, &scaled)
+        .update_service(&id, &s.name("crud"), by_id.version, &scaled, None)
         .await
         .expect("update with the version last read");
     let after = s.existing(&id).await;
@@ -174,7 +174,7 @@ pub async fn services_are_listed_inspected_and_versioned(s: &Subject<'_>) {
     );
     let stale = s
         .swarm
-        .update_service(&id, &s.name("crud"), by_id.version, &spec)
+        .update_service(&id, &s.name("crud"), by_id.version, &spec, None)
         .await;
     assert!(matches!(stale, Err(SwarmError::Api { .. })), "{stale:?}");
 
@@ -205,7 +205,7 @@ pub async fn tasks_run_the_current_spec(s: &Subject<'_>) {
     let spec = s.spec("tasks", &s.image, 2);
     let id = s
         .swarm
-        .create_service(&s.name("tasks"), &spec)
+        .create_service(&s.name("tasks"), &spec, None)
         .await
         .expect("create");
     s.ready(&id, &spec, 2).await;
@@ -220,7 +220,7 @@ pub async fn tasks_run_the_current_spec(s: &Subject<'_>) {
     let live = s.existing(&id).await;
     let newer = s.spec("tasks", &s.other_image, 2);
     s.swarm
-        .update_service(&id, &s.name("tasks"), live.version, &newer)
+        .update_service(&id, &s.name("tasks"), live.version, &newer, None)
         .await
         .expect("update");
     s.ready(&id, &newer, 2).await;
@@ -235,7 +235,7 @@ pub async fn tasks_run_the_current_spec(s: &Subject<'_>) {
 
     let one = s.spec("tasks", &s.other_image, 1);
     s.swarm
-        .update_service(&id, &s.name("tasks"), live.version, &one)
+        .update_service(&id, &s.name("tasks"), live.version, &one, None)
         .await
         .expect("scale down");
     s.ready(&id, &one, 1).await;
@@ -261,7 +261,7 @@ pub async fn a_missing_image_is_rejected(s: &Subject<'_>) {
     let spec = s.spec("noimage", &s.missing_image, 1);
     let id = s
         .swarm
-        .create_service(&s.name("noimage"), &spec)
+        .create_service(&s.name("noimage"), &spec, None)
         .await
         .expect("create (the engine accepts it; its tasks fail)");
     let message = s
@@ -292,14 +292,14 @@ pub async fn a_failed_update_rolls_back(s: &Subject<'_>) {
     let good = with_rollback(&s.image);
     let id = s
         .swarm
-        .create_service(&s.name("rollback"), &good)
+        .create_service(&s.name("rollback"), &good, None)
         .await
         .expect("create");
     s.ready(&id, &good, 1).await;
     let live = s.existing(&id).await;
     let bad = with_rollback(&s.missing_image);
     s.swarm
-        .update_service(&id, &s.name("rollback"), live.version, &bad)
+        .update_service(&id, &s.name("rollback"), live.version, &bad, None)
         .await
         .expect("update");
     let reason = s
@@ -441,7 +441,7 @@ pub async fn networks_in_use_are_not_removed(s: &Subject<'_>) {
     spec["TaskTemplate"]["Networks"] = json!([{"Target": id}]);
     let svc = s
         .swarm
-        .create_service(&s.name("netuser"), &spec)
+        .create_service(&s.name("netuser"), &spec, None)
         .await
         .expect("create a service on the network");
     let refused = s.swarm.remove_network(&id).await;
@@ -513,7 +513,7 @@ pub async fn files_in_use_are_not_removed(s: &Subject<'_>) {
     }]);
     let id = s
         .swarm
-        .create_service(&s.name("files"), &spec)
+        .create_service(&s.name("files"), &spec, None)
         .await
         .expect("create a service mounting the config");
     let refused = s.swarm.remove_file(&config, false).await;
@@ -605,7 +605,7 @@ pub async fn events_report_service_changes(s: &Subject<'_>) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let id = s
         .swarm
-        .create_service(&name, &s.spec("events", &s.image, 0))
+        .create_service(&name, &s.spec("events", &s.image, 0), None)
         .await
         .expect("create");
     let seen = tokio::time::timeout(s.settle, watcher).await;
@@ -624,7 +624,7 @@ pub async fn a_refused_write_changes_nothing(s: &Subject<'_>) {
         .guarded(Arc::new(|| Err("not the leader".to_string())));
     let before = s.swarm.total_writes();
     let refused = guarded
-        .create_service(&s.name("refused"), &s.spec("refused", &s.image, 1))
+        .create_service(&s.name("refused"), &s.spec("refused", &s.image, 1), None)
         .await;
     assert!(
         matches!(refused, Err(SwarmError::Refused { .. })),
@@ -646,7 +646,7 @@ pub async fn a_refused_write_changes_nothing(s: &Subject<'_>) {
 
     let allowed = s.swarm.guarded(Arc::new(|| Ok(())));
     let id = allowed
-        .create_service(&s.name("refused"), &s.spec("refused", &s.image, 0))
+        .create_service(&s.name("refused"), &s.spec("refused", &s.image, 0), None)
         .await
         .expect("an allowed write");
     assert_eq!(
@@ -662,7 +662,7 @@ pub async fn an_unknown_field_is_refused_before_any_write(s: &Subject<'_>) {
     let mut spec = s.spec("bogus", &s.image, 1);
     spec["TaskTemplate"]["ContainerSpec"]["Imagee"] = json!("typo");
     let before = s.swarm.total_writes();
-    let r = s.swarm.create_service(&s.name("bogus"), &spec).await;
+    let r = s.swarm.create_service(&s.name("bogus"), &spec, None).await;
     assert!(matches!(r, Err(SwarmError::InvalidSpec { .. })), "{r:?}");
     assert_eq!(s.swarm.total_writes(), before);
 }

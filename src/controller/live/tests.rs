@@ -10,6 +10,8 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
 use super::{CachedSwarm, Concerns, LiveCache};
+use crate::registry::Credentials;
+use crate::registry::resolve::Resolution;
 use crate::swarm::names::{INSTALLATION_LABEL, OWNER_LABEL, STACK_NAMESPACE_LABEL};
 use crate::swarm::{
     FakeSwarm, FileObject, LiveService, NetworkOptions, NodeInfo, Swarm, SwarmError, SwarmEvent,
@@ -41,8 +43,13 @@ impl Swarm for Counted {
         self.read();
         self.fake.inspect_service(name).await
     }
-    async fn create_service(&self, name: &str, spec: &Value) -> Result<String, SwarmError> {
-        self.fake.create_service(name, spec).await
+    async fn create_service(
+        &self,
+        name: &str,
+        spec: &Value,
+        auth: Option<&Credentials>,
+    ) -> Result<String, SwarmError> {
+        self.fake.create_service(name, spec, auth).await
     }
     async fn update_service(
         &self,
@@ -50,8 +57,14 @@ impl Swarm for Counted {
         name: &str,
         version: u64,
         spec: &Value,
+        auth: Option<&Credentials>,
     ) -> Result<(), SwarmError> {
-        self.fake.update_service(id, name, version, spec).await
+        self.fake
+            .update_service(id, name, version, spec, auth)
+            .await
+    }
+    async fn resolve_image(&self, image: &str, auth: Option<&Credentials>) -> Resolution {
+        self.fake.resolve_image(image, auth).await
     }
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
         self.fake.remove_service(id).await
@@ -161,6 +174,7 @@ impl Fixture {
             .create_service(
                 &swarm_name(stack, name),
                 &spec(stack, name, installation, 1),
+                None,
             )
             .await
             .expect("create")
@@ -263,6 +277,7 @@ async fn an_own_write_is_read_again_before_it_is_judged() {
             &seen.name,
             seen.version,
             &spec("web", "api", INSTALLATION, 2),
+            None,
         )
         .await
         .expect("update");
@@ -284,7 +299,7 @@ async fn an_own_write_is_read_again_before_it_is_judged() {
     // Created through the cache: known at once, read on first use.
     let id = f
         .swarm
-        .create_service("kargo-web_new", &spec("web", "new", INSTALLATION, 1))
+        .create_service("kargo-web_new", &spec("web", "new", INSTALLATION, 1), None)
         .await
         .expect("create");
     assert!(f.stack("web").await.iter().any(|s| s.id == id));
@@ -420,7 +435,7 @@ async fn other_events_queue_only_the_stacks_they_concern() {
         "File": {"Name": "/c", "UID": "0", "GID": "0", "Mode": 292}
     }]);
     f.fake
-        .create_service("kargo-web_api", &attached)
+        .create_service("kargo-web_api", &attached, None)
         .await
         .expect("create");
     f.service("jobs", "x", INSTALLATION).await;
@@ -476,7 +491,7 @@ async fn no_removal_on_the_word_of_an_old_entry() {
     bare["Labels"] = json!({});
     f.fake
         .client()
-        .update_service(&api, &seen.name, seen.version, &bare)
+        .update_service(&api, &seen.name, seen.version, &bare, None)
         .await
         .expect("orphan");
     let refused = f.swarm.remove_service(&api).await;
