@@ -312,8 +312,21 @@ fn stored_services_build_with_contexts_relative_to_the_working_directory() {
         &env,
     );
     common::expect_code(&applied, 0, "apply");
-    // Stored, `../web` is read from the working directory: run from manifests/.
+    // Stored, `../web` is read from the working directory: run from manifests/. It is
+    // outside that folder, so it is refused (a stored path is chosen by whoever can write
+    // to etcd) until --context-root takes in the parent.
     let out = kargo(&["build", "web"], &dir.path().join("manifests"), &env);
+    common::expect_code(&out, 2, "a stored context outside the working directory");
+    let stderr = common::text(&out.stderr);
+    assert!(
+        stderr.contains("is outside") && stderr.contains("--context-root"),
+        "{stderr}"
+    );
+    let out = kargo(
+        &["build", "web", "--context-root", ".."],
+        &dir.path().join("manifests"),
+        &env,
+    );
     let stdout = common::expect_code(&out, 0, "kargo build from the store");
     assert_eq!(stdout.trim(), web);
     let out = docker(

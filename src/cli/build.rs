@@ -70,6 +70,11 @@ pub struct Args {
     /// The Configuration in force.
     #[arg(long, default_value = "main", env = "KARGO_CONFIGURATION")]
     configuration: String,
+    /// Without -f, the folder every stored Service's context must be inside (default: the
+    /// working directory): anyone who can write to etcd writes those paths, and a build
+    /// sends the folder's files to Docker and, with --push, to a registry.
+    #[arg(long, value_name = "DIR")]
+    context_root: Option<PathBuf>,
     /// The private key file made by `kargo keys create`, to open a registry password kept
     /// in a sealed variable of the Environment.
     #[arg(long, env = "KARGO_SECRET_KEY_FILE", value_name = "FILE")]
@@ -99,6 +104,12 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         .map(|e| e.spec.clone())
         .unwrap_or_default();
     let targets = select(&snapshot, &plan, &args.services, &folders, &cwd)?;
+    if args.files.is_empty() {
+        let root = args.context_root.as_deref().unwrap_or(&cwd);
+        for t in &targets {
+            contained(t, root)?;
+        }
+    }
     if targets.is_empty() {
         return Err(CliError::usage(
             "no Service has a build section (give one, or check the files given with -f)",
@@ -249,6 +260,28 @@ fn select(
         }
     }
     Ok(out)
+}
+
+/// Refuses a stored Service whose context is not inside `root` once links are resolved
+/// (`/`, a home folder, `../..`): it was written by whoever could write to etcd, and
+/// building it would send those files away.
+fn contained(t: &Target, root: &Path) -> Result<(), CliError> {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .map_err(|e| CliError::io(&format!("build context {}", p.display()), e))
+    };
+    let (context, root) = (canonical(&t.context)?, canonical(root)?);
+    if context.starts_with(&root) {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "service {:?}: its stored build context {} is outside {}: a stored Service's context \
+         must be inside the working directory (or --context-root), since anyone who can write \
+         to etcd chooses it",
+        t.service,
+        context.display(),
+        root.display()
+    )))
 }
 
 /// Progress on stderr, shared by the builds running at once. On a terminal the context
