@@ -465,3 +465,43 @@ spec:
     let ran = docker(&["run", "--rm", &child, "cat", "/child"], dir.path(), &cfg);
     assert_eq!(common::text(&ran.stdout).trim(), "child");
 }
+
+#[test]
+fn on_a_terminal_the_upload_is_a_bar_and_steps_are_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    let name = format!("tty{}", std::process::id());
+    let (web, api) = workspace(dir.path(), &name, PASSWORD_FILE);
+    let _cleanup = Images(vec![web, api]);
+    // Several chunks of upload, so the bar is drawn between its start and its end.
+    write(dir.path(), "web/big.bin", &"x".repeat(600 * 1024));
+    // `script` gives kargo a pseudo-terminal and copies what it drew to stdout.
+    let command = format!(
+        "{} build web -f manifests/services.yaml",
+        env!("CARGO_BIN_EXE_kargo")
+    );
+    let out = run(
+        "script",
+        &["-qfec", &command, "/dev/null"],
+        dir.path(),
+        &[],
+        None,
+    );
+    let screen = common::text(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("web: sending the context [") && screen.contains("/600.2 KiB"),
+        "no upload bar in:\n{screen:?}"
+    );
+    assert!(
+        screen.contains("\r\x1b[K"),
+        "the bar is not redrawn in place: {screen:?}"
+    );
+    assert!(
+        screen.contains(&format!("web: Step 1/5 : FROM {}", common::image("1.0"))),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("web: sent the context (600.2 KiB)"),
+        "{screen:?}"
+    );
+}

@@ -442,9 +442,20 @@ async fn refused_credentials_leave_what_runs_and_say_which_registry() {
         message.contains("registry 127.0.0.1:5015 refused the credentials of user \"kargo\""),
         "{message}"
     );
-    // Mended (the registry takes them again): pushed at once, pinned.
+    // The same credentials are not offered again on the next passes (registries lock
+    // accounts after repeated failures)...
+    let asked = w.swarm.resolved_images().len();
     w.swarm
         .registry_answers(PRIVATE, Resolution::Digest(D2.into()));
+    let r = w.passes(3).await;
+    assert_eq!(r.docker_writes, 0, "{r:?}");
+    assert_eq!(
+        w.swarm.resolved_images().len(),
+        asked,
+        "refused credentials offered again"
+    );
+    // ...mended (the password file now holds another password): offered at once, pushed, pinned.
+    std::fs::write(&file, "right").expect("write");
     let r = w.passes(2).await;
     assert!(r.all_ready, "{r:?}");
     assert_eq!(w.image(APP).await, format!("{PRIVATE}@{D2}"));

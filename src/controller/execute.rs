@@ -181,7 +181,19 @@ impl Reconciler<'_> {
             // Warned about when it failed; asked again once the memory expires.
             return send(image.to_string(), None, credentials);
         }
-        let answer = self.swarm.resolve_image(image, credentials.as_ref()).await;
+        let refused_before = credentials.as_ref().and_then(|c| {
+            self.registries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .refusal(c, Instant::now())
+                .map(str::to_string)
+        });
+        let answer = match refused_before {
+            // The same credentials again would only be refused again (and count against
+            // the account); changed ones are offered at once.
+            Some(why) => Resolution::CredentialsRefused(why),
+            None => self.swarm.resolve_image(image, credentials.as_ref()).await,
+        };
         let mut memory = self.registries.lock().unwrap_or_else(|e| e.into_inner());
         match answer {
             Resolution::Digest(digest) => {
@@ -189,6 +201,9 @@ impl Reconciler<'_> {
                 send(pinned(image, &digest), None, credentials)
             }
             Resolution::CredentialsRefused(why) => {
+                if let Some(c) = &credentials {
+                    memory.refused(c, &why, Instant::now());
+                }
                 let user = credentials
                     .as_ref()
                     .map(|c| c.username.as_str())

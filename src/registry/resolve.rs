@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::Credentials;
+
 use crate::api::ResolveImage;
 
 /// How long one resolution may take before the registry counts as unreachable.
@@ -96,10 +98,28 @@ pub fn pinning(mode: ResolveImage, image: &str, live: Option<&str>) -> Pinning {
     }
 }
 
-/// Registries that failed lately, by registry name, with the reason.
+/// Registries that failed lately, by registry name, with the reason; and credentials a
+/// registry refused, so they are not offered again every reconcile (registries lock
+/// accounts and rate-limit after repeated failures) until they change or a while passes.
 #[derive(Debug, Default)]
 pub struct FailureMemory {
     failed: HashMap<String, (Instant, String)>,
+    refused: HashMap<[u8; 32], (Instant, String)>,
+}
+
+/// Identifies one set of credentials without keeping the password.
+fn credentials_key(credentials: &Credentials) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        &credentials.server,
+        &credentials.username,
+        &credentials.password,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().into()
 }
 
 impl FailureMemory {
@@ -124,6 +144,26 @@ impl FailureMemory {
     /// Forgets a registry's failure (it answered).
     pub fn answered(&mut self, registry: &str) {
         self.failed.remove(registry);
+    }
+
+    /// Why the registry refused these very credentials less than [`REMEMBER_FAILURE`]
+    /// ago, if it did (changed credentials are offered at once).
+    pub fn refusal(&mut self, credentials: &Credentials, now: Instant) -> Option<&str> {
+        let key = credentials_key(credentials);
+        let expired = self
+            .refused
+            .get(&key)
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= REMEMBER_FAILURE);
+        if expired {
+            self.refused.remove(&key);
+        }
+        self.refused.get(&key).map(|(_, why)| why.as_str())
+    }
+
+    /// Notes that a registry refused these credentials.
+    pub fn refused(&mut self, credentials: &Credentials, why: &str, now: Instant) {
+        self.refused
+            .insert(credentials_key(credentials), (now, why.to_string()));
     }
 }
 
@@ -189,6 +229,21 @@ mod tests {
         assert_eq!(pinning(Changed, tag, None), Pinning::Resolve);
         let own = "r:5000/a:1@sha256:mine";
         assert_eq!(pinning(Always, own, live), Pinning::AsWritten);
+    }
+
+    #[test]
+    fn refused_credentials_are_not_offered_again_until_they_change() {
+        let mut memory = FailureMemory::default();
+        let t0 = Instant::now();
+        let creds = |password: &str| Credentials {
+            server: "r:5000".into(),
+            username: "kargo".into(),
+            password: password.into(),
+        };
+        memory.refused(&creds("wrong"), "unauthorized", t0);
+        assert_eq!(memory.refusal(&creds("wrong"), t0), Some("unauthorized"));
+        assert_eq!(memory.refusal(&creds("right"), t0), None);
+        assert_eq!(memory.refusal(&creds("wrong"), t0 + REMEMBER_FAILURE), None);
     }
 
     #[test]
