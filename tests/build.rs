@@ -489,7 +489,8 @@ fn on_a_terminal_the_upload_is_a_bar_and_steps_are_lines() {
     let screen = common::text(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(
-        screen.contains("web: sending the context [") && screen.contains("/600.2 KiB"),
+        screen.contains("web: sending the context [....................] 0 B/")
+            && screen.contains("web: sending the context [##########.........."),
         "no upload bar in:\n{screen:?}"
     );
     assert!(
