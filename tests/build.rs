@@ -501,8 +501,5 @@ fn on_a_terminal_the_upload_is_a_bar_and_steps_are_lines() {
         screen.contains(&format!("web: Step 1/5 : FROM {}", common::image("1.0"))),
         "{screen:?}"
     );
-    assert!(
-        screen.contains("web: sent the context (60"),
-        "{screen:?}"
-    );
+    assert!(screen.contains("web: sent the context (60"), "{screen:?}");
 }

@@ -105,6 +105,24 @@ fn the_sample_becomes_one_workspace_naming_what_it_leaves_out() {
     assert_eq!(mounts[1]["source"], "${TILESERVERGL_DATA_PATH}");
     assert_eq!(mounts[1]["type"], "bind");
 
+    // Kargo's build/maputnik/dockerfile and build/maputnik.sh become maputnik's build.
+    let build = &named(&r, "Service", "maputnik")["spec"]["build"];
+    assert!(
+        build["context"]
+            .as_str()
+            .is_some_and(|c| c.starts_with('/') && c.ends_with("kargo-sample/build/maputnik")),
+        "{build}"
+    );
+    assert_eq!(build["dockerfile"], "dockerfile");
+    assert_eq!(build["args"], json!({"TAG": "${MAPUTNIK_TAG}"}));
+    assert!(named(&r, "Service", "kano")["spec"].get("build").is_none());
+    assert!(
+        r.warnings.iter().any(|w| w.starts_with(
+            "build/maputnik: carried over as service maputnik's build (kargo build maputnik, args TAG)"
+        )),
+        "{:?}",
+        r.warnings
+    );
     assert_eq!(
         r.not_carried,
         ["deploy/mongors.yml.tpl", "deploy/postgis_before.sh"]

@@ -201,6 +201,11 @@ pub fn import_kargo_workspace(dir: &Path) -> Result<KargoImport, KargoImportErro
         stacks.push(stack);
     }
 
+    for svc in &mut services {
+        if let Some(note) = kargo_build(dir, svc) {
+            warnings.push(note);
+        }
+    }
     let (secrets, unset) = unset_references(&services, &resolved);
     let mut configuration = json!({
         "apiVersion": crate::api::API_VERSION,
@@ -490,6 +495,66 @@ fn unset_references(
 }
 
 /// Kargo's hooks and templates in `deploy/` and `configs/`, relative to the workspace.
+/// Kargo's way of building an image: `build/<service>/dockerfile` (or `Dockerfile`), built
+/// by `build/<service>.sh` with `docker build --build-arg K=$V … -t $<S>_IMAGE:$<S>_TAG`.
+/// Becomes the Service's `build` (context absolute, args from the script's
+/// `--build-arg`s, `$V` written `${V}` so the Environment fills it in at build time);
+/// returns the note saying so, or `None` when the service has no build folder.
+fn kargo_build(dir: &Path, service: &mut Value) -> Option<String> {
+    let name = service.pointer("/metadata/name")?.as_str()?.to_string();
+    let folder = dir.join("build").join(&name);
+    let dockerfile = ["dockerfile", "Dockerfile"]
+        .into_iter()
+        .find(|f| folder.join(f).is_file())?;
+    let context = std::fs::canonicalize(&folder).unwrap_or(folder);
+    let script = dir.join("build").join(format!("{name}.sh"));
+    let args = read_text_bounded(&script, MAX_FILE_BYTES)
+        .map(|text| build_args_of(&text))
+        .unwrap_or_default();
+    let mut build = json!({"context": context.display().to_string(), "dockerfile": dockerfile});
+    if !args.is_empty() {
+        build["args"] = json!(args);
+    }
+    service["spec"]["build"] = build;
+    let shown: Vec<&str> = args.keys().map(String::as_str).collect();
+    Some(format!(
+        "build/{name}: carried over as service {name}'s build (kargo build {name}{}); \
+         other commands of build/{name}.sh are not run",
+        if shown.is_empty() {
+            String::new()
+        } else {
+            format!(", args {}", shown.join(" "))
+        }
+    ))
+}
+
+/// The `--build-arg K=V` of a Kargo build script; a value `$V` or `${V}` becomes `${V}`.
+fn build_args_of(script: &str) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    let mut words = script.split_whitespace();
+    while let Some(word) = words.next() {
+        let pair = match word.strip_prefix("--build-arg=") {
+            Some(pair) => pair,
+            None if word == "--build-arg" => match words.next() {
+                Some(pair) => pair,
+                None => break,
+            },
+            None => continue,
+        };
+        let pair = pair.trim_matches(['"', '\'']);
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let value = value.trim_matches(['"', '\'']);
+        let value = match value.strip_prefix('$') {
+            Some(var) => format!("${{{}}}", var.trim_start_matches('{').trim_end_matches('}')),
+            None => value.to_string(),
+        };
+        args.insert(key.to_string(), value);
+    }
+    args
+}
+
 fn not_carried(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut pending = vec![dir.join("deploy"), dir.join("configs")];
@@ -533,6 +598,21 @@ mod tests {
         let value: serde_yaml::Value = serde_yaml::from_str(&fixed).unwrap_or_default();
         assert_eq!(value["test"][2].as_str(), Some("'db.ok'"));
         assert_eq!(docker_yaml_escapes("a: \"\\\"x\\\"\"\n"), None);
+    }
+
+    #[test]
+    fn a_kargo_build_script_gives_its_build_args() {
+        let script = "#!/bin/bash\ncd logspout\ndocker build --no-cache --pull --force-rm \
+            --build-arg VERSION=$LOGSPOUT_TAG --build-arg=MODE=\"full\" --build-arg B=${X} \
+            -f dockerfile -t $LOGSPOUT_IMAGE:$LOGSPOUT_TAG .\n";
+        let args = build_args_of(script);
+        assert_eq!(
+            args.get("VERSION").map(String::as_str),
+            Some("${LOGSPOUT_TAG}")
+        );
+        assert_eq!(args.get("MODE").map(String::as_str), Some("full"));
+        assert_eq!(args.get("B").map(String::as_str), Some("${X}"));
+        assert_eq!(args.len(), 3);
     }
 
     #[test]
