@@ -18,9 +18,26 @@ pub struct ContextTar {
     pub excluded: usize,
 }
 
-/// Packs `dir` (the Dockerfile at `dockerfile`, relative to it). Symbolic links are sent
-/// as links, as the docker CLI sends them. The tar is held in memory.
-pub fn pack(dir: &Path, dockerfile: &str) -> Result<ContextTar, BuildError> {
+/// What of a context folder is sent: chosen before anything is sent, so a missing
+/// Dockerfile or a bad `.dockerignore` is known first and the upload's size is known.
+#[derive(Debug)]
+pub struct Selection {
+    /// The folder.
+    dir: PathBuf,
+    /// Entries in tar order: (name in the tar, path on disk, is a folder).
+    entries: Vec<(String, PathBuf, bool)>,
+    /// Files sent.
+    pub files: usize,
+    /// Files left out by the `.dockerignore`.
+    pub excluded: usize,
+    /// The tar's size, estimated from the files' sizes (headers of 512 bytes, data in
+    /// blocks of 512): what the upload progress counts towards.
+    pub estimated_bytes: u64,
+}
+
+/// Chooses what of `dir` (the Dockerfile at `dockerfile`, relative to it) is sent.
+/// Symbolic links are sent as links, as the docker CLI sends them.
+pub fn select(dir: &Path, dockerfile: &str) -> Result<Selection, BuildError> {
     let io = |path: &Path, source: std::io::Error| BuildError::Context {
         path: path.to_path_buf(),
         source,
@@ -48,9 +65,13 @@ pub fn pack(dir: &Path, dockerfile: &str) -> Result<ContextTar, BuildError> {
     }
     let always = |rel: &str| rel == dockerfile || rel == ".dockerignore";
     let descend_excluded = ignore.has_exceptions();
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.follow_symlinks(false);
-    let (mut files, mut excluded) = (0, 0);
+    let mut selection = Selection {
+        dir: dir.to_path_buf(),
+        entries: Vec::new(),
+        files: 0,
+        excluded: 0,
+        estimated_bytes: 1024,
+    };
     let mut walk = walkdir::WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
@@ -76,23 +97,53 @@ pub fn pack(dir: &Path, dockerfile: &str) -> Result<ContextTar, BuildError> {
                     walk.skip_current_dir();
                 }
             } else {
-                excluded += 1;
+                selection.excluded += 1;
             }
             continue;
         }
-        if is_dir {
-            tar.append_dir(&rel, &full).map_err(|e| io(&full, e))?;
+        let size = if entry.file_type().is_file() {
+            entry.metadata().map(|m| m.len()).unwrap_or(0)
         } else {
-            tar.append_path_with_name(&full, &rel)
-                .map_err(|e| io(&full, e))?;
-            files += 1;
+            0
+        };
+        selection.estimated_bytes += 512 + size.div_ceil(512) * 512;
+        if !is_dir {
+            selection.files += 1;
         }
+        selection.entries.push((rel, full, is_dir));
     }
-    let bytes = tar.into_inner().map_err(|e| io(dir, e))?;
+    Ok(selection)
+}
+
+impl Selection {
+    /// Writes the tar to `out`, reading each file as it goes (nothing is held whole).
+    pub fn write_to<W: std::io::Write>(&self, out: W) -> Result<W, BuildError> {
+        let io = |path: &Path, source: std::io::Error| BuildError::Context {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut tar = tar::Builder::new(out);
+        tar.follow_symlinks(false);
+        for (rel, full, is_dir) in &self.entries {
+            if *is_dir {
+                tar.append_dir(rel, full).map_err(|e| io(full, e))?;
+            } else {
+                tar.append_path_with_name(full, rel)
+                    .map_err(|e| io(full, e))?;
+            }
+        }
+        tar.into_inner().map_err(|e| io(&self.dir, e))
+    }
+}
+
+/// Packs `dir` whole in memory (small contexts and tests; builds stream [`Selection::write_to`]).
+pub fn pack(dir: &Path, dockerfile: &str) -> Result<ContextTar, BuildError> {
+    let selection = select(dir, dockerfile)?;
+    let bytes = selection.write_to(Vec::new())?;
     Ok(ContextTar {
         bytes,
-        files,
-        excluded,
+        files: selection.files,
+        excluded: selection.excluded,
     })
 }
 
@@ -156,5 +207,26 @@ mod tests {
             pack(&dir.path().join("nope"), "Dockerfile"),
             Err(BuildError::Context { .. })
         ));
+    }
+
+    #[test]
+    fn a_file_gone_between_the_choice_and_the_upload_is_named() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("big.bin"), vec![7u8; 3000])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let selection = select(dir.path(), "Dockerfile").unwrap_or_else(|e| panic!("{e}"));
+        // Two headers, two files in 512-byte blocks, the end of the archive.
+        assert_eq!(selection.estimated_bytes, 1024 + 512 + 512 + 512 + 3072);
+        let whole = selection
+            .write_to(Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(whole.len() as u64 % 512, 0);
+        std::fs::remove_file(dir.path().join("big.bin")).unwrap_or_else(|e| panic!("{e}"));
+        match selection.write_to(Vec::new()) {
+            Err(BuildError::Context { path, .. }) => assert!(path.ends_with("big.bin"), "{path:?}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -254,13 +254,14 @@ pub fn connect(config: &DockerConfig) -> Result<Docker, BuildError> {
     result.map_err(|e| unavailable(e.to_string()))
 }
 
-/// Builds `target` from its packed context and tags it; reports the upload, each step
-/// and its output. Cancel-safe: dropping it abandons the build (the engine finishes or
-/// stops it on its own).
+/// Builds `target` from its context and tags it; reports the upload, each step and its
+/// output. The tar is written by a blocking thread as it is sent, a chunk at a time, so a
+/// large context is never held whole. Cancel-safe: dropping it abandons the build (the
+/// engine finishes or stops it on its own; the writer stops at its next chunk).
 pub async fn build(
     docker: &Docker,
     target: &Target,
-    tar: Vec<u8>,
+    context: context::Selection,
     pull_credentials: &[Credentials],
     report: &Reporter,
 ) -> Result<(), BuildError> {
@@ -281,20 +282,121 @@ pub async fn build(
         forcerm: true,
         ..Default::default()
     };
-    let total = tar.len() as u64;
-    let sent = Arc::new(AtomicU64::new(0));
-    let bytes = bytes::Bytes::from(tar);
-    let chunks: Vec<bytes::Bytes> = (0..bytes.len())
-        .step_by(CHUNK)
-        .map(|at| bytes.slice(at..(at + CHUNK).min(bytes.len())))
-        .collect();
-    let (service, upload) = (target.service.clone(), report.clone());
-    let body = futures::stream::iter(chunks).map(move |chunk| {
-        let now = sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-        upload(&service, Event::Upload { sent: now, total });
-        chunk
+    let total = context.estimated_bytes.max(1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let writer = tokio::task::spawn_blocking(move || {
+        context
+            .write_to(ChunkWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            })
+            .and_then(|w| {
+                w.finish().map_err(|source| BuildError::Context {
+                    path: PathBuf::from("(the context tar)"),
+                    source,
+                })
+            })
     });
+    let sent = Arc::new(AtomicU64::new(0));
+    let (service, upload) = (target.service.clone(), report.clone());
+    let (done_service, done_upload, done_sent) =
+        (target.service.clone(), report.clone(), sent.clone());
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let body = chunks
+        .map(move |chunk| {
+            let now = sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            // The size is an estimate: the bar stays short of full until the end.
+            let shown = now.min(total - 1);
+            upload(&service, Event::Upload { sent: shown, total });
+            chunk
+        })
+        .chain(
+            futures::stream::once(async move {
+                let all = done_sent.load(Ordering::Relaxed);
+                done_upload(
+                    &done_service,
+                    Event::Upload {
+                        sent: all,
+                        total: all,
+                    },
+                );
+            })
+            .filter_map(|()| async { None::<bytes::Bytes> }),
+        );
     report(&target.service, Event::Upload { sent: 0, total });
+    let result = run_build(docker, target, options, body, pull_credentials, report).await;
+    // The request (and so the channel's receiver) is gone: the writer ends at its next
+    // chunk if it has not already. A context that could not be read is the cause of
+    // whatever the engine said about the truncated tar.
+    match writer.await {
+        Ok(Err(e @ BuildError::Context { .. })) if !is_broken_pipe(&e) => Err(e),
+        Ok(Err(e @ BuildError::Ignore { .. })) => Err(e),
+        Err(e) => Err(BuildError::Step {
+            step: None,
+            message: format!("writing the context stopped: {e}"),
+        }),
+        _ => result,
+    }
+}
+
+/// Whether a context error only says the engine stopped reading (the build failed first).
+fn is_broken_pipe(e: &BuildError) -> bool {
+    matches!(e, BuildError::Context { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Sends what the tar writer writes, in chunks of [`CHUNK`], to the upload.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the context",
+            )
+        })
+    }
+
+    /// Sends what is left.
+    fn finish(mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends the build request with `body` as its context and follows its output.
+async fn run_build(
+    docker: &Docker,
+    target: &Target,
+    options: bollard::query_parameters::BuildImageOptions,
+    body: impl futures::Stream<Item = bytes::Bytes> + Send + 'static,
+    pull_credentials: &[Credentials],
+    report: &Reporter,
+) -> Result<(), BuildError> {
     // Every registry's credentials, so a `FROM` of a private image can be pulled.
     let registry_config = (!pull_credentials.is_empty()).then(|| {
         pull_credentials

@@ -175,14 +175,14 @@ async fn one(
         .clone()
         .unwrap_or_else(|| "Dockerfile".into());
     let packed =
-        tokio::task::spawn_blocking(move || crate::build::context::pack(&dir, &dockerfile))
+        tokio::task::spawn_blocking(move || crate::build::context::select(&dir, &dockerfile))
             .await
             .map_err(|e| BuildError::Step {
                 step: None,
                 message: format!("packing the context stopped: {e}"),
             })??;
     let pull_credentials = crate::registry::all_credentials(env);
-    crate::build::build(docker, t, packed.bytes, &pull_credentials, report).await?;
+    crate::build::build(docker, t, packed, &pull_credentials, report).await?;
     if !push {
         return Ok(t.image.clone());
     }
