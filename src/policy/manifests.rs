@@ -35,7 +35,8 @@ pub fn check_report(report: &mut Report) {
             continue;
         };
         let file = &mut report.files[file_index];
-        let (line, column) = position(&file.file, document, &f.pointer);
+        let (line, column) =
+            crate::manifest::validate::position_in_file(&file.file, document, &f.pointer);
         file.diagnostics.push(Diagnostic {
             file: file.file.clone(),
             line,
@@ -52,13 +53,7 @@ pub fn check_report(report: &mut Report) {
     touched.dedup();
     for i in touched {
         let file = &mut report.files[i];
-        file.diagnostics
-            .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
-        let mut bad: Vec<usize> = file.diagnostics.iter().filter_map(|d| d.document).collect();
-        bad.sort_unstable();
-        bad.dedup();
-        file.invalid = bad.len();
-        file.valid = file.documents.saturating_sub(file.invalid);
+        crate::manifest::validate::finish_counts(file);
     }
 }
 
@@ -126,23 +121,6 @@ pub fn findings(
         }
     }
     out
-}
-
-/// Line and column of the node at `pointer` (or its nearest ancestor) in document
-/// `document` of `file`, read again; the file's start when it cannot be.
-fn position(file: &str, document: usize, pointer: &str) -> (usize, usize) {
-    let docs = match file {
-        "-" => None,
-        path => std::fs::read(path)
-            .ok()
-            .and_then(|bytes| crate::manifest::yaml::parse_documents(&bytes).ok()),
-    };
-    docs.and_then(|docs| docs.into_iter().find(|d| d.index == document))
-        .map(|d| {
-            let at = d.positions.nearest(pointer);
-            (at.line, at.column)
-        })
-        .unwrap_or((1, 1))
 }
 
 #[cfg(test)]

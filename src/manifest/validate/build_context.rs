@@ -54,7 +54,11 @@ pub fn check_build_contexts(report: &mut Report) {
     }
     for (i, document, reference, message) in found {
         let file = &mut report.files[i];
-        let (line, column) = position(&file.file, document, "/spec/build/context");
+        let (line, column) = crate::manifest::validate::position_in_file(
+            &file.file,
+            document,
+            "/spec/build/context",
+        );
         file.diagnostics.push(Diagnostic {
             file: file.file.clone(),
             line,
@@ -65,29 +69,6 @@ pub fn check_build_contexts(report: &mut Report) {
             rule: Rule::Reference,
             message,
         });
-        file.diagnostics
-            .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
-        let mut bad: Vec<usize> = file.diagnostics.iter().filter_map(|d| d.document).collect();
-        bad.sort_unstable();
-        bad.dedup();
-        file.invalid = bad.len();
-        file.valid = file.documents.saturating_sub(file.invalid);
+        crate::manifest::validate::finish_counts(file);
     }
-}
-
-/// Where `pointer` is written in document `document` of `file` (its start when the file
-/// cannot be read again, as stdin cannot).
-fn position(file: &str, document: usize, pointer: &str) -> (usize, usize) {
-    let docs = match file {
-        "-" => None,
-        path => std::fs::read(path)
-            .ok()
-            .and_then(|bytes| crate::manifest::yaml::parse_documents(&bytes).ok()),
-    };
-    docs.and_then(|docs| docs.into_iter().find(|d| d.index == document))
-        .map(|d| {
-            let at = d.positions.nearest(pointer);
-            (at.line, at.column)
-        })
-        .unwrap_or((1, 1))
 }

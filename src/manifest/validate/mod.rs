@@ -719,8 +719,9 @@ fn expand_lists(
     out
 }
 
-/// Sorts a file's diagnostics and counts its valid and invalid documents.
-fn finish_counts(report: &mut FileReport) {
+/// Sorts a file's diagnostics and counts its valid and invalid documents (also after a
+/// later check — policy, build contexts — added diagnostics of its own).
+pub(crate) fn finish_counts(report: &mut FileReport) {
     report
         .diagnostics
         .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
@@ -734,6 +735,23 @@ fn finish_counts(report: &mut FileReport) {
     bad.dedup();
     report.invalid = bad.len();
     report.valid = report.documents.saturating_sub(report.invalid);
+}
+
+/// Line and column of the node at `pointer` (or its nearest ancestor) in document
+/// `document` of `file`, read again; the file's start when it cannot be (stdin).
+pub(crate) fn position_in_file(file: &str, document: usize, pointer: &str) -> (usize, usize) {
+    let docs = match file {
+        "-" => None,
+        path => std::fs::read(path)
+            .ok()
+            .and_then(|bytes| crate::manifest::yaml::parse_documents(&bytes).ok()),
+    };
+    docs.and_then(|docs| docs.into_iter().find(|d| d.index == document))
+        .map(|d| {
+            let at = d.positions.nearest(pointer);
+            (at.line, at.column)
+        })
+        .unwrap_or((1, 1))
 }
 
 /// The bounds `doc` passes although its schema may hold: its size as JSON, variables that
