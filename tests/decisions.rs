@@ -26,7 +26,7 @@ struct World {
     swarm: FakeSwarm,
     hand: FakeSwarm,
     events: EventRecorder,
-    registries: std::sync::Mutex<kargo::registry::resolve::FailureMemory>,
+    registries: kargo::registry::RegistryState,
 }
 
 fn no_catalog(_: &str) -> Option<Value> {

@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use kargo::api::{Kind, ServiceStatus};
 use kargo::controller::events::EventRecorder;
 use kargo::controller::{PassReport, Reconciler};
-use kargo::registry::resolve::{FailureMemory, Resolution};
+use kargo::registry::RegistryState;
+use kargo::registry::resolve::Resolution;
 use kargo::store::Store;
 use kargo::swarm::{FakeSwarm, LiveService, Swarm};
 use serde_json::Value;
@@ -24,7 +23,7 @@ struct World {
     store: Store,
     swarm: FakeSwarm,
     events: EventRecorder,
-    registries: Mutex<FailureMemory>,
+    registries: RegistryState,
 }
 
 fn no_catalog(_: &str) -> Option<Value> {
@@ -38,7 +37,9 @@ impl World {
             events: EventRecorder::new(store.clone()),
             store,
             swarm: FakeSwarm::new(),
-            registries: Mutex::default(),
+            // Password files are read only under the temporary folder the tests write
+            // them in, as a controller given --registry-secrets-dir reads them.
+            registries: RegistryState::new(Some(std::env::temp_dir())),
         }
     }
 
@@ -206,7 +207,8 @@ async fn upgrading_kargo_rolls_nothing_a_live_unpinned_service_is_left_alone() {
     assert_eq!(w.image(APP).await, PRIVATE);
     assert_eq!(w.status("app").await.image_digest, None);
     // The new kargo's controller starts (remembering no failed registry); the registry answers.
-    *w.registries.lock().expect("memory") = FailureMemory::default();
+    *w.registries.memory.lock().expect("memory") =
+        kargo::registry::resolve::FailureMemory::default();
     w.swarm
         .registry_answers(PRIVATE, Resolution::Digest(D1.into()));
     let asked = w.swarm.resolved_images().len();
@@ -375,6 +377,40 @@ async fn every_write_carries_the_registry_auth_of_its_image() {
         );
         assert_eq!(of("kargo-web_local"), None, "another registry gets none");
     }
+}
+
+#[tokio::test]
+async fn a_password_file_outside_the_secrets_folder_is_never_read() {
+    // The applier names a file of the controller's host (here: one outside the folder the
+    // controller reads passwords from) hoping it is sent to a registry of theirs.
+    let outside = std::env::current_dir().expect("cwd").join("Cargo.toml");
+    let w = World::new();
+    w.swarm
+        .registry_answers(PRIVATE, Resolution::Digest(D1.into()));
+    let env = registry_env(&outside.display().to_string());
+    w.apply(&manifests(&env, &[("app", PRIVATE, "")])).await;
+    let r = w.passes(2).await;
+    assert_eq!(r.docker_writes, 0, "{r:?}");
+    assert!(
+        w.swarm.resolved_images().is_empty(),
+        "the registry was asked"
+    );
+    let (status, reason, message) = w.ready("app").await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "RegistryCredentialsUnavailable")
+    );
+    assert!(
+        message.contains("is not read") && message.contains("the only folder"),
+        "{message}"
+    );
+    // A variable of the controller's environment: only KARGO_REGISTRY_* ones.
+    let env = "  registries:\n  - server: 127.0.0.1:5015\n    username: kargo\n    passwordFrom: {env: HOME}";
+    w.apply(&manifests(env, &[("app", PRIVATE, "")])).await;
+    w.passes(2).await;
+    let (_, reason, message) = w.ready("app").await;
+    assert_eq!(reason, "RegistryCredentialsUnavailable");
+    assert!(message.contains("KARGO_REGISTRY_"), "{message}");
 }
 
 #[tokio::test]

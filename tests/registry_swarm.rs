@@ -153,13 +153,32 @@ impl Installation {
         );
         let dir = config.path().join("manifests");
         std::fs::create_dir_all(&dir).expect("mkdir");
+        // The controller reads password files only inside the folder its operator names
+        // (--registry-secrets-dir): this installation's own.
+        std::fs::write(config.path().join("password"), &password).expect("write password");
+        let options = kargo::controller::ControllerOptions {
+            registry_secrets_dir: Some(config.path().to_path_buf()),
+            ..Default::default()
+        };
         Installation {
-            controller: common::controller(&store, swarm.clone()),
+            controller: Controller::new(store.clone(), swarm.clone(), options),
             store,
             swarm,
             config,
             dir,
         }
+    }
+
+    /// The CLI, reading the stored Environment's password files in this installation's
+    /// folder only (KARGO_REGISTRY_SECRETS_DIR), as the controller does.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let dir = self.config.path().display().to_string();
+        common::kargo_with_env(
+            PREFIX,
+            args,
+            None,
+            &[("KARGO_REGISTRY_SECRETS_DIR", dir.as_str())],
+        )
     }
 
     /// Writes the manifests to a file and applies them with the CLI; returns the file.
@@ -239,29 +258,22 @@ async fn a_private_image_is_pulled_with_the_environments_credentials_and_pinned(
     assert!(!gone.status.success(), "the local copy must be gone");
 
     // Deployed from the registry: the node pulls it with the credentials kargo gave Swarm.
-    let file = w.apply(&manifests(PASSWORD_FILE, "a"));
+    let password = w.config.path().join("password").display().to_string();
+    let file = w.apply(&manifests(&password, "a"));
     w.converge_to(&format!("{tag}@{first}")).await;
     assert_eq!(
         w.status().await.image_digest.as_deref(),
         Some(first.as_str())
     );
     assert_eq!(w.status().await.image.as_deref(), Some(tag.as_str()));
-    let describe = expect_code(
-        &kargo(PREFIX, &["describe", "service", "app"], None),
-        0,
-        "describe",
-    );
+    let describe = expect_code(&w.cli(&["describe", "service", "app"]), 0, "describe");
     assert!(describe.contains(&first), "{describe}");
-    expect_code(
-        &kargo(PREFIX, &["diff", "-f", &file], None),
-        0,
-        "diff, nothing moved",
-    );
+    expect_code(&w.cli(&["diff", "-f", &file]), 0, "diff, nothing moved");
 
     // The tag moves in the registry: diff says so, nothing running changes on resyncs.
     let second = push_image(w.config.path(), &tag, &format!("two-{nonce}"));
     assert_ne!(first, second);
-    let diff = kargo(PREFIX, &["diff", "-f", &file], None);
+    let diff = w.cli(&["diff", "-f", &file]);
     let shown = expect_code(&diff, 1, "diff after the tag moved");
     assert!(
         shown.contains(&format!(
@@ -269,11 +281,7 @@ async fn a_private_image_is_pulled_with_the_environments_credentials_and_pinned(
         )),
         "{shown}"
     );
-    let describe = expect_code(
-        &kargo(PREFIX, &["describe", "service", "app"], None),
-        0,
-        "describe",
-    );
+    let describe = expect_code(&w.cli(&["describe", "service", "app"]), 0, "describe");
     assert!(
         describe.contains(&format!("the registry's tag now points to {second}")),
         "{describe}"

@@ -58,10 +58,12 @@ pub struct PasswordFrom {
     /// (and `kargo build --push` given the secret key file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable: Option<String>,
-    /// A file holding the password, read by the process that needs it (CLI or controller).
+    /// A file holding the password, read by the process that needs it; stored in etcd, only
+    /// inside the folder that process is given with `--registry-secrets-dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    /// An environment variable of the process that needs it (CLI or controller).
+    /// An environment variable of the process that needs it; stored in etcd, only one named
+    /// `KARGO_REGISTRY_…`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
 }

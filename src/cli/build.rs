@@ -75,6 +75,11 @@ pub struct Args {
     /// sends the folder's files to Docker and, with --push, to a registry.
     #[arg(long, value_name = "DIR")]
     context_root: Option<PathBuf>,
+    /// Without -f, the only folder the stored Environment's registry password files are
+    /// read from (none: no file is read); its environment variables must start with
+    /// KARGO_REGISTRY_. Whoever can apply wrote it: it may not reach your other files.
+    #[arg(long, env = "KARGO_REGISTRY_SECRETS_DIR", value_name = "DIR")]
+    registry_secrets_dir: Option<PathBuf>,
     /// The private key file made by `kargo keys create`, to open a registry password kept
     /// in a sealed variable of the Environment.
     #[arg(long, env = "KARGO_SECRET_KEY_FILE", value_name = "FILE")]
@@ -123,12 +128,25 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         Arc::new(move |service: &str, event: Event| p.event(service, event))
     };
     let environment = Arc::new(environment);
+    // Your own files are read as they say; a stored Environment only within the rules.
+    let rules = Arc::new(if args.files.is_empty() {
+        crate::registry::SourceRules {
+            trust_all: false,
+            files_under: args.registry_secrets_dir.clone(),
+        }
+    } else {
+        crate::registry::SourceRules::trusting()
+    });
     let results: Vec<(String, Result<String, BuildError>)> =
         futures::stream::iter(targets.into_iter().map(|t| {
             let (docker, report, env) = (docker.clone(), report.clone(), environment.clone());
+            let rules = rules.clone();
             async move {
                 let service = t.service.clone();
-                (service, one(&docker, &t, args.push, &env, &report).await)
+                (
+                    service,
+                    one(&docker, &t, args.push, &env, &rules, &report).await,
+                )
             }
         }))
         .buffer_unordered(usize::from(args.parallel))
@@ -160,11 +178,12 @@ async fn one(
     t: &Target,
     push: bool,
     env: &EnvironmentSpec,
+    rules: &crate::registry::SourceRules,
     report: &Reporter,
 ) -> Result<String, BuildError> {
     // Credentials first: a push that cannot authenticate is known before the build.
     let credentials = if push {
-        crate::registry::credentials_for(env, &t.image)?
+        crate::registry::credentials_for(env, &t.image, rules)?
     } else {
         None
     };
@@ -181,7 +200,7 @@ async fn one(
                 step: None,
                 message: format!("packing the context stopped: {e}"),
             })??;
-    let pull_credentials = crate::registry::all_credentials(env);
+    let pull_credentials = crate::registry::all_credentials(env, rules);
     crate::build::build(docker, t, packed, &pull_credentials, report).await?;
     if !push {
         return Ok(t.image.clone());

@@ -47,6 +47,12 @@ pub struct Args {
     /// only. Without it the controller changes nothing in Swarm while any value is sealed.
     #[arg(long, env = "KARGO_SECRET_KEY_FILE", value_name = "FILE")]
     secret_key_file: Option<std::path::PathBuf>,
+    /// The only folder registry password files (`passwordFrom.file` of the Environment) are
+    /// read from; without it no file is read. Environment variables named as passwords
+    /// must start with KARGO_REGISTRY_. (Whoever can apply writes the Environment: neither
+    /// may reach this host's other files or variables.)
+    #[arg(long, env = "KARGO_REGISTRY_SECRETS_DIR", value_name = "DIR")]
+    registry_secrets_dir: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliError> {
@@ -68,6 +74,7 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
     };
     let options = ControllerOptions {
         keys,
+        registry_secrets_dir: args.registry_secrets_dir,
         configuration: args.configuration,
         resync: args.resync_period,
         workers: args.workers,

@@ -157,7 +157,11 @@ pub(super) async fn check_tag(
     let running = digest_of(live_image)?;
     let tag = without_digest(live_image);
     let default_env = EnvironmentSpec::default();
-    let credentials = match credentials_for(env.unwrap_or(&default_env), tag) {
+    let credentials = match credentials_for(
+        env.unwrap_or(&default_env),
+        tag,
+        &crate::registry::SourceRules::from_env(),
+    ) {
         Ok(c) => c,
         Err(e) => return Some(TagCheck::Unchecked(e.to_string())),
     };

@@ -151,7 +151,8 @@ impl Reconciler<'_> {
     ) -> Pinned {
         let default_env = EnvironmentSpec::default();
         let env = env.unwrap_or(&default_env);
-        let credentials = match crate::registry::credentials_for(env, image) {
+        let credentials = match crate::registry::credentials_for(env, image, &self.registries.rules)
+        {
             Ok(c) => c,
             Err(e) => {
                 return Pinned::Blocked(
@@ -173,6 +174,7 @@ impl Reconciler<'_> {
         let registry = registry_of(image).to_string();
         let remembered = self
             .registries
+            .memory
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .recent(&registry, Instant::now())
@@ -183,6 +185,7 @@ impl Reconciler<'_> {
         }
         let refused_before = credentials.as_ref().and_then(|c| {
             self.registries
+                .memory
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .refusal(c, Instant::now())
@@ -194,7 +197,11 @@ impl Reconciler<'_> {
             Some(why) => Resolution::CredentialsRefused(why),
             None => self.swarm.resolve_image(image, credentials.as_ref()).await,
         };
-        let mut memory = self.registries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut memory = self
+            .registries
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match answer {
             Resolution::Digest(digest) => {
                 memory.answered(&registry);

@@ -81,7 +81,7 @@ pub struct Reconciler<'a> {
     pub keys: Option<&'a crate::secrets::Keyring>,
     /// Registries that could not be reached lately (held by the controller across
     /// reconciles, so an unreachable registry costs one failed lookup, not one per push).
-    pub registries: &'a std::sync::Mutex<crate::registry::resolve::FailureMemory>,
+    pub registries: &'a crate::registry::RegistryState,
 }
 
 /// The result of reconciling one stack.

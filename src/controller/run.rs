@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::panic::AssertUnwindSafe;
@@ -17,7 +17,6 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::conditions::types;
 use crate::api::{DynamicObject, Kind};
-use crate::registry::resolve::FailureMemory;
 use crate::store::{Deposer, Election, EtcdConfig, Fence, Store, StoreError, WatchEvent};
 use crate::swarm::{Swarm, SwarmClient, SwarmError, SwarmEvent};
 
@@ -63,6 +62,9 @@ pub struct ControllerOptions {
     /// The private keys that open sealed values (none: sealed values stay closed and
     /// the controller changes nothing in Swarm while the installation holds any).
     pub keys: Option<Arc<crate::secrets::Keyring>>,
+    /// The only folder registry password files (`passwordFrom.file`) are read from (none:
+    /// no file is read): the Environment naming them is written by whoever can apply.
+    pub registry_secrets_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ControllerOptions {
@@ -74,6 +76,7 @@ impl Default for ControllerOptions {
             metrics_addr: None,
             election: None,
             keys: None,
+            registry_secrets_dir: None,
         }
     }
 }
@@ -90,7 +93,7 @@ pub struct Controller {
     cache: SnapshotCache,
     live: LiveCache,
     /// Registries that could not be reached lately, shared by every term's workers.
-    registries: Arc<Mutex<FailureMemory>>,
+    registries: Arc<crate::registry::RegistryState>,
 }
 
 /// What a worker needs, owned, for one term of leadership.
@@ -111,7 +114,7 @@ struct WorkerContext {
     /// The private keys, when given.
     keys: Option<Arc<crate::secrets::Keyring>>,
     /// Registries that could not be reached lately.
-    registries: Arc<Mutex<FailureMemory>>,
+    registries: Arc<crate::registry::RegistryState>,
     /// Docker endpoint moves already reported in an event.
     endpoint_switches: std::sync::atomic::AtomicU64,
 }
@@ -170,6 +173,9 @@ impl WorkerContext {
 impl Controller {
     /// A controller over these clients, using the built-in default catalog.
     pub fn new(store: Store, swarm: SwarmClient, options: ControllerOptions) -> Self {
+        let registries = Arc::new(crate::registry::RegistryState::new(
+            options.registry_secrets_dir.clone(),
+        ));
         Controller {
             live: LiveCache::new(store.prefix()),
             events: EventRecorder::new(store.clone()),
@@ -180,7 +186,7 @@ impl Controller {
             metrics: Arc::default(),
             queue: WorkQueue::new(),
             cache: SnapshotCache::default(),
-            registries: Arc::default(),
+            registries,
         }
     }
 

@@ -9,6 +9,71 @@ pub mod resolve;
 
 use crate::api::{EnvironmentSpec, PasswordSource, Registry, SensitiveValue};
 
+/// The prefix an environment variable must have to be read as a registry password for an
+/// Environment this process did not get from its own user (see [`SourceRules`]).
+pub const ENV_PREFIX: &str = "KARGO_REGISTRY_";
+
+/// The environment variable naming the folder password files are read from, for an
+/// Environment stored in etcd.
+pub const SECRETS_DIR_ENV: &str = "KARGO_REGISTRY_SECRETS_DIR";
+
+/// Which `file` and `env` sources a process reads. An Environment stored in etcd was
+/// written by whoever can apply: reading any file or variable it names would send the
+/// controller's key file, or a variable of the CLI's user, to a registry that applier
+/// chose. So, for stored Environments, files are read only inside a folder the process's
+/// operator names, and variables only when named `KARGO_REGISTRY_…`.
+#[derive(Clone, Debug, Default)]
+pub struct SourceRules {
+    /// Every source is read: the Environment is the user's own (a file given with -f).
+    pub trust_all: bool,
+    /// Password files are read only inside this folder; `None`: no file is read.
+    pub files_under: Option<std::path::PathBuf>,
+}
+
+impl SourceRules {
+    /// The rules of a CLI command reading a stored Environment: the folder from
+    /// `KARGO_REGISTRY_SECRETS_DIR`, if set.
+    pub fn from_env() -> Self {
+        SourceRules {
+            trust_all: false,
+            files_under: std::env::var_os(SECRETS_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
+        }
+    }
+
+    /// Every source read (the user's own files).
+    pub fn trusting() -> Self {
+        SourceRules {
+            trust_all: true,
+            files_under: None,
+        }
+    }
+}
+
+/// What a controller keeps about registries from one reconcile to the next: the rules its
+/// operator set for password sources, and the registries and credentials that failed.
+#[derive(Debug, Default)]
+pub struct RegistryState {
+    /// Which password sources are read.
+    pub rules: SourceRules,
+    /// Registries that could not be reached and credentials that were refused, lately.
+    pub memory: std::sync::Mutex<resolve::FailureMemory>,
+}
+
+impl RegistryState {
+    /// A state whose password files are read only inside `files_under`.
+    pub fn new(files_under: Option<std::path::PathBuf>) -> Self {
+        RegistryState {
+            rules: SourceRules {
+                trust_all: false,
+                files_under,
+            },
+            memory: Default::default(),
+        }
+    }
+}
+
 /// Docker Hub's canonical name, as image references without a registry mean it.
 pub const DOCKER_HUB: &str = "docker.io";
 
@@ -50,6 +115,26 @@ pub enum RegistryError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file is not inside the folder this process reads password files from.
+    #[error("registry {server}: the password file {path} is not read: {why}")]
+    FileNotAllowed {
+        /// The registry.
+        server: String,
+        /// The file named.
+        path: String,
+        /// Which rule refused it.
+        why: String,
+    },
+    /// The variable's name lacks the prefix that allows reading it.
+    #[error(
+        "registry {server}: the environment variable {name} is not read: a stored Environment may name only variables starting with {ENV_PREFIX}"
+    )]
+    EnvNotAllowed {
+        /// The registry.
+        server: String,
+        /// The variable named.
+        name: String,
     },
     /// The environment variable is not set in this process.
     #[error(
@@ -132,6 +217,7 @@ impl Credentials {
 pub fn credentials_for(
     env: &EnvironmentSpec,
     image: &str,
+    rules: &SourceRules,
 ) -> Result<Option<Credentials>, RegistryError> {
     let Some(registry) = registry_for(&env.registries, image) else {
         return Ok(None);
@@ -156,16 +242,22 @@ pub fn credentials_for(
                 });
             }
         },
-        PasswordSource::File(path) => match std::fs::read_to_string(path) {
+        PasswordSource::File(path) => match allowed_file(&server, path, rules).and_then(|allowed| {
+            std::fs::read_to_string(&allowed).map_err(|source| RegistryError::File {
+                server: server.clone(),
+                path: path.to_string(),
+                source,
+            })
+        }) {
             Ok(text) => text.trim_end_matches(['\r', '\n']).to_string(),
-            Err(source) => {
-                return Err(RegistryError::File {
-                    server,
-                    path: path.to_string(),
-                    source,
-                });
-            }
+            Err(e) => return Err(e),
         },
+        PasswordSource::Env(name) if !rules.trust_all && !name.starts_with(ENV_PREFIX) => {
+            return Err(RegistryError::EnvNotAllowed {
+                server,
+                name: name.to_string(),
+            });
+        }
         PasswordSource::Env(name) => match std::env::var(name) {
             Ok(text) => text,
             Err(_) => {
@@ -183,16 +275,56 @@ pub fn credentials_for(
     }))
 }
 
+/// The file a source names, once the rules allow it: anything for the user's own files;
+/// else only a file inside `rules.files_under` once links are resolved.
+fn allowed_file(
+    server: &str,
+    path: &str,
+    rules: &SourceRules,
+) -> Result<std::path::PathBuf, RegistryError> {
+    if rules.trust_all {
+        return Ok(path.into());
+    }
+    let refuse = |why: String| RegistryError::FileNotAllowed {
+        server: server.to_string(),
+        path: path.to_string(),
+        why,
+    };
+    let Some(dir) = &rules.files_under else {
+        return Err(refuse(format!(
+            "a stored Environment's password files are read only inside the folder given \
+             with --registry-secrets-dir or {SECRETS_DIR_ENV}, and none is given"
+        )));
+    };
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p);
+    match (canonical(std::path::Path::new(path)), canonical(dir)) {
+        (Ok(file), Ok(dir)) if file.starts_with(&dir) => Ok(file),
+        (Ok(_), Ok(dir)) => Err(refuse(format!(
+            "it is outside {}, the only folder password files are read from",
+            dir.display()
+        ))),
+        (Err(e), _) => Err(RegistryError::File {
+            server: server.to_string(),
+            path: path.to_string(),
+            source: e,
+        }),
+        (_, Err(e)) => Err(refuse(format!(
+            "the registry secrets folder {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
 /// The credentials of every registry the Environment names whose password can be had
 /// here, by server: what a build sends so `FROM` can pull private base images
 /// (`X-Registry-Config`). A registry whose password cannot be had is left out (a `FROM`
 /// of it then fails with the registry's own refusal).
-pub fn all_credentials(env: &EnvironmentSpec) -> Vec<Credentials> {
+pub fn all_credentials(env: &EnvironmentSpec, rules: &SourceRules) -> Vec<Credentials> {
     env.registries
         .iter()
         .filter_map(|r| {
             let probe = format!("{}/probe", normalise(&r.server));
-            credentials_for(env, &probe).ok().flatten()
+            credentials_for(env, &probe, rules).ok().flatten()
         })
         .collect()
 }
@@ -232,7 +364,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(credentials_for(&env, "redis:5").ok(), Some(None));
+        assert_eq!(
+            credentials_for(&env, "redis:5", &SourceRules::trusting()).ok(),
+            Some(None)
+        );
     }
 
     #[test]
@@ -244,7 +379,8 @@ mod tests {
                 ..Default::default()
             },
         );
-        let err = credentials_for(&env, "127.0.0.1:5000/app:1").unwrap_err();
+        let err =
+            credentials_for(&env, "127.0.0.1:5000/app:1", &SourceRules::trusting()).unwrap_err();
         assert!(err.to_string().contains("registry 127.0.0.1:5000"), "{err}");
         assert!(err.to_string().contains("KARGO_TEST_SURELY_UNSET_PASSWORD"));
     }
@@ -256,8 +392,57 @@ mod tests {
             file: Some("/b".into()),
             ..Default::default()
         };
-        let err = credentials_for(&env_with("r:1", from), "r:1/a").unwrap_err();
+        let err =
+            credentials_for(&env_with("r:1", from), "r:1/a", &SourceRules::trusting()).unwrap_err();
         assert!(matches!(err, RegistryError::NoSource { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stored_environment_reads_files_only_in_the_secrets_folder_and_prefixed_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("secrets");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(inside.join("pw"), "ok\n").unwrap();
+        std::fs::write(dir.path().join("key"), "controller key").unwrap();
+        let file = |p: &std::path::Path| PasswordFrom {
+            file: Some(p.display().to_string()),
+            ..Default::default()
+        };
+        let image = "127.0.0.1:5000/app:1";
+        let stored = SourceRules {
+            trust_all: false,
+            files_under: Some(inside.clone()),
+        };
+        let ok = credentials_for(
+            &env_with("127.0.0.1:5000", file(&inside.join("pw"))),
+            image,
+            &stored,
+        );
+        assert_eq!(ok.unwrap().unwrap().password, "ok");
+        // Outside the folder, also through `..`: never read.
+        for outside in [dir.path().join("key"), inside.join("../key")] {
+            let err = credentials_for(&env_with("127.0.0.1:5000", file(&outside)), image, &stored)
+                .unwrap_err();
+            assert!(matches!(err, RegistryError::FileNotAllowed { .. }), "{err}");
+            assert!(!err.to_string().contains("controller key"));
+        }
+        // No folder given: no file at all.
+        let none = SourceRules::default();
+        let err = credentials_for(
+            &env_with("127.0.0.1:5000", file(&inside.join("pw"))),
+            image,
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--registry-secrets-dir"), "{err}");
+        // Variables: only KARGO_REGISTRY_*.
+        let env_source = PasswordFrom {
+            env: Some("HOME".into()),
+            ..Default::default()
+        };
+        let err =
+            credentials_for(&env_with("127.0.0.1:5000", env_source), image, &stored).unwrap_err();
+        assert!(matches!(err, RegistryError::EnvNotAllowed { .. }), "{err}");
     }
 
     #[test]
@@ -272,7 +457,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let creds = credentials_for(&env, "127.0.0.1:5000/app:1")
+        let creds = credentials_for(&env, "127.0.0.1:5000/app:1", &SourceRules::trusting())
             .unwrap()
             .unwrap();
         assert_eq!(creds.password, "s3cret");
@@ -294,11 +479,12 @@ mod tests {
                 sealed: "-----BEGIN AGE ENCRYPTED FILE-----".into(),
             }),
         );
-        let err = credentials_for(&env, "127.0.0.1:5000/app:1").unwrap_err();
+        let err =
+            credentials_for(&env, "127.0.0.1:5000/app:1", &SourceRules::trusting()).unwrap_err();
         assert!(matches!(err, RegistryError::Sealed { .. }), "{err}");
         env.sensitive_variables
             .insert("REG".into(), SensitiveValue::Plain("pw".into()));
-        let creds = credentials_for(&env, "127.0.0.1:5000/app:1")
+        let creds = credentials_for(&env, "127.0.0.1:5000/app:1", &SourceRules::trusting())
             .unwrap()
             .unwrap();
         assert_eq!(
