@@ -455,7 +455,11 @@ spec:
         "{}",
         common::text(&refused.stderr)
     );
-    let out = kargo(&["build", "child", "-f", "services.yaml"], dir.path(), &cfg);
+    let out = kargo(
+        &["build", "child", "-f", "services.yaml", "--pull"],
+        dir.path(),
+        &cfg,
+    );
     let stderr = common::text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -502,4 +506,28 @@ fn on_a_terminal_the_upload_is_a_bar_and_steps_are_lines() {
         "{screen:?}"
     );
     assert!(screen.contains("web: sent the context (60"), "{screen:?}");
+}
+
+#[test]
+fn a_second_build_uses_the_cache_unless_no_cache_is_given() {
+    let dir = tempfile::tempdir().expect("dir");
+    let name = format!("cache{}", std::process::id());
+    let (web, api) = workspace(dir.path(), &name, PASSWORD_FILE);
+    let _cleanup = Images(vec![web, api]);
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "api", "-f", "manifests/services.yaml"];
+        args.extend_from_slice(extra);
+        let out = kargo(&args, dir.path(), &[]);
+        common::expect_code(&out, 0, "kargo build");
+        common::text(&out.stderr)
+    };
+    build(&[]);
+    let cached = build(&[]);
+    assert!(cached.contains("api:  ---> Using cache"), "{cached}");
+    let fresh = build(&["--no-cache"]);
+    assert!(!fresh.contains("Using cache"), "{fresh}");
+    assert!(
+        fresh.contains("api: Step 2/2 : RUN echo api > /api"),
+        "{fresh}"
+    );
 }

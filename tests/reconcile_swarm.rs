@@ -268,8 +268,11 @@ async fn a_command_that_exits_is_not_ready_and_says_why() {
     let deadline = std::time::Instant::now() + TIMEOUT;
     let message = loop {
         let report = controller.pass().await.expect("pass");
-        assert!(!report.all_ready, "a crashing service is never Ready");
         let st = service_status(&store, "crash").await;
+        assert!(
+            !report.all_ready,
+            "a crashing service is never Ready: {report:?} {st:?}"
+        );
         let ready = st
             .common
             .condition("Ready")

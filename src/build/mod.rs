@@ -115,6 +115,15 @@ pub struct Target {
     pub context: PathBuf,
 }
 
+/// How `docker build` would be asked to build: the flags Kargo's build scripts passed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildFlags {
+    /// Pull newer versions of the base images first (`docker build --pull`).
+    pub pull: bool,
+    /// Build every step again (`docker build --no-cache`).
+    pub no_cache: bool,
+}
+
 /// What a build or push reports as it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -262,6 +271,7 @@ pub async fn build(
     docker: &Docker,
     target: &Target,
     context: context::Selection,
+    flags: BuildFlags,
     pull_credentials: &[Credentials],
     report: &Reporter,
 ) -> Result<(), BuildError> {
@@ -280,6 +290,8 @@ pub async fn build(
         cachefrom: (!b.cache_from.is_empty()).then(|| b.cache_from.clone()),
         rm: true,
         forcerm: true,
+        pull: flags.pull.then(|| "1".to_string()),
+        nocache: flags.no_cache,
         ..Default::default()
     };
     let total = context.estimated_bytes.max(1);

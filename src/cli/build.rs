@@ -58,6 +58,12 @@ pub struct Args {
     /// Recurse into sub-folders.
     #[arg(short = 'R', long)]
     recursive: bool,
+    /// Pull newer versions of the base images first, as `docker build --pull`.
+    #[arg(long)]
+    pull: bool,
+    /// Build every step again, as `docker build --no-cache`.
+    #[arg(long)]
+    no_cache: bool,
     /// Push each image to its registry once built.
     #[arg(long)]
     push: bool,
@@ -128,6 +134,10 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
         Arc::new(move |service: &str, event: Event| p.event(service, event))
     };
     let environment = Arc::new(environment);
+    let flags = crate::build::BuildFlags {
+        pull: args.pull,
+        no_cache: args.no_cache,
+    };
     // Your own files are read as they say; a stored Environment only within the rules.
     let rules = Arc::new(if args.files.is_empty() {
         crate::registry::SourceRules {
@@ -145,7 +155,7 @@ pub(super) async fn run(g: &GlobalArgs, args: Args) -> Result<ExitStatus, CliErr
                 let service = t.service.clone();
                 (
                     service,
-                    one(&docker, &t, args.push, &env, &rules, &report).await,
+                    one(&docker, &t, args.push, flags, &env, &rules, &report).await,
                 )
             }
         }))
@@ -177,6 +187,7 @@ async fn one(
     docker: &bollard::Docker,
     t: &Target,
     push: bool,
+    flags: crate::build::BuildFlags,
     env: &EnvironmentSpec,
     rules: &crate::registry::SourceRules,
     report: &Reporter,
@@ -201,7 +212,7 @@ async fn one(
                 message: format!("packing the context stopped: {e}"),
             })??;
     let pull_credentials = crate::registry::all_credentials(env, rules);
-    crate::build::build(docker, t, packed, &pull_credentials, report).await?;
+    crate::build::build(docker, t, packed, flags, &pull_credentials, report).await?;
     if !push {
         return Ok(t.image.clone());
     }

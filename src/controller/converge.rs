@@ -206,7 +206,7 @@ pub(super) fn decide_service(
         .and_then(|l| observed.tasks.get(&l.id))
         .unwrap_or(&no_tasks);
     let conv = match live {
-        Some(c) => assess(c, &spec, tasks, desired.mode, desired.replicas),
+        Some(c) => assess(c, &spec, tasks, desired.mode, desired.replicas, now),
         None => Convergence {
             running: 0,
             desired: desired.replicas,

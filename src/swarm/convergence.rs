@@ -29,6 +29,26 @@ pub struct Convergence {
 
 const MAX_ERRORS: usize = 3;
 
+/// How long a task must have been running to count as running: a container that exits at
+/// once is seen `running` for a moment, and a service of such tasks must never look Ready
+/// (the docker CLI waits 5 s for the same reason before it says a service converged).
+pub const STABLE_FOR: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// Whether a running task has run for [`STABLE_FOR`] at `now`, by its status time. A time
+/// that cannot be read, or one ahead of `now` (a manager's clock ahead of this one), counts
+/// as long enough: the rule may delay Ready, never withhold it.
+fn stable(task: &TaskInfo, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let Some(at) = task
+        .timestamp
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return true;
+    };
+    let ran = now.signed_duration_since(at.with_timezone(&chrono::Utc));
+    ran >= STABLE_FOR || ran < chrono::TimeDelta::zero()
+}
+
 /// Assesses a live service and its tasks. Only tasks made from the desired spec count
 /// (`desired` is the service spec kargo sends, with IDs resolved), so a service
 /// mid-update is not Ready while old tasks still run. Tasks are compared with what kargo
@@ -39,6 +59,7 @@ pub fn assess(
     tasks: &[TaskInfo],
     mode: DeployMode,
     replicas: u64,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Convergence {
     let template = comparable(desired)
         .get("TaskTemplate")
@@ -58,7 +79,8 @@ pub fn assess(
         .take(MAX_ERRORS)
         .collect();
 
-    let running_state = |t: &&&TaskInfo| t.desired_state == "running" && t.state == "running";
+    let running_state =
+        |t: &&&TaskInfo| t.desired_state == "running" && t.state == "running" && stable(t, now);
     let (running, desired) = match mode {
         DeployMode::Replicated => {
             let slots: BTreeSet<i64> = current
@@ -201,6 +223,7 @@ mod tests {
             &tasks,
             DeployMode::Replicated,
             2,
+            chrono::Utc::now(),
         );
         assert!(c.ready, "{c:?}");
         assert_eq!((c.running, c.desired), (2, 2));
@@ -218,6 +241,7 @@ mod tests {
             &tasks,
             DeployMode::Replicated,
             2,
+            chrono::Utc::now(),
         );
         assert!(!c.ready);
         assert_eq!(c.running, 1);
@@ -232,6 +256,7 @@ mod tests {
             &tasks,
             DeployMode::Replicated,
             1,
+            chrono::Utc::now(),
         );
         assert!(!c.ready);
         assert_eq!(c.reason, "TasksFailing");
@@ -247,8 +272,39 @@ mod tests {
             &tasks,
             DeployMode::Replicated,
             1,
+            chrono::Utc::now(),
         );
         assert!(!c.ready);
         assert_eq!(c.reason, "UpdatePaused");
+    }
+
+    #[test]
+    fn a_task_running_for_less_than_a_second_does_not_count() {
+        let now = chrono::Utc::now();
+        let at = |ago_ms: i64| {
+            let mut t = task(1, "app:1", "running", None);
+            t.timestamp = Some((now - chrono::TimeDelta::milliseconds(ago_ms)).to_rfc3339());
+            t
+        };
+        let ready = |t: TaskInfo| {
+            assess(
+                &live("app:1", None),
+                &desired("app:1"),
+                &[t],
+                DeployMode::Replicated,
+                1,
+                now,
+            )
+            .ready
+        };
+        assert!(
+            !ready(at(20)),
+            "a container that may exit at once is not Ready yet"
+        );
+        assert!(ready(at(1500)), "running for 1.5 s");
+        assert!(
+            ready(at(-3000)),
+            "a manager clock ahead never withholds Ready"
+        );
     }
 }

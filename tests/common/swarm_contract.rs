@@ -98,7 +98,14 @@ impl Subject<'_> {
         self.eventually(self.settle, "service Ready", async || {
             let live = self.swarm.inspect_service(id).await.ok()??;
             let tasks = self.swarm.tasks(id).await.ok()?;
-            let c = assess(&live, spec, &tasks, DeployMode::Replicated, replicas);
+            let c = assess(
+                &live,
+                spec,
+                &tasks,
+                DeployMode::Replicated,
+                replicas,
+                chrono::Utc::now(),
+            );
             c.ready.then_some(())
         })
         .await;
@@ -226,7 +233,14 @@ pub async fn tasks_run_the_current_spec(s: &Subject<'_>) {
     s.ready(&id, &newer, 2).await;
     let live = s.existing(&id).await;
     let tasks = s.swarm.tasks(&id).await.expect("tasks");
-    let old = assess(&live, &spec, &tasks, DeployMode::Replicated, 2);
+    let old = assess(
+        &live,
+        &spec,
+        &tasks,
+        DeployMode::Replicated,
+        2,
+        chrono::Utc::now(),
+    );
     assert_eq!(old.running, 0, "tasks of the old spec still count: {old:?}");
     assert!(
         tasks.windows(2).all(|w| w[0].timestamp >= w[1].timestamp),
@@ -268,7 +282,14 @@ pub async fn a_missing_image_is_rejected(s: &Subject<'_>) {
         .eventually(s.settle, "a task error", async || {
             let live = s.swarm.inspect_service(&id).await.ok()??;
             let tasks = s.swarm.tasks(&id).await.ok()?;
-            let c = assess(&live, &spec, &tasks, DeployMode::Replicated, 1);
+            let c = assess(
+                &live,
+                &spec,
+                &tasks,
+                DeployMode::Replicated,
+                1,
+                chrono::Utc::now(),
+            );
             (!c.errors.is_empty()).then_some((c.ready, c.message))
         })
         .await;
@@ -306,7 +327,14 @@ pub async fn a_failed_update_rolls_back(s: &Subject<'_>) {
         .eventually(s.settle * 2, "Swarm rolls the update back", async || {
             let live = s.swarm.inspect_service(&id).await.ok()??;
             let tasks = s.swarm.tasks(&id).await.ok()?;
-            let c = assess(&live, &bad, &tasks, DeployMode::Replicated, 1);
+            let c = assess(
+                &live,
+                &bad,
+                &tasks,
+                DeployMode::Replicated,
+                1,
+                chrono::Utc::now(),
+            );
             (c.reason == "RolledBack").then_some(live)
         })
         .await;
