@@ -383,8 +383,13 @@ async fn every_write_carries_the_registry_auth_of_its_image() {
 async fn a_password_file_outside_the_secrets_folder_is_never_read() {
     // The applier names a file of the controller's host (here: one outside the folder the
     // controller reads passwords from) hoping it is sent to a registry of theirs.
-    let outside = std::env::current_dir().expect("cwd").join("Cargo.toml");
-    let w = World::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let allowed = dir.path().join("registry-secrets");
+    std::fs::create_dir(&allowed).expect("mkdir");
+    let outside = dir.path().join("secret.key");
+    std::fs::write(&outside, "AGE-SECRET-KEY-1…").expect("write");
+    let mut w = World::new();
+    w.registries = RegistryState::new(Some(allowed));
     w.swarm
         .registry_answers(PRIVATE, Resolution::Digest(D1.into()));
     let env = registry_env(&outside.display().to_string());
