@@ -94,7 +94,7 @@ fn workspace(dir: &Path, name: &str, password_file: &str) -> (String, String) {
         dir,
         "web/Dockerfile",
         &format!(
-            "FROM {}\nARG GREETING=none\nCOPY app.txt /app/app.txt\nCOPY . /ctx/\nRUN echo \"$GREETING\" > /app/greeting\n",
+            "FROM {}\nARG GREETING=none-{name}\nCOPY app.txt /app/app.txt\nCOPY . /ctx/\nRUN echo \"$GREETING\" > /app/greeting\n",
             common::image("1.0")
         ),
     );
