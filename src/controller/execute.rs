@@ -35,11 +35,14 @@ impl Reconciler<'_> {
         desired: &Desired<'_>,
         mut observed: Observed,
     ) -> Result<Decision, ControllerError> {
+        // Opened once per reconcile, not once per push: a Stack may push many services.
+        let mut env: Option<Option<EnvironmentSpec>> = None;
         loop {
             let decision = decide(desired, &observed);
             if !decision.pushes.is_empty() {
+                let env = env.get_or_insert_with(|| environment_in_force(desired, self.keys));
                 for push in &decision.pushes {
-                    self.push(desired, push, &mut observed).await?;
+                    self.push(env.as_ref(), push, &mut observed).await?;
                 }
                 continue;
             }
@@ -58,7 +61,7 @@ impl Reconciler<'_> {
     /// or are refused is not made: the service is marked blocked, what runs stays.
     async fn push(
         &self,
-        desired: &Desired<'_>,
+        env: Option<&EnvironmentSpec>,
         push: &Push,
         observed: &mut Observed,
     ) -> Result<(), ControllerError> {
@@ -75,8 +78,7 @@ impl Reconciler<'_> {
             }
             .and_then(|l| l.spec.pointer(IMAGE_POINTER))
             .and_then(Value::as_str);
-            let env = environment_in_force(desired, self.keys);
-            match self.pin(&push.service, env.as_ref(), &image, live).await {
+            match self.pin(&push.service, env, &image, live).await {
                 Pinned::Blocked(reason, message) => {
                     observed.blocked.insert(name, (reason, message));
                     return Ok(());

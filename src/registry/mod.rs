@@ -219,9 +219,18 @@ pub fn credentials_for(
     image: &str,
     rules: &SourceRules,
 ) -> Result<Option<Credentials>, RegistryError> {
-    let Some(registry) = registry_for(&env.registries, image) else {
-        return Ok(None);
-    };
+    match registry_for(&env.registries, image) {
+        Some(registry) => credentials_of(env, registry, rules).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The credentials of one registry entry of `env`.
+fn credentials_of(
+    env: &EnvironmentSpec,
+    registry: &Registry,
+    rules: &SourceRules,
+) -> Result<Credentials, RegistryError> {
     let server = normalise(&registry.server).to_string();
     let Some(source) = registry.password_from.source() else {
         return Err(RegistryError::NoSource { server });
@@ -268,11 +277,11 @@ pub fn credentials_for(
             }
         },
     };
-    Ok(Some(Credentials {
+    Ok(Credentials {
         server,
         username: registry.username.clone(),
         password,
-    }))
+    })
 }
 
 /// The file a source names, once the rules allow it: anything for the user's own files;
@@ -322,10 +331,7 @@ fn allowed_file(
 pub fn all_credentials(env: &EnvironmentSpec, rules: &SourceRules) -> Vec<Credentials> {
     env.registries
         .iter()
-        .filter_map(|r| {
-            let probe = format!("{}/probe", normalise(&r.server));
-            credentials_for(env, &probe, rules).ok().flatten()
-        })
+        .filter_map(|r| credentials_of(env, r, rules).ok())
         .collect()
 }
 
