@@ -234,33 +234,13 @@ pub fn connect(config: &DockerConfig) -> Result<Docker, BuildError> {
                 .filter(|h| !h.trim().is_empty())
         })
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-    let version = bollard::API_DEFAULT_VERSION;
-    let unavailable = |message: String| BuildError::Unavailable {
-        host: host.clone(),
-        message,
-    };
-    let result = if let Some(path) = host
-        .strip_prefix("unix://")
-        .or(host.starts_with('/').then_some(host.as_str()))
-    {
-        Docker::connect_with_unix(&format!("unix://{path}"), BUILD_TIMEOUT_SECS, version)
-    } else if let Some(dir) = &config.tls {
-        Docker::connect_with_ssl(
-            &host,
-            &dir.join("key.pem"),
-            &dir.join("cert.pem"),
-            &dir.join("ca.pem"),
-            BUILD_TIMEOUT_SECS,
-            version,
-        )
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(&host, BUILD_TIMEOUT_SECS, version)
-    } else {
-        return Err(unavailable(
-            "not a Docker address: use unix:///path or tcp://host:port".into(),
-        ));
-    };
-    result.map_err(|e| unavailable(e.to_string()))
+    crate::swarm::open_docker(
+        &host,
+        config.tls.as_deref(),
+        bollard::API_DEFAULT_VERSION,
+        BUILD_TIMEOUT_SECS,
+    )
+    .map_err(|message| BuildError::Unavailable { host, message })
 }
 
 /// Builds `target` from its context and tags it; reports the upload, each step and its

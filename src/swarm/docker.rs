@@ -279,11 +279,15 @@ impl Endpoints {
         if let Some(d) = slot.as_ref() {
             return Ok(d.clone());
         }
-        let d = open(&endpoint.address, self.tls.as_deref(), &self.version).map_err(|e| {
-            SwarmError::Unavailable {
-                host: endpoint.address.clone(),
-                message: e.to_string(),
-            }
+        let d = open(
+            &endpoint.address,
+            self.tls.as_deref(),
+            &self.version,
+            REQUEST_TIMEOUT_SECS,
+        )
+        .map_err(|e| SwarmError::Unavailable {
+            host: endpoint.address.clone(),
+            message: e.to_string(),
         })?;
         *slot = Some(d.clone());
         Ok(d)
@@ -312,13 +316,14 @@ impl Endpoints {
     }
 }
 
-/// A bollard client for one address (no I/O yet, except that a unix socket must exist).
-fn open(
+/// A bollard client for one address (no I/O yet, except that a unix socket must exist),
+/// whose requests time out after `timeout` seconds (builds need far longer than Swarm calls).
+pub(crate) fn open(
     address: &str,
     tls: Option<&std::path::Path>,
     version: &ClientVersion,
+    timeout: u64,
 ) -> Result<Docker, String> {
-    let timeout = REQUEST_TIMEOUT_SECS;
     let result = if address.starts_with("unix://") {
         Docker::connect_with_unix(address, timeout, version)
     } else if address.starts_with('/') {
@@ -975,7 +980,13 @@ async fn probe(address: &str, tls: Option<&std::path::Path>) -> Result<Docker, S
         host: address.to_string(),
         message,
     };
-    let docker = open(address, tls, bollard::API_DEFAULT_VERSION).map_err(unavailable)?;
+    let docker = open(
+        address,
+        tls,
+        bollard::API_DEFAULT_VERSION,
+        REQUEST_TIMEOUT_SECS,
+    )
+    .map_err(unavailable)?;
     let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
         .await
         .map_err(|_| unavailable("no answer within 5s".into()))?

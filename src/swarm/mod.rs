@@ -6,6 +6,7 @@ mod api;
 mod compare;
 mod convergence;
 mod docker;
+pub(crate) use docker::open as open_docker;
 mod fake;
 pub mod names;
 mod objects;
